@@ -1,0 +1,146 @@
+"""Read a list of mesh files once into a memory-mapped vertex array in the cache directory.
+
+Real datasets are large (FaceScape is about 6 GB of vertices), so the first load reads every
+file with a progress bar and stores the vertices as one ``.npy`` file; later loads memory-map it
+and start at once. The cache key covers every path, size and modification time and the unit
+scale, so an edited dataset is read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from facelab.atomic import atomic_path, atomic_write_text
+from facelab.data.dataset import FaceDataset, MeshRecord
+from facelab.errors import DatasetError, MeshError
+from facelab.mesh.io import read_mesh
+from facelab.mesh.validation import triangles_hash
+from facelab.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def _cache_key(layout: str, records: list[MeshRecord], unit_scale: float) -> str:
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{layout}|{unit_scale!r}".encode())
+    for record in records:
+        stat = os.stat(record.path)
+        digest.update(f"|{record.path}|{stat.st_size}|{stat.st_mtime_ns}|{record.subject}|{record.expression}|{record.group}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _record_to_json(record: MeshRecord) -> dict:
+    return {"subject": record.subject, "expression": record.expression, "path": str(record.path), "group": record.group}
+
+
+def _record_from_json(data: dict) -> MeshRecord:
+    return MeshRecord(data["subject"], data["expression"], Path(data["path"]), data.get("group", ""))
+
+
+def load_mesh_files(
+    records: list[MeshRecord],
+    *,
+    name: str,
+    layout: str,
+    root: Path,
+    unit_scale: float = 1.0,
+    progress: bool = True,
+) -> FaceDataset:
+    """Build a dataset from mesh files, skipping unreadable ones with a warning.
+
+    Args:
+        records: one per file (``record.path`` set), in the dataset's order (sorted by the caller).
+        unit_scale: multiplies file coordinates to get millimetres (CoMA: 1000, ICT-FaceKit: 10).
+
+    The template topology is the one most files share (by vertex count, then triangle list);
+    files with another topology are skipped with a warning, as are unreadable files.
+
+    Raises:
+        DatasetError: no file could be read.
+    """
+    if not records:
+        raise DatasetError(f"{root} contains no meshes for the {layout} layout.")
+    for record in records:
+        if record.path is None or not Path(record.path).is_file():
+            raise DatasetError(f"{record.path} is listed in {root} but is not a file.")
+    key = _cache_key(layout, records, unit_scale)
+    folder = cache_dir("datasets")
+    array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
+    if array_path.exists() and meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            vertices = np.load(array_path, mmap_mode="r")
+            return FaceDataset(
+                name=name, layout=layout, vertices=vertices, triangles=np.asarray(meta["triangles"], dtype=np.int64),
+                records=[_record_from_json(r) for r in meta["records"]], root=root, warnings=meta["warnings"],
+            )
+        except Exception:  # a damaged cache entry is rebuilt, never trusted
+            array_path.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+
+    warnings: list[str] = []
+    meshes: list[tuple[MeshRecord, str]] = []  # row in staging -> (record, topology hash)
+    triangles_of: dict[str, np.ndarray] = {}
+    topology_votes: Counter = Counter()
+    staging_path = folder / f"{key}.staging.npy"
+    staging = None
+    for record in tqdm(records, desc=f"Reading {layout} meshes (first load only)", unit="mesh", disable=not progress):
+        try:
+            mesh = read_mesh(record.path, unit_scale=unit_scale)
+        except MeshError as error:
+            warnings.append(f"skipped {record.path}: {error}")
+            continue
+        if staging is None:
+            staging = np.lib.format.open_memmap(staging_path, mode="w+", dtype=np.float32,
+                                                shape=(len(records), mesh.n_vertices, 3))
+        if mesh.n_vertices != staging.shape[1]:
+            warnings.append(
+                f"skipped {record.path}: expected {staging.shape[1]} vertices in the template's order, got {mesh.n_vertices}."
+            )
+            continue
+        row = len(meshes)
+        staging[row] = mesh.vertices
+        topology = triangles_hash(mesh.triangles)
+        topology_votes[topology] += 1
+        triangles_of.setdefault(topology, mesh.triangles)
+        meshes.append((record, topology))
+    if staging is None or not meshes:
+        staging_path.unlink(missing_ok=True)
+        first = warnings[0] if warnings else ""
+        raise DatasetError(f"none of the {len(records)} meshes in {root} could be read ({first}).")
+
+    winner = topology_votes.most_common(1)[0][0]
+    keep = [row for row, (_, topology) in enumerate(meshes) if topology == winner]
+    for record, topology in meshes:
+        if topology != winner:
+            warnings.append(f"skipped {record.path}: its triangles differ from the other meshes' (not registered to the same template).")
+    triangles = triangles_of[winner]
+    kept_records = [meshes[row][0] for row in keep]
+
+    with atomic_path(array_path) as tmp:
+        final = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keep), staging.shape[1], 3))
+        for start in range(0, len(keep), 256):
+            rows = keep[start:start + 256]
+            final[start:start + len(rows)] = staging[rows]
+        final.flush()
+        del final
+    del staging
+    staging_path.unlink(missing_ok=True)
+    atomic_write_text(meta_path, json.dumps({
+        "records": [_record_to_json(r) for r in kept_records],
+        "triangles": triangles.tolist(),
+        "warnings": warnings,
+    }))
+    for message in warnings:
+        log.warning(message)
+    return FaceDataset(name=name, layout=layout, vertices=np.load(array_path, mmap_mode="r"), triangles=triangles,
+                       records=kept_records, root=root, warnings=warnings)

@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+Every error a user can cause with a bad file or argument is a :class:`FacelabError` whose
+message is one sentence saying what is wrong and what was expected. The CLI prints it and exits
+with status 2; the GUI shows it in a message box. Anything else is a bug and keeps its traceback.
+"""
+
+
+class FacelabError(Exception):
+    """An error caused by the user's input, with a message fit to show as it is."""
+
+
+class MeshError(FacelabError):
+    """A mesh file is missing, unreadable, or its contents are invalid."""
+
+
+class TopologyMismatchError(MeshError):
+    """A mesh is valid but not registered to the template a model or dataset expects."""
+
+
+class DatasetError(FacelabError):
+    """A dataset folder or file cannot be recognised or read."""

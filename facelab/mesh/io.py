@@ -1,0 +1,155 @@
+"""Reading and writing face meshes (OBJ, PLY ASCII and binary, STL, OFF) through trimesh.
+
+Registered meshes carry meaning in their vertex order, so trimesh is always called with
+``process=False`` (no merging, no reordering) and, for OBJ, ``maintain_order=True`` (texture
+seams do not split vertices). Quads and larger polygons are split into triangles by trimesh.
+
+STL stores a triangle soup with no shared vertices: on reading, repeated positions are merged in
+order of first appearance, which restores a connected mesh but cannot restore a registered
+vertex order. Prefer PLY or OBJ for registered meshes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from facelab.atomic import atomic_path
+from facelab.errors import MeshError
+from facelab.mesh.face_mesh import FaceMesh
+from facelab.mesh.validation import validate_mesh
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
+
+
+def _suffix_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise MeshError(
+            f"{path} has the unsupported extension '{path.suffix}': expected one of "
+            f"{', '.join(MESH_SUFFIXES)}."
+        )
+    return suffix
+
+
+def _ply_header_counts(path: Path) -> dict[str, int]:
+    """Element counts declared in a PLY header (``{"vertex": n, "face": m}``)."""
+    counts: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        for _ in range(200):
+            line = handle.readline()
+            if not line or line.strip() == b"end_header":
+                break
+            match = re.match(rb"element\s+(\w+)\s+(\d+)", line.strip())
+            if match:
+                counts[match.group(1).decode()] = int(match.group(2))
+    return counts
+
+
+def _merge_soup(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge identical positions of a triangle soup, keeping the order of first appearance."""
+    unique, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return unique[order], rank[inverse.reshape(-1)][triangles]
+
+
+def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
+    """Read a mesh file and validate it.
+
+    Args:
+        path: an .obj, .ply, .stl or .off file.
+        unit_scale: multiplies the coordinates to get millimetres (1000 for a file in metres,
+            10 for centimetres).
+
+    Raises:
+        MeshError: the file is missing, empty, truncated or unparsable, has no vertices, has
+            NaN or infinite coordinates, or faces that refer to missing vertices.
+    """
+    path = Path(path)
+    suffix = _suffix_of(path)
+    if not path.exists():
+        raise MeshError(f"{path} does not exist: expected a mesh file ({', '.join(MESH_SUFFIXES)}).")
+    if path.is_dir():
+        raise MeshError(f"{path} is a folder: expected a mesh file ({', '.join(MESH_SUFFIXES)}).")
+    if path.stat().st_size == 0:
+        raise MeshError(f"{path} is empty: expected a {suffix[1:].upper()} mesh with vertices and faces.")
+    kind = suffix[1:].upper()
+    try:
+        loaded = trimesh.load(
+            path, file_type=suffix[1:], process=False, force="mesh",
+            **({"maintain_order": True} if suffix == ".obj" else {}),
+        )
+    except IndexError as error:
+        raise MeshError(
+            f"{path} has faces that refer to vertices it does not contain ({error}): "
+            "the file may be truncated."
+        ) from None
+    except Exception as error:  # trimesh raises many types for unparsable input
+        raise MeshError(
+            f"{path} could not be read as {kind}: it is truncated or not a valid {kind} file ({error})."
+        ) from None
+    vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    triangles = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+    if suffix == ".ply":
+        declared = _ply_header_counts(path)
+        if declared.get("vertex", 0) > len(vertices) or declared.get("face", 0) > len(triangles):
+            raise MeshError(
+                f"{path} is truncated: its header declares {declared.get('vertex', 0)} vertices and "
+                f"{declared.get('face', 0)} faces, but only {len(vertices)} and {len(triangles)} could be read."
+            )
+    if suffix == ".stl" and len(vertices):
+        vertices, triangles = _merge_soup(vertices, triangles)
+    mesh = FaceMesh((vertices * unit_scale).astype(np.float32), triangles, name=str(path))
+    return validate_mesh(mesh)
+
+
+def write_mesh(
+    mesh: FaceMesh,
+    path: str | os.PathLike,
+    vertex_scalars: dict[str, np.ndarray] | None = None,
+    binary: bool = True,
+) -> Path:
+    """Write ``mesh`` atomically; the format follows the extension.
+
+    Args:
+        vertex_scalars: per-vertex values (each shaped (n,)) written as extra PLY vertex
+            properties, e.g. ``{"error": per_vertex_error_mm}``. Only PLY can hold them.
+        binary: binary or ASCII PLY (ignored for the other formats; STL is always binary).
+    """
+    path = Path(path)
+    suffix = _suffix_of(path)
+    if vertex_scalars and suffix != ".ply":
+        raise MeshError(f"{path}: per-vertex values can only be written to PLY, not {suffix[1:].upper()}.")
+    tm = trimesh.Trimesh(mesh.vertices.astype(np.float64), mesh.triangles, process=False)
+    for name, values in (vertex_scalars or {}).items():
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if values.shape[0] != mesh.n_vertices:
+            raise ValueError(f"vertex scalar {name!r} has {values.shape[0]} values for {mesh.n_vertices} vertices")
+        tm.vertex_attributes[name] = values
+    if suffix == ".ply":
+        data = trimesh.exchange.ply.export_ply(tm, encoding="binary" if binary else "ascii", include_attributes=True)
+    elif suffix == ".obj":
+        data = trimesh.exchange.obj.export_obj(tm, include_normals=False, include_texture=False, include_color=False)
+    else:
+        data = trimesh.exchange.export.export_mesh(tm, None, file_type=suffix[1:])
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def read_ply_vertex_property(path: str | os.PathLike, name: str) -> np.ndarray:
+    """Read one extra per-vertex property (e.g. ``"error"``) from a PLY written by :func:`write_mesh`."""
+    path = Path(path)
+    loaded = trimesh.load(path, file_type="ply", process=False, force="mesh")
+    raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
+    if raw is None or name not in raw.dtype.names:
+        raise MeshError(f"{path} has no per-vertex property '{name}'.")
+    return np.asarray(raw[name], dtype=np.float32).reshape(-1)
