@@ -96,3 +96,14 @@ def test_face_mesh_rejects_bad_shapes():
         FaceMesh(np.zeros((4, 2)), np.zeros((1, 3)))
     with pytest.raises(ValueError):
         FaceMesh(np.zeros((4, 3)), np.zeros((1, 4)))
+
+
+def test_obj_with_several_materials_keeps_the_file_order(tmp_path):
+    (tmp_path / "mtl.obj").write_text(
+        "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 2 0 0\nv 2 1 0\n"
+        "usemtl skin\nf 1 2 3\nf 1 3 4\nusemtl lips\nf 2 5 6\nf 2 6 3\n"
+    )
+    mesh = read_mesh(tmp_path / "mtl.obj")
+    assert mesh.n_vertices == 6
+    np.testing.assert_array_equal(mesh.vertices[:, 0], [0, 1, 1, 0, 2, 2])
+    np.testing.assert_array_equal(mesh.triangles, [[0, 1, 2], [0, 2, 3], [1, 4, 5], [1, 5, 2]])

@@ -88,53 +88,59 @@ def load_mesh_files(
             meta_path.unlink(missing_ok=True)
 
     warnings: list[str] = []
-    meshes: list[tuple[MeshRecord, str]] = []  # row in staging -> (record, topology hash)
-    triangles_of: dict[str, np.ndarray] = {}
+    # Meshes are staged by vertex count (one memory map each) until the majority topology is known.
+    staging: dict[int, np.ndarray] = {}
+    staged: list[tuple[MeshRecord, tuple[int, str], int]] = []  # (record, topology, row in its staging map)
+    triangles_of: dict[tuple[int, str], np.ndarray] = {}
     topology_votes: Counter = Counter()
-    staging_path = folder / f"{key}.staging.npy"
-    staging = None
+    filled: Counter = Counter()
+    for stale in folder.glob(f"{key}.staging-*.npy"):  # left by an interrupted first load
+        stale.unlink(missing_ok=True)
     for record in tqdm(records, desc=f"Reading {layout} meshes (first load only)", unit="mesh", disable=not progress):
         try:
             mesh = read_mesh(record.path, unit_scale=unit_scale)
         except MeshError as error:
             warnings.append(f"skipped {record.path}: {error}")
             continue
-        if staging is None:
-            staging = np.lib.format.open_memmap(staging_path, mode="w+", dtype=np.float32,
-                                                shape=(len(records), mesh.n_vertices, 3))
-        if mesh.n_vertices != staging.shape[1]:
-            warnings.append(
-                f"skipped {record.path}: expected {staging.shape[1]} vertices in the template's order, got {mesh.n_vertices}."
-            )
-            continue
-        row = len(meshes)
-        staging[row] = mesh.vertices
-        topology = triangles_hash(mesh.triangles)
+        n = mesh.n_vertices
+        if n not in staging:
+            staging[n] = np.lib.format.open_memmap(folder / f"{key}.staging-{n}.npy", mode="w+", dtype=np.float32,
+                                                   shape=(len(records), n, 3))
+        row = filled[n]
+        filled[n] += 1
+        staging[n][row] = mesh.vertices
+        topology = (n, triangles_hash(mesh.triangles))
         topology_votes[topology] += 1
         triangles_of.setdefault(topology, mesh.triangles)
-        meshes.append((record, topology))
-    if staging is None or not meshes:
-        staging_path.unlink(missing_ok=True)
+        staged.append((record, topology, row))
+    if not staged:
         first = warnings[0] if warnings else ""
         raise DatasetError(f"none of the {len(records)} meshes in {root} could be read ({first}).")
 
     winner = topology_votes.most_common(1)[0][0]
-    keep = [row for row, (_, topology) in enumerate(meshes) if topology == winner]
-    for record, topology in meshes:
-        if topology != winner:
-            warnings.append(f"skipped {record.path}: its triangles differ from the other meshes' (not registered to the same template).")
+    n_vertices = winner[0]
+    for record, topology, _ in staged:
+        if topology[0] != n_vertices:
+            warnings.append(f"skipped {record.path}: expected {n_vertices} vertices in the template's order "
+                            f"(as most files have), got {topology[0]}.")
+        elif topology != winner:
+            warnings.append(f"skipped {record.path}: its triangles differ from the other meshes' "
+                            "(not registered to the same template).")
+    keep = [row for _, topology, row in staged if topology == winner]
+    kept_records = [record for record, topology, _ in staged if topology == winner]
     triangles = triangles_of[winner]
-    kept_records = [meshes[row][0] for row in keep]
+    source = staging[n_vertices]
 
     with atomic_path(array_path) as tmp:
-        final = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keep), staging.shape[1], 3))
+        final = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keep), n_vertices, 3))
         for start in range(0, len(keep), 256):
             rows = keep[start:start + 256]
-            final[start:start + len(rows)] = staging[rows]
+            final[start:start + len(rows)] = source[rows]
         final.flush()
         del final
-    del staging
-    staging_path.unlink(missing_ok=True)
+    del source, staging
+    for path in folder.glob(f"{key}.staging-*.npy"):
+        path.unlink(missing_ok=True)
     atomic_write_text(meta_path, json.dumps({
         "records": [_record_to_json(r) for r in kept_records],
         "triangles": triangles.tolist(),

@@ -59,6 +59,30 @@ def _merge_soup(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray
     return unique[order], rank[inverse.reshape(-1)][triangles]
 
 
+def _obj_vertex_count(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.startswith(b"v "))
+
+
+def _read_obj_in_file_order(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and fan-triangulated faces of an OBJ exactly in the file's order.
+
+    trimesh regroups an OBJ with several ``usemtl`` sections by material, duplicating and
+    reordering vertices; registered meshes (ICT-FaceKit's among them) need the file's order.
+    """
+    vertices: list[list[float]] = []
+    triangles: list[list[int]] = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("v "):
+                vertices.append([float(value) for value in line.split()[1:4]])
+            elif line.startswith("f "):
+                corners = [int(token.split("/")[0]) for token in line.split()[1:]]
+                corners = [c - 1 if c > 0 else len(vertices) + c for c in corners]
+                triangles.extend([corners[0], corners[i], corners[i + 1]] for i in range(1, len(corners) - 1))
+    return np.asarray(vertices, dtype=np.float64).reshape(-1, 3), np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
+
+
 def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
     """Read a mesh file and validate it.
 
@@ -103,6 +127,11 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
                 f"{path} is truncated: its header declares {declared.get('vertex', 0)} vertices and "
                 f"{declared.get('face', 0)} faces, but only {len(vertices)} and {len(triangles)} could be read."
             )
+    if suffix == ".obj" and len(vertices) != _obj_vertex_count(path):
+        try:
+            vertices, triangles = _read_obj_in_file_order(path)
+        except ValueError as error:
+            raise MeshError(f"{path} could not be read as OBJ: a vertex or face line is malformed ({error}).") from None
     if suffix == ".stl" and len(vertices):
         vertices, triangles = _merge_soup(vertices, triangles)
     mesh = FaceMesh((vertices * unit_scale).astype(np.float32), triangles, name=str(path))
