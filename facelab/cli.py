@@ -112,6 +112,158 @@ def _run_import_ict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- facelab train -------------------------------------------------------------------------------
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train or fine-tune the network",
+        description="Train the network end to end on SynthFaces or a dataset folder. The run directory "
+                    "gets config.json, metrics.csv and the checkpoints last and best (lowest validation error).",
+    )
+    parser.add_argument("--data", default="synth", help="'synth' (built-in) or a dataset path (default synth)")
+    parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
+    parser.add_argument("--identities", type=_positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument("--epochs", type=_positive_int, default=30)
+    parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, x0.99 per epoch)")
+    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca"), default="full")
+    parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
+                        help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--init", type=Path, default=None, help="fine-tune from this checkpoint")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.set_defaults(handler=_run_train)
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from facelab.training.config import TrainConfig
+
+    options = {"identities": args.identities} if args.identities else {}
+    return TrainConfig(
+        data=args.data, data_format=args.data_format, data_options=options, variant=args.variant,
+        laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        deterministic=args.deterministic, device=args.device, num_threads=args.threads,
+    )
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from facelab.training.progress import TqdmProgress
+    from facelab.training.trainer import Trainer
+
+    if args.resume and args.init:
+        raise FacelabError("--resume and --init exclude each other: resume a run, or start one from a checkpoint.")
+    if not args.resume and (args.out / "config.json").exists():
+        raise FacelabError(f"{args.out} already holds a run: pass --resume to continue it, or choose another --out.")
+    trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()],
+                      init_checkpoint=args.init, resume=args.resume)
+    result = trainer.run()
+    best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
+    print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
+    return 0
+
+
+# ---- facelab neutralize --------------------------------------------------------------------------
+def _add_neutralize(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "neutralize", help="predict the neutral face (and identity) of an expressive mesh",
+        description="Write the predicted neutral mesh, print the top-5 predicted training subjects and, with a "
+                    "ground truth, the mean and max per-vertex error (the PLY output then carries an 'error' property).",
+    )
+    parser.add_argument("input", type=Path, help="an expressive mesh registered to the model's template")
+    parser.add_argument("--out", required=True, type=Path, help="the predicted neutral mesh (.ply, .obj, .off, .stl)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral mesh, to measure the error")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=_run_neutralize)
+
+
+def _load_model(checkpoint: Path | None):
+    from facelab.model import FaceLabModel
+
+    return FaceLabModel.load(checkpoint) if checkpoint else FaceLabModel.bundled()
+
+
+def _run_neutralize(args: argparse.Namespace) -> int:
+    from facelab.evaluation.metrics import per_vertex_error
+    from facelab.mesh import read_mesh, write_mesh
+
+    model = _load_model(args.checkpoint)
+    mesh = model.check_mesh(read_mesh(args.input))
+    truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
+    predicted = model.neutralise_mesh(mesh)
+    result: dict = {"output": str(args.out), "top5": [[s, p] for s, p in model.top_subjects(mesh.vertices, 5)]}
+    scalars = None
+    if truth is not None:
+        error = per_vertex_error(predicted.vertices, truth.vertices)
+        result["mean_error_mm"] = float(error.mean())
+        result["max_error_mm"] = float(error.max())
+        if args.out.suffix.lower() == ".ply":
+            scalars = {"error": error}
+    write_mesh(predicted, args.out, vertex_scalars=scalars)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"wrote {args.out}")
+    if result["top5"]:
+        print("top-5 predicted subjects:")
+        for subject, probability in result["top5"]:
+            print(f"  {subject:<24} {probability:.3f}")
+    if truth is not None:
+        print(f"error: mean {result['mean_error_mm']:.3f} mm, max {result['max_error_mm']:.3f} mm")
+    return 0
+
+
+# ---- facelab evaluate ----------------------------------------------------------------------------
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="measure neutralisation error and identification on the test split",
+        description="The paper's protocol on the test split of unseen subjects: mean per-vertex error (mm), "
+                    "rank-1/rank-5 identification, and the do-nothing and linear baselines on the same split.",
+    )
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--data", default=None,
+                        help="'synth' or a dataset path (default: the data the model was trained on)")
+    parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
+    parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the do-nothing and linear baselines")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from facelab.atomic import atomic_write_text
+    from facelab.data.layouts import load_dataset
+    from facelab.evaluation.evaluate import evaluate_model
+
+    model = _load_model(args.checkpoint)
+    trained_on = model.meta.get("data", {})
+    split_config = model.meta.get("train_config", {})
+    if args.data is None:
+        dataset = load_dataset(trained_on.get("source", "synth"), **trained_on.get("options", {}))
+    else:
+        options = trained_on.get("options", {}) if args.data == trained_on.get("source") else {}
+        dataset = load_dataset(args.data, format=args.data_format, **options)
+    split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
+    result = evaluate_model(model, dataset, split, baselines=not args.no_baselines)
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(result, indent=2))
+    _print_evaluation(result)
+    return 0
+
+
+def _print_evaluation(result: dict) -> None:
+    print(f"{result['data']}: {result['test_subjects']} unseen test subjects, {result['test_pairs']} pairs")
+    print(f"{'method':<12} {'mean (mm)':>10} {'std':>8} {'median':>8} {'rank-1':>8} {'rank-5':>8}")
+    print(f"{'facelab':<12} {result['mean_error_mm']:>10.3f} {result['std_error_mm']:>8.3f} "
+          f"{result['median_error_mm']:>8.3f} {result['rank1']:>8.1%} {result['rank5']:>8.1%}")
+    for name, row in result.get("baselines", {}).items():
+        rank1 = f"{row['rank1']:>8.1%}" if "rank1" in row else f"{'':>8}"
+        print(f"{name:<12} {row['mean_error_mm']:>10.3f} {'':>8} {'':>8} {rank1}")
+
+
 # ---- the command ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -120,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_inspect, _add_import_ict):
+    for add in (_add_train, _add_neutralize, _add_evaluate, _add_synth, _add_inspect, _add_import_ict):
         add(commands)
     return parser
 

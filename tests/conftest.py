@@ -31,3 +31,39 @@ def grid_mesh():
             a = row * 6 + col
             triangles += [[a, a + 1, a + 7], [a, a + 7, a + 6]]
     return FaceMesh(vertices, np.array(triangles), name="grid")
+
+
+def make_tiny_dataset(subjects: int = 6, expressions: int = 4, seed: int = 0, prefix: str = "p"):
+    """A small paired dataset on an icosphere (162 vertices, radius ~50 mm).
+
+    Identities scale and bulge the sphere; expressions are rotations of a cap (non-linear) whose
+    size depends on the identity, so neutralising is learnable but not trivial.
+    """
+    import trimesh
+
+    from facelab.data import FaceDataset, MeshRecord
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=50.0)
+    base = np.asarray(sphere.vertices, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    records, vertices = [], []
+    for s in range(subjects):
+        scale = 1 + 0.15 * rng.normal(size=3)
+        bump = rng.normal(size=3)
+        identity = base * scale + 4.0 * np.exp(-np.sum((base / 50 - bump / np.linalg.norm(bump)) ** 2, axis=1))[:, None] * base / 50
+        records.append(MeshRecord(f"{prefix}{s:02d}", "neutral"))
+        vertices.append(identity)
+        for e in range(expressions):
+            angle = 0.25 * (e + 1) * scale[1]
+            rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+            weight = 1 / (1 + np.exp(-(identity[:, 1] + 10 * (e - 1.5)) / 5))
+            moved = identity + weight[:, None] * (identity @ rotation.T - identity)
+            records.append(MeshRecord(f"{prefix}{s:02d}", f"expr_{e}"))
+            vertices.append(moved)
+    return FaceDataset(f"tiny ({subjects} subjects)", "generic", np.asarray(vertices, dtype=np.float32),
+                       np.asarray(sphere.faces), records)
+
+
+@pytest.fixture
+def tiny_dataset():
+    return make_tiny_dataset()

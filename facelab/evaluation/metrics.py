@@ -1,0 +1,67 @@
+"""Metrics of the paper's protocol: per-vertex error (Sec. 4.1) and rank-k identification (Sec. 4.2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def per_vertex_error(predicted: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
+    """Euclidean distance per vertex, in the inputs' units (mm): (..., n, 3) -> (..., n)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    ground_truth = np.asarray(ground_truth, dtype=np.float64)
+    if predicted.shape != ground_truth.shape:
+        raise ValueError(f"shapes differ: {predicted.shape} vs {ground_truth.shape}")
+    return np.linalg.norm(predicted - ground_truth, axis=-1)
+
+
+def error_summary(errors: np.ndarray) -> dict[str, float]:
+    """Mean, std, median and max of per-vertex errors (any shape), in mm."""
+    errors = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if errors.size == 0:
+        raise ValueError("no errors to summarise")
+    return {
+        "mean_error_mm": float(errors.mean()),
+        "std_error_mm": float(errors.std()),
+        "median_error_mm": float(np.median(errors)),
+        "max_error_mm": float(errors.max()),
+    }
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(p, d) x (g, d) -> (p, g) cosine similarities; zero vectors get similarity 0."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def rank_k_identification(
+    probe_embeddings: np.ndarray,
+    probe_labels: list[str] | np.ndarray,
+    gallery_embeddings: np.ndarray,
+    gallery_labels: list[str] | np.ndarray,
+    ks: tuple[int, ...] = (1, 5),
+) -> dict[int, float]:
+    """The fraction of probes whose true identity is among the k most similar gallery entries.
+
+    The gallery holds one entry per subject (several per subject are reduced to the best match).
+    Ties are broken against the probe (a tie with a wrong identity counts as ranked above it).
+    """
+    probe_labels = np.asarray(probe_labels)
+    gallery_labels = np.asarray(gallery_labels)
+    if len(probe_labels) == 0:
+        raise ValueError("no probes")
+    missing = set(probe_labels) - set(gallery_labels)
+    if missing:
+        raise ValueError(f"probe identities missing from the gallery: {sorted(missing)[:5]}")
+    similarity = cosine_similarity(probe_embeddings, gallery_embeddings)
+    identities = np.unique(gallery_labels)
+    # best similarity per identity: (p, s)
+    per_identity = np.stack([similarity[:, gallery_labels == identity].max(axis=1) for identity in identities], axis=1)
+    true_column = np.searchsorted(identities, probe_labels)
+    true_score = per_identity[np.arange(len(probe_labels)), true_column]
+    others = per_identity.copy()
+    others[np.arange(len(probe_labels)), true_column] = -np.inf
+    rank = 1 + (others >= true_score[:, None]).sum(axis=1)
+    return {k: float((rank <= k).mean()) for k in ks}

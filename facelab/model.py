@@ -1,0 +1,139 @@
+"""A trained model ready for use: network, template, normalisation and subjects, from a checkpoint.
+
+This is what the CLI, the GUI and scripts call::
+
+    from facelab.model import FaceLabModel
+    model = FaceLabModel.bundled()                     # or FaceLabModel.load("runs/x/best")
+    mesh = facelab.mesh.read_mesh("smile.ply")
+    neutral = model.neutralise_mesh(mesh)              # a FaceMesh, in mm
+    model.top_subjects(mesh.vertices, k=5)             # [(subject, probability), ...]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelab.data.dataset import Normalisation
+from facelab.errors import FacelabError
+from facelab.mesh.face_mesh import FaceMesh
+from facelab.mesh.validation import check_matches_template
+from facelab.training.checkpoint import Checkpoint, CheckpointError, checkpoint_exists, load_checkpoint
+
+#: The model shipped in the repository, trained on the default SynthFaces split.
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "synthfaces"
+
+
+def bundled_model_path() -> Path:
+    """``FACELAB_MODEL`` if set, else the model in ``models/``."""
+    return Path(os.environ.get("FACELAB_MODEL", BUNDLED_MODEL))
+
+
+class FaceLabModel:
+    """Inference with a trained network; inputs and outputs in millimetres."""
+
+    def __init__(self, checkpoint: Checkpoint, source: Path | None = None, device: str = "cpu") -> None:
+        from facelab.nn import NetworkConfig, NeutralisationNetwork
+
+        self.source = source
+        self.meta = checkpoint.meta
+        self.triangles = np.asarray(checkpoint.triangles, dtype=np.int64)
+        self.template = FaceMesh(checkpoint.template, self.triangles, name="template")
+        self.normalisation = Normalisation(checkpoint.norm_mean, checkpoint.norm_std)
+        self.subjects: list[str] = list(checkpoint.meta.get("subjects", []))
+        try:
+            config = NetworkConfig.from_dict(checkpoint.meta["network"])
+            self.network = NeutralisationNetwork(config, self.triangles)
+            self.network.load_state_dict(checkpoint.model_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{source or 'the checkpoint'} does not hold a network this facelab can build ({str(error).splitlines()[0]})."
+            ) from None
+        self.device = torch.device(device)
+        self.network.to(self.device).eval()
+        self._mean = torch.from_numpy(self.normalisation.mean).to(self.device)
+        self._std = torch.from_numpy(self.normalisation.std).to(self.device)
+
+    # ---- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> FaceLabModel:
+        """Load a checkpoint (``NAME``, ``NAME.json`` or ``NAME.safetensors``) or a run folder (its ``best``)."""
+        path = Path(path)
+        if path.is_dir():
+            for name in ("best", "last"):
+                if checkpoint_exists(path / name):
+                    path = path / name
+                    break
+            else:
+                raise CheckpointError(f"{path} is a folder without a checkpoint: expected best.json/last.json from 'facelab train'.")
+        return cls(load_checkpoint(path, with_optimizers=False), source=path, device=device)
+
+    @classmethod
+    def bundled(cls, device: str = "cpu") -> FaceLabModel:
+        path = bundled_model_path()
+        if not checkpoint_exists(path):
+            raise FacelabError(f"the bundled model is missing ({path}.json): pass --checkpoint, or restore models/ from git.")
+        return cls.load(path, device=device)
+
+    # ---- properties ------------------------------------------------------------------------
+    @property
+    def n_vertices(self) -> int:
+        return self.template.n_vertices
+
+    @property
+    def variant(self) -> str:
+        return self.network.config.variant
+
+    @property
+    def has_recognizer(self) -> bool:
+        return self.network.recognizer is not None
+
+    def check_mesh(self, mesh: FaceMesh) -> FaceMesh:
+        """Raise a TopologyMismatchError unless ``mesh`` is registered to this model's template."""
+        return check_matches_template(mesh, self.triangles, self.n_vertices)
+
+    # ---- inference -------------------------------------------------------------------------
+    def _batches(self, vertices: np.ndarray, batch_size: int = 64):
+        vertices = np.asarray(vertices, dtype=np.float32)
+        if vertices.ndim == 2:
+            vertices = vertices[None]
+        if vertices.shape[1:] != (self.n_vertices, 3):
+            raise FacelabError(f"expected vertices shaped (n, {self.n_vertices}, 3), got {vertices.shape}.")
+        for start in range(0, len(vertices), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(vertices[start:start + batch_size])).to(self.device)
+            yield (chunk - self._mean) / self._std
+
+    @torch.no_grad()
+    def neutralise(self, vertices: np.ndarray) -> np.ndarray:
+        """Predicted neutral vertices in mm: (n, 3) -> (n, 3), or (B, n, 3) -> (B, n, 3)."""
+        single = np.ndim(vertices) == 2
+        out = [(self.network.neutralise(x)[0] * self._std + self._mean).cpu().numpy() for x in self._batches(vertices)]
+        result = np.concatenate(out)
+        return result[0] if single else result
+
+    def neutralise_mesh(self, mesh: FaceMesh) -> FaceMesh:
+        self.check_mesh(mesh)
+        return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")
+
+    @torch.no_grad()
+    def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
+        """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""
+        single = np.ndim(vertices) == 2
+        out = [self.network.identity_embedding(x).cpu().numpy() for x in self._batches(vertices)]
+        result = np.concatenate(out)
+        return result[0] if single else result
+
+    def top_subjects(self, vertices: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable training subjects for one face (softmax of the recognizer).
+
+        Empty for variants without a recognizer (``gca``, ``no-id``).
+        """
+        if not self.has_recognizer or not self.subjects:
+            return []
+        logits = torch.from_numpy(np.asarray(self.identity_embedding(vertices), dtype=np.float32))
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+        order = np.argsort(-probabilities)[:k]
+        return [(self.subjects[i], float(probabilities[i])) for i in order]

@@ -1,0 +1,88 @@
+"""Everything a training run needs, serialised to the run directory's ``config.json``.
+
+Optimiser (the paper names none): Adam, lr 1e-3, decayed by 0.99 per epoch, for both the
+network and the discriminator. The reference implementations of this family of mesh
+autoencoders use Adam or SGD between 1e-3 and 8e-3 with a 0.99 per-epoch decay (CoMA: SGD 8e-3
+with momentum; Neural3DMM and SpiralNet++: Adam 1e-3, decay 0.99). Adam is chosen because the
+latent GAN is trained jointly with the autoencoder and adaptive steps are the usual choice for
+GANs (pix2pix, the paper's [12], uses Adam); 1e-3 is the middle of that range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from facelab.errors import FacelabError
+
+VARIANTS = ("full", "no-l2l", "no-id", "gca")
+
+
+@dataclass
+class LossWeights:
+    """The paper's loss weights (Sec. 3): lambda_l2l, lambda_L1, lambda_GAN, lambda_id, lambda_rec."""
+
+    l2l: float = 0.5
+    l1: float = 0.4
+    gan: float = 1.0
+    id: float = 0.05
+    rec: float = 2.0
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = "synth"                 # "synth" or a dataset path
+    data_format: str | None = None      # force a layout
+    data_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"identities": 100, "seed": 0}
+    split_seed: int = 0
+    train_fraction: float = 0.7
+    validation_fraction: float = 0.1    # of the training subjects, held out to pick the best checkpoint
+    # model
+    variant: str = "full"
+    laplacian: str = "combinatorial"    # the paper's L = D - A; "normalized" is CoMA's code
+    K: int = 6
+    latent: int = 25
+    conv: str = "fast"                  # "fast" (facelab's sparse layer) or "pyg" (reference)
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_decay: float = 0.99
+    discriminator_lr: float = 1e-3
+    weights: LossWeights = field(default_factory=LossWeights)
+    gan_loss: str = "non-saturating"    # or "minimax" (Eq. 3 literally)
+    # run
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "cpu"
+    num_threads: int | None = None      # torch threads; the GUI leaves one core for itself
+    preview_every: int = 50             # steps between preview predictions (0: never)
+    preview_index: int = 0              # which test pair the preview shows
+    tensorboard: bool = True            # log to TensorBoard when it is installed
+
+    def validate(self) -> TrainConfig:
+        if self.variant not in VARIANTS:
+            raise FacelabError(f"unknown variant '{self.variant}': expected one of {', '.join(VARIANTS)}.")
+        if self.laplacian not in ("combinatorial", "normalized"):
+            raise FacelabError(f"unknown Laplacian '{self.laplacian}': expected combinatorial or normalized.")
+        if self.gan_loss not in ("non-saturating", "minimax"):
+            raise FacelabError(f"unknown GAN loss '{self.gan_loss}': expected non-saturating or minimax.")
+        for name in ("epochs", "batch_size", "K"):
+            if getattr(self, name) < 1:
+                raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
+        if not self.lr > 0:
+            raise FacelabError(f"the learning rate must be positive, got {self.lr}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if isinstance(values.get("weights"), dict):
+            values["weights"] = LossWeights(**values["weights"])
+        return cls(**values)

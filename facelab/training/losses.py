@@ -1,0 +1,86 @@
+"""The paper's losses, Eq. 2 to 7.
+
+All norms are means over elements (``|.|_1`` as a mean absolute error), so the loss weights do
+not depend on the mesh size or the latent size. Reconstruction losses are taken on normalised
+vertices, the space the network works in.
+
+The adversarial term: Eq. 3 is the conditional GAN objective of pix2pix (the paper's [12]).
+The discriminator maximises it (we minimise the equivalent binary cross-entropy on logits, which
+is numerically stable where log(sigmoid) is not). For the generator, ``"non-saturating"``
+(default) minimises -log D(G(z_e), z_e), as pix2pix does in practice; ``"minimax"`` minimises
+log(1 - D(G(z_e), z_e)) literally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from facelab.training.config import LossWeights
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-(log D(z_n, z_e) + log(1 - D(G(z_e), z_e))), the negated Eq. 3 that D minimises."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:
+    """The generator's part of Eq. 3."""
+    if kind == "non-saturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    # log(1 - sigmoid(x)) = -softplus(x)
+    return -F.softplus(fake_logits).mean()
+
+
+@dataclass
+class LossTerms:
+    """Every term of one step (tensors; ``total`` is what the network's optimiser minimises)."""
+
+    total: torch.Tensor
+    l1: torch.Tensor
+    gan: torch.Tensor
+    l2l: torch.Tensor
+    id: torch.Tensor
+    rec: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {name: float(getattr(self, name).detach()) for name in ("total", "l1", "gan", "l2l", "id", "rec")}
+
+
+def network_losses(
+    outputs: dict[str, torch.Tensor],
+    x_n: torch.Tensor,
+    labels: torch.Tensor | None,
+    weights: LossWeights,
+    variant: str,
+    fake_logits: torch.Tensor | None = None,
+    gan_kind: str = "non-saturating",
+) -> LossTerms:
+    """L_tot (Eq. 7) for one batch.
+
+    Args:
+        outputs: the network's forward dict (``z_e``, ``z_n``, ``z_g``, ``rec_n``, ``rec_e``,
+            ``logits_g``, ``logits_n``; for ``gca`` only ``rec_e``).
+        x_n: (B, n, 3) normalised ground-truth neutral vertices.
+        labels: (B,) subject indices, for L_id.
+        fake_logits: D(G(z_e), z_e), needed by the full and no-id variants.
+    """
+    zero = x_n.new_zeros(())
+    if variant == "gca":
+        # The adapted GCA baseline: the autoencoder maps an expressive face to its neutral.
+        rec = F.l1_loss(outputs["rec_e"], x_n)
+        return LossTerms(weights.rec * rec, zero, zero, zero, zero, rec)
+    rec = F.l1_loss(outputs["rec_n"], x_n) + F.l1_loss(outputs["rec_e"], x_n)           # Eq. 6
+    l1 = F.l1_loss(outputs["z_g"], outputs["z_n"])                                         # Eq. 2
+    gan = generator_adversarial_loss(fake_logits, gan_kind) if fake_logits is not None else zero  # Eq. 3
+    l2l = weights.l1 * l1 + weights.gan * gan                                              # Eq. 4
+    identity = zero
+    if "logits_g" in outputs and labels is not None:
+        identity = F.cross_entropy(outputs["logits_g"], labels) + F.cross_entropy(outputs["logits_n"], labels)  # Eq. 5
+    use_l2l = variant != "no-l2l"
+    use_id = variant != "no-id"
+    total = (weights.l2l * l2l if use_l2l else zero) + (weights.id * identity if use_id else zero) + weights.rec * rec  # Eq. 7
+    return LossTerms(total, l1, gan, l2l, identity, rec)

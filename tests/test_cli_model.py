@@ -1,0 +1,104 @@
+"""train, neutralize and evaluate end to end on a tiny dataset, bad inputs included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from facelab.cli import EXIT_USER_ERROR, main
+from facelab.data.layouts.generic import write_generic
+from facelab.mesh import FaceMesh, read_mesh, read_ply_vertex_property, write_mesh
+from tests.conftest import make_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-model")
+    data = root / "data"
+    write_generic(make_tiny_dataset(subjects=8), data, "ply", progress=False)
+    assert main(["train", "--data", str(data), "--out", str(root / "run"), "--epochs", "3",
+                 "--batch-size", "4", "--threads", "1"]) == 0
+    return root
+
+
+def _pair(root):
+    return root / "data" / "p07" / "expr_3.ply", root / "data" / "p07" / "neutral.ply"
+
+
+def test_train_writes_a_run(trained):
+    run = trained / "run"
+    for name in ("config.json", "metrics.csv", "last.json", "last.safetensors", "best.json", "best.safetensors"):
+        assert (run / name).is_file(), name
+
+
+def test_train_refuses_to_overwrite_a_run(trained, capsys):
+    before = (trained / "run" / "last.json").read_bytes()
+    assert main(["train", "--data", str(trained / "data"), "--out", str(trained / "run"), "--epochs", "1"]) == EXIT_USER_ERROR
+    assert "already holds a run" in capsys.readouterr().err
+    assert (trained / "run" / "last.json").read_bytes() == before
+
+
+def test_neutralize_with_ground_truth(trained, tmp_path, capsys):
+    source, truth = _pair(trained)
+    out = tmp_path / "pred.ply"
+    assert main(["neutralize", str(source), "--ground-truth", str(truth), "--out", str(out),
+                 "--checkpoint", str(trained / "run" / "best"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["output"] == str(out) and len(result["top5"]) == 5
+    predicted = read_mesh(out)
+    error = np.linalg.norm(predicted.vertices - read_mesh(truth).vertices, axis=1)
+    assert result["mean_error_mm"] == pytest.approx(error.mean(), rel=1e-4)
+    assert result["max_error_mm"] == pytest.approx(error.max(), rel=1e-4)
+    np.testing.assert_allclose(read_ply_vertex_property(out, "error"), error, rtol=1e-4, atol=1e-4)
+    assert abs(sum(score for _, score in result["top5"])) <= 1.0 + 1e-6
+
+
+def test_neutralize_rejects_a_mesh_of_another_template_and_writes_nothing(trained, tmp_path, capsys):
+    source, _ = _pair(trained)
+    mesh = read_mesh(source)
+    write_mesh(FaceMesh(mesh.vertices[:100], mesh.triangles[mesh.triangles.max(axis=1) < 100]), tmp_path / "other.ply")
+    out = tmp_path / "pred.ply"
+    code = main(["neutralize", str(tmp_path / "other.ply"), "--out", str(out), "--checkpoint", str(trained / "run" / "best")])
+    assert code == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "expected 162 vertices in the template's order, got 100" in err
+    assert not out.exists()
+
+
+def test_corrupt_checkpoint_exits_2_without_traceback(trained, tmp_path):
+    for suffix in (".json", ".safetensors"):
+        (tmp_path / f"bad{suffix}").write_bytes((trained / "run" / f"best{suffix}").read_bytes())
+    data = (tmp_path / "bad.safetensors").read_bytes()
+    (tmp_path / "bad.safetensors").write_bytes(data[: len(data) // 3])
+    source, _ = _pair(trained)
+    result = subprocess.run([sys.executable, "-m", "facelab", "neutralize", str(source), "--out", str(tmp_path / "o.ply"),
+                             "--checkpoint", str(tmp_path / "bad")], capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == EXIT_USER_ERROR
+    assert "Traceback" not in result.stderr and "corrupt" in result.stderr
+    assert not (tmp_path / "o.ply").exists()
+
+
+def test_evaluate_json_contract(trained, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(trained / "run" / "best"), "--data", str(trained / "data"),
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("checkpoint", "data", "test_subjects", "mean_error_mm", "std_error_mm", "median_error_mm", "rank1",
+                "rank5", "per_expression", "baselines"):
+        assert key in result, key
+    assert result["test_subjects"] == 2  # 30% of 8 subjects, rounded
+    assert 0 <= result["rank1"] <= result["rank5"] <= 1
+    assert set(result["per_expression"]) == {"expr_0", "expr_1", "expr_2", "expr_3"}
+    assert result["baselines"]["do_nothing"]["mean_error_mm"] > 0
+    assert {"mean_error_mm", "rank1"} <= set(result["baselines"]["linear"])
+    assert "facelab" in capsys.readouterr().out
+
+
+def test_resume_and_init_exclude_each_other(trained, capsys):
+    assert main(["train", "--out", str(trained / "run"), "--resume", "--init", str(trained / "run" / "best")]) == EXIT_USER_ERROR
+    assert "exclude each other" in capsys.readouterr().err

@@ -1,0 +1,184 @@
+"""The trainer: losses fall, resume equals an uninterrupted run, stop, fine-tuning, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facelab.errors import FacelabError
+from facelab.training import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainingCallback,
+    TrainingControl,
+    load_checkpoint,
+    save_checkpoint,
+)
+from tests.conftest import make_tiny_dataset
+
+
+class Recorder(TrainingCallback):
+    def __init__(self):
+        self.events = []
+
+    def on_run_started(self, event):
+        self.events.append(("started", event))
+
+    def on_step(self, event):
+        self.events.append(("step", event))
+
+    def on_epoch(self, event):
+        self.events.append(("epoch", event))
+
+    def on_checkpoint(self, event):
+        self.events.append(("checkpoint", event))
+
+    def on_preview(self, event):
+        self.events.append(("preview", event))
+
+    def on_finished(self, event):
+        self.events.append(("finished", event))
+
+    def of(self, kind):
+        return [e for k, e in self.events if k == kind]
+
+
+def _config(**overrides) -> TrainConfig:
+    values = dict(data="tiny", epochs=2, batch_size=4, lr=2e-3, seed=3, tensorboard=False, preview_every=5,
+                  num_threads=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_training_lowers_the_loss_and_writes_a_run(tmp_path, tiny_dataset):
+    recorder = Recorder()
+    result = Trainer(_config(epochs=8), tmp_path / "run", [recorder], dataset=tiny_dataset).run()
+    assert result.status == "completed" and result.epochs_done == 8
+    steps = recorder.of("step")
+    first = np.mean([s.losses["rec"] for s in steps[:3]])
+    last = np.mean([s.losses["rec"] for s in steps[-3:]])
+    assert last < 0.7 * first
+    epochs = recorder.of("epoch")
+    assert len(epochs) == 8 and epochs[-1].metrics["val_mean_error_mm"] < epochs[0].metrics["val_mean_error_mm"]
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["variant"] == "full"
+    assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 8
+    for name in ("last", "best"):
+        assert (run / f"{name}.json").is_file() and (run / f"{name}.safetensors").is_file()
+    previews = recorder.of("preview")
+    assert previews and previews[0].predicted.shape == (tiny_dataset.n_vertices, 3)
+    np.testing.assert_allclose(previews[0].error, np.linalg.norm(previews[0].predicted - previews[0].ground_truth, axis=1), rtol=1e-5)
+    assert recorder.events[0][0] == "started" and recorder.events[-1][0] == "finished"
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_dataset):
+    straight = Trainer(_config(epochs=2), tmp_path / "a", dataset=tiny_dataset)
+    straight.run()
+    Trainer(_config(epochs=1), tmp_path / "b", dataset=tiny_dataset).run()
+    resumed = Trainer(_config(epochs=2), tmp_path / "b", dataset=tiny_dataset, resume=True)
+    resumed.run()
+    a, b = straight.network.state_dict(), resumed.network.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_stop_mid_epoch_leaves_a_valid_checkpoint_and_resume_finishes(tmp_path, tiny_dataset):
+    control = TrainingControl()
+
+    class StopAtStep(TrainingCallback):
+        def on_step(self, event):
+            if event.global_step == 3:
+                control.stop()
+
+    result = Trainer(_config(epochs=3), tmp_path / "run", [StopAtStep()], control=control, dataset=tiny_dataset).run()
+    assert result.status == "stopped"
+    checkpoint = load_checkpoint(tmp_path / "run" / "last")
+    assert checkpoint.meta["position"]["global_step"] == 3
+    finished = Trainer(_config(epochs=3), tmp_path / "run", dataset=tiny_dataset, resume=True).run()
+    assert finished.status == "completed" and finished.epochs_done == 3
+
+
+def test_fine_tuning_on_new_subjects_rebuilds_the_recognizer_head(tmp_path, tiny_dataset):
+    Trainer(_config(epochs=1), tmp_path / "base", dataset=tiny_dataset).run()
+    base = load_checkpoint(tmp_path / "base" / "best")
+    others = make_tiny_dataset(subjects=9, seed=5, prefix="new")
+    tuned = Trainer(_config(epochs=1, lr=1e-12), tmp_path / "tuned", dataset=others, init_checkpoint=tmp_path / "base" / "best")
+    tuned.run()
+    assert tuned.subjects[0].startswith("new") and len(tuned.subjects) != len(base.meta["subjects"])
+    head = [k for k, v in tuned.network.state_dict().items() if k.startswith("recognizer") and v.shape[0] == len(tuned.subjects)]
+    assert head, "the recognizer's output layer must have one row per new subject"
+    # the autoencoder starts from the base model (lr ~ 0 keeps it there)
+    key = next(k for k in base.model_state if k.startswith("encoder"))
+    torch.testing.assert_close(tuned.network.state_dict()[key], base.model_state[key], atol=1e-6, rtol=0)
+
+
+def test_fine_tuning_on_another_template_is_a_clear_error(tmp_path, tiny_dataset):
+    import trimesh
+
+    from facelab.data import FaceDataset
+
+    Trainer(_config(epochs=1), tmp_path / "base", dataset=tiny_dataset).run()
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+    other = FaceDataset("other", "generic", np.repeat(np.asarray(sphere.vertices, np.float32)[None], 6, axis=0),
+                        sphere.faces, [r for r in tiny_dataset.records[:6]])
+    with pytest.raises(FacelabError, match="another template"):
+        Trainer(_config(epochs=1), tmp_path / "x", dataset=other, init_checkpoint=tmp_path / "base" / "best").run()
+
+
+@pytest.mark.parametrize("variant", ["no-l2l", "no-id", "gca"])
+def test_every_variant_trains(tmp_path, tiny_dataset, variant):
+    trainer = Trainer(_config(epochs=1, variant=variant), tmp_path / variant, dataset=tiny_dataset)
+    result = trainer.run()
+    assert result.status == "completed"
+    assert (trainer.network.discriminator is None) == (variant in ("no-l2l", "gca"))
+
+
+def test_checkpoint_round_trip(tmp_path, tiny_dataset):
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", dataset=tiny_dataset)
+    trainer.run()
+    original = trainer.checkpoint({"val_mean_error_mm": 1.5})
+    save_checkpoint(tmp_path / "copy", original)
+    loaded = load_checkpoint(tmp_path / "copy.json")
+    for key, value in original.model_state.items():
+        assert torch.equal(loaded.model_state[key], value)
+    np.testing.assert_array_equal(loaded.triangles, tiny_dataset.triangles)
+    np.testing.assert_array_equal(loaded.norm_std, original.norm_std)
+    assert loaded.meta["subjects"] == original.meta["subjects"] and loaded.meta["laplacian"] == "combinatorial"
+    assert loaded.meta["template_hash"] == tiny_dataset.topology_hash
+    state = loaded.optimizer_states["network"]
+    torch.testing.assert_close(state["state"][0]["exp_avg"], original.optimizer_states["network"]["state"][0]["exp_avg"])
+    trainer.optimizer.load_state_dict(state)  # loads back into a live optimiser
+
+
+@pytest.mark.parametrize("damage,match", [
+    ("truncate_tensors", "corrupt"),
+    ("garbage_json", "corrupt"),
+    ("foreign_json", "not a facelab checkpoint"),
+    ("missing_tensors", "missing"),
+])
+def test_damaged_checkpoints_are_clear_errors(tmp_path, tiny_dataset, damage, match):
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", dataset=tiny_dataset)
+    trainer.run()
+    base = tmp_path / "run" / "last"
+    tensors, meta = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    if damage == "truncate_tensors":
+        tensors.write_bytes(tensors.read_bytes()[:1000])
+    elif damage == "garbage_json":
+        meta.write_text("{not json")
+    elif damage == "foreign_json":
+        meta.write_text(json.dumps({"model": "something else"}))
+    else:
+        tensors.unlink()
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(base)
+    assert "\n" not in str(info.value)
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(FacelabError, match="no run to resume"):
+        Trainer(_config(), tmp_path / "empty", resume=True)
