@@ -176,7 +176,9 @@ class Trainer:
         self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
 
     def _load_init_weights(self, init: Checkpoint) -> None:
-        state = dict(init.model_state)
+        from facelab.nn import adapt_cheb_state_dict
+
+        state = adapt_cheb_state_dict(dict(init.model_state), self.network)  # either Chebyshev layout
         own = self.network.state_dict()
         if init.meta.get("subjects") != self.subjects:
             # Other subjects: the recognizer's last layer is rebuilt (fresh), the rest is kept.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelab.data.synth.chart import FaceChart, face_chart
+from facelab.data.synth.chart import face_chart
 from facelab.data.synth.shapes import (
     dome,
     gaussian,
@@ -30,6 +30,7 @@ from facelab.data.synth.shapes import (
     mirrored_gaussian,
     smootherstep,
     smoothstep,
+    smoothstep_and_slope,
     window,
 )
 
@@ -71,7 +72,8 @@ def _relief_terms(u, v, lip_side, corner_u, mouth_v) -> dict[str, tuple[float, n
     t = np.clip((au - 19.0) / 28.0, 0.0, 1.0)
     in_eye = window(au, 19.0, 47.0, 2.5)
     terms["lid_fissure"] = (-1.6, groove(v - lid_v, 0.75) * in_eye)
-    terms["upper_lid_overhang"] = (0.9, smoothstep(lid_v - 0.3, lid_v + 1.5, v) * dome(au, v, EYE_U, EYE_V + 1.0, 14.0, 9.0))
+    above_fissure = smoothstep(lid_v - 0.3, lid_v + 1.5, v)
+    terms["upper_lid_overhang"] = (0.9, above_fissure * dome(au, v, EYE_U, EYE_V + 1.0, 14.0, 9.0))
     crease_v = lid_v + 7.0 * np.sin(np.pi * t) ** 0.7
     terms["lid_crease"] = (-1.0, groove(v - crease_v, 1.1) * window(au, 21.0, 45.0, 3.0))
     terms["under_eye"] = (-1.2, mirrored_gaussian(u, v, 31.0, 5.0, 11.0, 5.0))
@@ -93,13 +95,13 @@ def _relief_terms(u, v, lip_side, corner_u, mouth_v) -> dict[str, tuple[float, n
     terms["cheekbones"] = (4.5, mirrored_gaussian(u, v, 46.0, 2.0, 14.0, 10.0))
     terms["cheeks"] = (2.5, mirrored_gaussian(u, v, 38.0, -24.0, 14.0, 14.0))
     fold_u = 18.0 + 16.0 * np.clip((-22.0 - v) / 32.0, 0.0, None) ** 1.3
-    fold_span = window(v, -50.0, -22.0, 6.0)
+    fold_span = window(v, -46.0, -22.0, 5.0)
     terms["nasolabial_folds"] = (-1.4, groove(au - fold_u, 2.8) * fold_span)
     terms["nasolabial_bulges"] = (1.2, groove(au - fold_u - 6.0, 4.5) * fold_span)
 
     # Mouth region: the dental arch pushes it forward; philtrum above the upper lip.
     terms["muzzle"] = (6.0, gaussian(u, v, 0.0, mouth_v - 2.0, 24.0, 17.0))
-    terms["philtrum"] = (-0.8, gaussian(u, v, 0.0, -36.0, 3.5, 5.5))
+    terms["philtrum"] = (-0.6, gaussian(u, v, 0.0, -36.0, 4.5, 5.5))
 
     # Lips. The slit's two sides take the upper or the lower lip's value; beyond the corners both
     # lips vanish, so the relief is continuous everywhere except across the slit.
@@ -107,16 +109,19 @@ def _relief_terms(u, v, lip_side, corner_u, mouth_v) -> dict[str, tuple[float, n
     upper = (v > mouth_v) | (lip_side > 0)
     lower = (v < mouth_v) | (lip_side < 0)
     bow = 1.4 * (np.exp(-0.5 * ((au - 5.5) / 2.5) ** 2)) - 0.5 * np.exp(-0.5 * (u / 2.0) ** 2)
-    # Both profiles start at 0 on the slit so the closed lips meet there.
+    # Each lip's profile across it (t: 0 at the slit, 1 at its outer border) rises from 0 on the
+    # slit, so the closed lips meet there, to a rounded peak, then eases into the skin.
     upper_height = np.maximum(8.5 * span**0.5 + bow * span, 0.5)
     tu = np.clip(v - mouth_v, 0.0, None) / upper_height
-    upper_profile = np.exp(-0.5 * ((tu - 0.7) / np.where(tu < 0.7, 0.4, 0.7)) ** 2) * (1.0 - np.exp(-((tu / 0.3) ** 2)))
+    upper_profile = (np.exp(-0.5 * ((tu - 0.7) / np.where(tu < 0.7, 0.4, 0.7)) ** 2)
+                     * (1.0 - np.exp(-((tu / 0.3) ** 2))))
     terms["upper_lip"] = (4.5, np.where(upper, upper_profile * span**0.8, 0.0))
     terms["vermilion_border"] = (0.5, np.where(upper, groove(tu - 1.0, 0.1) * span**0.8, 0.0))
-    lower_height = np.maximum(10.5 * span**0.55, 0.5)
+    lower_height = np.maximum(10.5 * span**0.8, 0.5)
     tl = np.clip(mouth_v - v, 0.0, None) / lower_height
-    lower_profile = np.exp(-0.5 * ((tl - 0.5) / np.where(tl < 0.5, 0.35, 0.7)) ** 2) * (1.0 - np.exp(-((tl / 0.25) ** 2)))
-    terms["lower_lip"] = (5.0, np.where(lower, lower_profile * span, 0.0))
+    lower_profile = (np.exp(-0.5 * ((tl - 0.5) / np.where(tl < 0.5, 0.35, 0.7)) ** 2)
+                     * (1.0 - np.exp(-((tl / 0.25) ** 2))))
+    terms["lower_lip"] = (5.5, np.where(lower, lower_profile * span**1.2, 0.0))
     terms["mouth_line"] = (-2.0, groove(v - mouth_v, 1.6) * window(au, -1.0, corner_u - 4.0, 5.0))
     terms["commissures"] = (-1.0, mirrored_gaussian(u, v, corner_u, mouth_v, 4.0, 4.0))
 
@@ -125,8 +130,8 @@ def _relief_terms(u, v, lip_side, corner_u, mouth_v) -> dict[str, tuple[float, n
     terms["chin"] = (5.0, gaussian(u, v, 0.0, -75.0, 12.0, 8.0))
     jaw_v = -86.0 + 40.0 * np.minimum(au / 64.0, 1.15) ** 1.7
     # Behind the jaw angle the crop reaches the neck, which does not recede as sharply.
-    terms["under_jaw"] = (-10.0, smootherstep(jaw_v + 3.0, jaw_v - 18.0, v) * smoothstep(85.0, 60.0, au))
-    terms["jaw_angles"] = (2.0, mirrored_gaussian(u, v, 64.0, -44.0, 9.0, 10.0))
+    terms["under_jaw"] = (-10.0, smootherstep(jaw_v - 2.0, jaw_v - 24.0, v) * smoothstep(85.0, 60.0, au))
+    terms["jaw_angles"] = (1.5, mirrored_gaussian(u, v, 64.0, -44.0, 10.0, 11.0))
 
     for k, (cu, cv, width) in enumerate(RANDOM_FIELD_BUMPS):
         terms[f"random_field_{k}"] = (1.0, gaussian(u, v, cu, cv, width, width))
@@ -153,6 +158,7 @@ class ReliefBasis:
 
 @functools.lru_cache(maxsize=1)
 def relief_basis() -> ReliefBasis:
+    """The relief terms evaluated on the face chart (built once per process, read-only)."""
     chart = face_chart()
     u, v = chart.uv[:, 0], chart.uv[:, 1]
     terms = _relief_terms(u, v, chart.lip_side, chart.mouth_corner_u, chart.mouth_line_v)
@@ -208,9 +214,11 @@ def warp_chart(translation: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """
     weights, centres = warp_windows()
     uv = face_chart().uv
-    relative = uv[None, :, :] - centres[:, None, :]  # (H, n, 2)
-    offset = translation[:, :, None, :] + (scale[:, :, None, :] - 1.0) * relative[None]
-    return uv[None] + np.einsum("hn,chnd->cnd", weights, offset)
+    warped = np.repeat(uv[None], translation.shape[0], axis=0)
+    for h in range(len(centres)):
+        offset = translation[:, h, None, :] + (scale[:, h, None, :] - 1.0) * (uv - centres[h])
+        warped += weights[h, None, :, None] * offset
+    return warped
 
 
 @dataclass(frozen=True)
@@ -235,32 +243,31 @@ class HeadShape:
     height: np.ndarray
     relief: np.ndarray
 
-    @staticmethod
-    def template(count: int = 1) -> "HeadShape":
-        ones = np.ones((count, 1))
-        return HeadShape(ones, ones, ones, ones, ones, ones, ones)
+
+def _template_half_width_and_slope(v):
+    """A0(v), the template head's half-width (mm) at chart height v, and its slope. A0 is also
+    the radius the chart wraps on, so u is roughly arc length around the template's head."""
+    above = np.maximum(v - 5.0, 0.0)
+    below = np.maximum(5.0 - v, 0.0)
+    return 72.0 - 0.0035 * above**2 - 0.0036 * below**2, -0.007 * above + 0.0072 * below
 
 
-def template_half_width(v):
-    """A0(v): the template head's half-width (mm) at chart height v; also the chart's wrap radius."""
-    above = np.clip(v - 5.0, 0.0, None)
-    below = np.clip(5.0 - v, 0.0, None)
-    return 72.0 - 0.0035 * above**2 - 0.0036 * below**2
-
-
-def _half_width(v, head: HeadShape):
-    lower_face = smoothstep(-10.0, -60.0, v)
-    return head.width * template_half_width(v) * (1.0 + (head.jaw_width - 1.0) * lower_face)
-
-
-def _depth(v, head: HeadShape):
-    return head.depth * (92.0 - 18.0 * smoothstep(-20.0, -85.0, v))
-
-
-def _midline(v, head: HeadShape):
-    forehead = -0.011 * np.clip(v - 28.0, 0.0, None) ** 2
-    under_chin = -0.06 * np.clip(-80.0 - v, 0.0, None) ** 2
-    return head.forehead_slope * forehead + head.chin_recession * under_chin
+def _head_profiles(v, head: HeadShape):
+    """Half-width A, depth B and midline M of the head at heights v, each with its v-derivative."""
+    template_width, template_slope = _template_half_width_and_slope(v)
+    lower_face, lower_face_slope = smoothstep_and_slope(-10.0, -60.0, v)
+    jaw = head.jaw_width - 1.0
+    half_width = head.width * template_width * (1.0 + jaw * lower_face)
+    d_half_width = head.width * (template_slope * (1.0 + jaw * lower_face)
+                                 + template_width * jaw * lower_face_slope)
+    jaw_depth, jaw_depth_slope = smoothstep_and_slope(-20.0, -85.0, v)
+    depth = head.depth * (92.0 - 18.0 * jaw_depth)
+    d_depth = head.depth * (-18.0 * jaw_depth_slope)
+    forehead = np.maximum(v - 28.0, 0.0)  # the forehead slopes back above the brows
+    under_chin = np.maximum(-80.0 - v, 0.0)  # and the surface turns under below the chin
+    midline = head.forehead_slope * (-0.011 * forehead**2) + head.chin_recession * (-0.06 * under_chin**2)
+    d_midline = head.forehead_slope * (-0.022 * forehead) + head.chin_recession * (0.12 * under_chin)
+    return (half_width, d_half_width), (depth, d_depth), (midline, d_midline), template_width
 
 
 def embed(uv: np.ndarray, relief: np.ndarray, head: HeadShape) -> np.ndarray:
@@ -275,20 +282,16 @@ def embed(uv: np.ndarray, relief: np.ndarray, head: HeadShape) -> np.ndarray:
         (count, n, 3) float64 vertices, mm.
     """
     u, v = uv[..., 0], uv[..., 1]
-    theta = u / template_half_width(v)
+    (half_width, d_half_width), (depth, d_depth), (midline, d_midline), wrap_radius = _head_profiles(v, head)
+    theta = u / wrap_radius
     sin, cos = np.sin(theta), np.cos(theta)
-    half_width, depth, midline = _half_width(v, head), _depth(v, head), _midline(v, head)
-    step = 0.05  # central differences of the profiles along v (mm)
-    d_width = (_half_width(v + step, head) - _half_width(v - step, head)) / (2 * step)
-    d_depth = (_depth(v + step, head) - _depth(v - step, head)) / (2 * step)
-    d_midline = (_midline(v + step, head) - _midline(v - step, head)) / (2 * step)
     # Normal of S(theta, v) = (A sin, v, M + B (cos - 1)): the cross product of its two tangents.
     normal_x = depth * sin
-    normal_y = -d_width * depth * sin**2 - half_width * cos * (d_midline + d_depth * (cos - 1.0))
+    normal_y = -d_half_width * depth * sin**2 - half_width * cos * (d_midline + d_depth * (cos - 1.0))
     normal_z = half_width * cos
-    norm = np.sqrt(normal_x**2 + normal_y**2 + normal_z**2)
-    displacement = head.relief * relief / norm
-    x = half_width * sin + displacement * normal_x
-    y = head.height * (v + displacement * normal_y)
-    z = midline + depth * (cos - 1.0) + displacement * normal_z
-    return np.stack([x, y, z], axis=-1)
+    displacement = head.relief * relief / np.sqrt(normal_x**2 + normal_y**2 + normal_z**2)
+    vertices = np.empty(u.shape + (3,))
+    vertices[..., 0] = half_width * sin + displacement * normal_x
+    vertices[..., 1] = head.height * (v + displacement * normal_y)
+    vertices[..., 2] = midline + depth * (cos - 1.0) + displacement * normal_z
+    return vertices

@@ -21,16 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import Delaunay, cKDTree
 
-# Lattice spacing: chosen so the mouth corners fall on lattice points (10.5 spacings from the
-# midline on the half-offset mouth row) and the chart holds ~4,200 vertices.
-LATTICE_SPACING = 2.58
+# Lattice spacing (mm): the chart holds ~4,400 vertices, and the mouth corners fall on lattice
+# points of the mouth row, this many spacings from the midline.
+LATTICE_SPACING = 2.65
 MOUTH_LINE_V = -48.0
-_MOUTH_CORNER_STEPS = 10.5
+_MOUTH_CORNER_STEPS = 10
 
 # Face-mask outline: two superellipse halves about this centre (chart mm).
 _OUTLINE_CENTRE_V = -12.0
 _OUTLINE_HALF_WIDTH = 96.0
-_OUTLINE_TOP, _OUTLINE_TOP_EXPONENT = 74.0, 2.6
+_OUTLINE_TOP, _OUTLINE_TOP_EXPONENT = 80.0, 2.6
 _OUTLINE_BOTTOM, _OUTLINE_BOTTOM_EXPONENT = 80.0, 2.0
 
 # Local contractions (centre u, centre v, strength, radius): denser vertices where detail is.
@@ -38,7 +38,7 @@ _CONTRACTIONS = (
     (33.0, 16.0, 0.42, 11.0),   # right eye
     (-33.0, 16.0, 0.42, 11.0),  # left eye
     (0.0, -16.0, 0.22, 10.0),   # nose tip and alae
-    (0.0, MOUTH_LINE_V, 0.25, 16.0),  # lips; centred on the mouth row so the row stays straight
+    (0.0, MOUTH_LINE_V, 0.25, 16.0),  # lips; centred on the mouth row, which stays straight
 )
 
 
@@ -51,6 +51,8 @@ class FaceChart:
         lip_side: (n,) int8: +1 for upper-lip vertices on the mouth slit, -1 for their lower-lip
             duplicates, 0 elsewhere.
         triangles: (m, 3) int64, counter-clockwise in the chart (normals toward the viewer).
+        mouth_corners: (2,) int64 vertex indices of the right and the left mouth corner (the
+            two ends of the slit, shared by both lips).
         mouth_corner_u: chart u of the right mouth corner (the left one is at -mouth_corner_u).
         mouth_line_v: chart v of the mouth slit.
     """
@@ -58,6 +60,7 @@ class FaceChart:
     uv: np.ndarray
     lip_side: np.ndarray
     triangles: np.ndarray
+    mouth_corners: np.ndarray
     mouth_corner_u: float
     mouth_line_v: float
 
@@ -86,23 +89,21 @@ def _outline_points(spacing: float) -> np.ndarray:
     return np.stack([np.interp(targets, arc, dense[:, 0]), np.interp(targets, arc, dense[:, 1])], axis=1)
 
 
-def _interior_lattice(spacing: float, outline: np.ndarray) -> np.ndarray:
+def _interior_lattice(spacing: float) -> np.ndarray:
     """Equilateral lattice points inside the outline and at least half a spacing from it, (k, 2).
 
-    Row 0 lies on the mouth line with a half-spacing offset, so the lattice is symmetric about
+    Row 0 lies on the mouth line with a point on the midline, so the lattice is symmetric about
     u = 0 and has points exactly at the mouth corners.
     """
     row_height = spacing * np.sqrt(3.0) / 2.0
     rows = np.arange(-30, 56)
     columns = np.arange(-45, 46)
     j, i = np.meshgrid(rows, columns, indexing="ij")
-    offset = np.where(j % 2 == 0, 0.5, 0.0)
+    offset = np.where(j % 2 == 0, 0.0, 0.5)
     points = np.stack([(i + offset) * spacing, MOUTH_LINE_V + j * row_height], axis=-1).reshape(-1, 2)
     relative = points - [0.0, _OUTLINE_CENTRE_V]
     inside = np.hypot(*relative.T) < _outline_radius(np.arctan2(relative[:, 1], relative[:, 0]))
-    dense_outline = _outline_points(spacing / 20.0)
-    clearance, _ = cKDTree(dense_outline).query(points)
-    del outline
+    clearance, _ = cKDTree(_outline_points(spacing / 20.0)).query(points)
     return points[inside & (clearance > 0.5 * spacing)]
 
 
@@ -127,7 +128,8 @@ def _counter_clockwise(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def _cut_mouth_slit(points: np.ndarray, triangles: np.ndarray, corner_u: float):
     """Duplicate the mouth-row vertices between the corners; lower-lip triangles use the copies."""
-    on_slit = np.flatnonzero((np.abs(points[:, 1] - MOUTH_LINE_V) < 1e-9) & (np.abs(points[:, 0]) < corner_u - 1e-6))
+    on_mouth_row = np.abs(points[:, 1] - MOUTH_LINE_V) < 1e-9
+    on_slit = np.flatnonzero(on_mouth_row & (np.abs(points[:, 0]) < corner_u - 1e-6))
     duplicate_of = np.full(len(points), -1)
     duplicate_of[on_slit] = len(points) + np.arange(len(on_slit))
     centroid_v = points[triangles, 1].mean(axis=1)
@@ -146,9 +148,7 @@ def _cut_mouth_slit(points: np.ndarray, triangles: np.ndarray, corner_u: float):
 def face_chart() -> FaceChart:
     """The SynthFaces topology (deterministic; built once per process, arrays read-only)."""
     spacing = LATTICE_SPACING
-    outline = _outline_points(spacing)
-    interior = _interior_lattice(spacing, outline)
-    points = np.concatenate([interior, outline])
+    points = np.concatenate([_interior_lattice(spacing), _outline_points(spacing)])
     # Row-major order (top to bottom, then left to right) keeps mesh neighbours close in memory.
     points = points[np.lexsort((points[:, 0], -np.round(points[:, 1], 6)))]
     triangles = Delaunay(points).simplices.astype(np.int64)
@@ -156,10 +156,12 @@ def face_chart() -> FaceChart:
     corner_u = _MOUTH_CORNER_STEPS * spacing
     points, triangles, lip_side = _cut_mouth_slit(points, triangles, corner_u)
     uv = _contract(points)
-    # The contraction centred on the mouth row keeps the row at MOUTH_LINE_V; only the corner's
-    # u moves, so it is read back from the warped lattice point.
-    corner = np.flatnonzero((np.abs(points[:, 1] - MOUTH_LINE_V) < 1e-9) & (np.abs(points[:, 0] - corner_u) < 1e-6))
-    mouth_corner_u = float(uv[corner[0], 0])
-    for array in (uv, lip_side, triangles):
+    on_mouth_row = np.abs(points[:, 1] - MOUTH_LINE_V) < 1e-9
+    corners = np.array([np.flatnonzero(on_mouth_row & (np.abs(points[:, 0] - side * corner_u) < 1e-6))[0]
+                        for side in (1.0, -1.0)], dtype=np.int64)
+    # The contraction centred on the mouth keeps the mouth row (to within 0.05 mm) but draws the
+    # corners inward, so their chart u is read back from the warped lattice.
+    mouth_corner_u = float(uv[corners[0], 0])
+    for array in (uv, lip_side, triangles, corners):
         array.setflags(write=False)
-    return FaceChart(uv, lip_side, triangles, mouth_corner_u, MOUTH_LINE_V)
+    return FaceChart(uv, lip_side, triangles, corners, mouth_corner_u, MOUTH_LINE_V)

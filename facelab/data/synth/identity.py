@@ -4,11 +4,12 @@ An identity is a vector of ``IDENTITY_DIM`` standard-normal numbers. Each maps t
 trait (a scale factor around 1 or an offset in mm around 0, with the spread listed in
 ``IDENTITY_PARAMETERS``); together they set the face's proportions, the position and size of its
 features (through the chart warp handles), how pronounced each feature is (relief weights), some
-smooth random shape fields, and two traits of how the person performs expressions.
+smooth random shape fields, and six traits of how the person performs expressions.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from facelab.data.synth.anatomy import (
 class IdentityParameter:
     """One identity trait: ``value = base + spread * z`` with z the standard-normal parameter.
 
-    ``kind`` is "scale" (base 1, a factor) or "offset" (base 0, mm).
+    ``kind`` is "scale" (base 1, a factor) or "offset" (base 0, in mm; radians for the angle).
     """
 
     name: str
@@ -47,23 +48,23 @@ IDENTITY_PARAMETERS: tuple[IdentityParameter, ...] = tuple(
         ("lid_size", _S, 0.07), ("lid_fullness", _S, 0.2), ("brow_height", _O, 2.0),
         ("brow_prominence", _S, 0.3),
         # Nose.
-        ("nose_length", _O, 3.0), ("nose_width", _S, 0.1), ("nose_projection", _S, 0.13),
+        ("nose_length", _O, 2.5), ("nose_width", _S, 0.1), ("nose_projection", _S, 0.13),
         ("bridge_height", _S, 0.2), ("tip_roundness", _S, 0.25),
         # Cheeks.
         ("cheekbone_height", _O, 2.5), ("cheekbone_prominence", _S, 0.3), ("cheek_fullness", _S, 0.35),
         ("nasolabial_depth", _S, 0.35),
         # Mouth, chin.
-        ("mouth_width", _S, 0.07), ("mouth_height", _O, 2.0), ("upper_lip", _S, 0.2),
-        ("lower_lip", _S, 0.2), ("lip_protrusion", _S, 0.25), ("chin_height", _O, 2.5),
+        ("mouth_width", _S, 0.07), ("mouth_height", _O, 1.5), ("upper_lip", _S, 0.2),
+        ("lower_lip", _S, 0.2), ("lip_protrusion", _S, 0.25), ("chin_height", _O, 2.0),
         ("chin_width", _S, 0.1), ("chin_projection", _S, 0.3), ("labiomental_depth", _S, 0.3),
         # How this person performs expressions (see expressions.py).
-        ("expressiveness", _S, 0.12), ("expression_asymmetry", _O, 0.12),
+        ("expressiveness", _S, 0.1), ("expression_asymmetry", _O, 0.08), ("smile_angle", _O, 0.2),
+        ("jaw_drop", _S, 0.1), ("jaw_glide", _S, 0.5), ("lip_tension", _S, 0.25),
         # Weights (mm) of the smooth random shape fields.
         *((f"random_field_{k}", _O, 2.0) for k in range(8)),
     )
 )
 IDENTITY_DIM: int = len(IDENTITY_PARAMETERS)
-_INDEX = {parameter.name: k for k, parameter in enumerate(IDENTITY_PARAMETERS)}
 
 # Identity parameters are clipped here: beyond it the analytic face stops looking like a face.
 _PARAMETER_LIMIT = 3.0
@@ -114,7 +115,6 @@ class IdentityGeometry:
         uv: (count, n, 2) warped chart coordinates, mm.
         relief: (count, n) relief along the head normal, mm.
         head: the head proportions.
-        vertices: (count, n, 3) float64 neutral vertices, mm.
     """
 
     traits: dict[str, np.ndarray]
@@ -126,21 +126,29 @@ class IdentityGeometry:
     def count(self) -> int:
         return self.uv.shape[0]
 
-    def embed(self, uv: np.ndarray | None = None, relief: np.ndarray | None = None) -> np.ndarray:
-        """Vertices (count, n, 3) float64 for changed chart positions and/or relief."""
-        return embed(self.uv if uv is None else uv, self.relief if relief is None else relief, self.head)
+    @functools.cached_property
+    def neutral(self) -> np.ndarray:
+        """(count, n, 3) float64 neutral vertices, mm (computed once)."""
+        return embed(self.uv, self.relief, self.head)
 
 
 def _relief(traits: dict[str, np.ndarray]) -> np.ndarray:
+    """(count, n) relief, mm: the template's relief terms reweighted by the traits."""
     basis = relief_basis()
     count = next(iter(traits.values())).shape[0]
     weights = np.tile(basis.default_amplitudes, (count, 1))
     for term, trait in _RELIEF_TRAITS.items():
         weights[:, basis.index(term)] *= traits[trait][:, 0]
-    return weights @ basis.fields
+    # Summed term by term rather than by a matrix product, whose rounding depends on the batch
+    # size: an identity must come out bitwise the same however many are generated with it.
+    relief = np.zeros((count, basis.fields.shape[1]))
+    for k, field in enumerate(basis.fields):
+        relief += weights[:, k : k + 1] * field
+    return relief
 
 
 def _warp(traits: dict[str, np.ndarray]) -> np.ndarray:
+    """(count, n, 2) chart positions with the features moved and resized by the traits."""
     count = traits["face_width"].shape[0]
     zero, one = np.zeros((count, 1)), np.ones((count, 1))
     eye_v = traits["eye_height"]
@@ -174,4 +182,4 @@ def identity_geometry(params: np.ndarray) -> IdentityGeometry:
 
 def identity_vertices(params: np.ndarray) -> np.ndarray:
     """Neutral faces of identities ``params`` (count, IDENTITY_DIM): (count, n, 3) float32, mm."""
-    return identity_geometry(params).embed().astype(np.float32)
+    return identity_geometry(params).neutral.astype(np.float32)

@@ -63,7 +63,8 @@ def jaw_weight() -> np.ndarray:
     and toward the chin, the weight never folds the mesh.
     """
     u, v, chart = _uv()
-    held = _LIP_CORNER_HOLD + (1.0 - _LIP_CORNER_HOLD) * smoothstep(chart.mouth_corner_u, 0.3 * chart.mouth_corner_u, np.abs(u))
+    toward_middle = smoothstep(chart.mouth_corner_u, 0.3 * chart.mouth_corner_u, np.abs(u))
+    held = _LIP_CORNER_HOLD + (1.0 - _LIP_CORNER_HOLD) * toward_middle
     depth_below = np.clip(chart.mouth_line_v - v, 0.0, None)
     taper = 1.0 - (1.0 - held) * np.exp(-0.5 * (depth_below / 7.0) ** 2)
     weight = below_mouth_weight() * taper
@@ -91,14 +92,25 @@ def lips_weight() -> np.ndarray:
     return weight
 
 
+@functools.lru_cache(maxsize=1)
+def mouth_region_weight() -> np.ndarray:
+    """A broad, gentle weight centred on the mouth: for shifting the whole mouth."""
+    u, v, chart = _uv()
+    weight = gaussian(u, v, 0.0, chart.mouth_line_v, 20.0, 12.0)
+    weight.setflags(write=False)
+    return weight
+
+
 @functools.lru_cache(maxsize=2)
 def corner_weight(right: bool) -> np.ndarray:
     """One mouth corner's pull: 1 at the corner, reaching along the lips (which follow the
     corner) further than into the cheek."""
     u, v, chart = _uv()
     along_lips = (u if right else -u) - chart.mouth_corner_u
-    width_u = np.where(along_lips < 0.0, 15.0, 11.0)
-    weight = np.exp(-0.5 * (along_lips / width_u) ** 2 - 0.5 * ((v - chart.mouth_line_v) / 9.0) ** 2)
+    width_u = np.where(along_lips < 0.0, 15.0, 13.0)
+    height = v - chart.mouth_line_v
+    width_v = np.where(height > 0.0, 12.0, 9.0)  # gentler toward the cheek, which bunches up
+    weight = np.exp(-0.5 * (along_lips / width_u) ** 2 - 0.5 * (height / width_v) ** 2)
     weight.setflags(write=False)
     return weight
 
@@ -125,7 +137,7 @@ def brow_lift_weight() -> np.ndarray:
     """Brows and forehead: 1 along the brows, fading to 0 at the upper lids and toward the top
     of the crop (the scalp moves less, so the forehead skin bunches between)."""
     u, v, _ = _uv()
-    weight = smoothstep(19.0, 31.0, v) * smoothstep(72.0, 38.0, v) * smoothstep(68.0, 46.0, np.abs(u))
+    weight = smoothstep(19.0, 31.0, v) * smoothstep(78.0, 38.0, v) * smoothstep(58.0, 40.0, np.abs(u))
     weight.setflags(write=False)
     return weight
 
@@ -133,7 +145,7 @@ def brow_lift_weight() -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def forehead_weight() -> np.ndarray:
     u, v, _ = _uv()
-    weight = window(v, 38.0, 50.0, 5.0) * smoothstep(55.0, 30.0, np.abs(u))
+    weight = window(v, 40.0, 58.0, 5.0) * smoothstep(50.0, 28.0, np.abs(u))
     weight.setflags(write=False)
     return weight
 
@@ -151,6 +163,73 @@ def mentalis_weight() -> np.ndarray:
     """Lower lip and chin pushed up together by the chin muscle."""
     u, v, _ = _uv()
     weight = gaussian(u, v, 0.0, -66.0, 24.0, 14.0)
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def upper_lip_lift_weight() -> np.ndarray:
+    """Upper lip and the skin above it up to the nose, 0 on the lower lip; fading over ~17 mm
+    so that lifting the lip bunches the skin below the nose without folding it."""
+    u, v, chart = _uv()
+    weight = ((1.0 - below_mouth_weight()) * smoothstep(chart.mouth_line_v + 21.0, chart.mouth_line_v + 4.0, v)
+              * window(np.abs(u), -1.0, chart.mouth_corner_u + 2.0, 12.0))
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def lower_lip_drop_weight() -> np.ndarray:
+    """Lower lip and the skin below it, fading out toward the chin (gently, so pulling it down
+    stretches rather than folds the skin)."""
+    u, v, chart = _uv()
+    weight = (jaw_weight() * smoothstep(chart.mouth_line_v - 24.0, chart.mouth_line_v - 6.0, v)
+              * window(np.abs(u), -1.0, chart.mouth_corner_u + 2.0, 12.0))
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def pucker_weight() -> np.ndarray:
+    """Lips pushed forward when puckering: most at the middle of the mouth."""
+    u, v, chart = _uv()
+    weight = gaussian(u, v, 0.0, chart.mouth_line_v, 16.0, 9.0)
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def upper_lids_weight() -> np.ndarray:
+    """Upper lids below the brows, stretched upward when the brows rise."""
+    u, v, _ = _uv()
+    weight = gaussian(u, v, 33.0, 22.0, 12.0, 5.0) + gaussian(u, v, -33.0, 22.0, 12.0, 5.0)
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def alae_weight() -> np.ndarray:
+    """The nose wings, lifted with the upper lip."""
+    u, v, _ = _uv()
+    weight = gaussian(u, v, 13.0, -21.0, 8.0, 6.0) + gaussian(u, v, -13.0, -21.0, 8.0, 6.0)
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def forehead_creases() -> np.ndarray:
+    """Horizontal bands across the forehead, 8 mm apart, where raised brows wrinkle it."""
+    _, v, _ = _uv()
+    weight = forehead_weight() * (0.5 + 0.5 * np.cos(2.0 * np.pi * (v - 44.0) / 8.0))
+    weight.setflags(write=False)
+    return weight
+
+
+@functools.lru_cache(maxsize=1)
+def chin_dimples() -> np.ndarray:
+    """A bumpy pattern (-1..1) over the chin: the "peau d'orange" of a tensed chin muscle."""
+    u, v, _ = _uv()
+    weight = chin_weight() * np.cos(u / 2.5) * np.cos((v + 70.0) / 2.5)
     weight.setflags(write=False)
     return weight
 

@@ -15,6 +15,13 @@ def smoothstep(edge0: float, edge1, x):
     return t * t * (3.0 - 2.0 * t)
 
 
+def smoothstep_and_slope(edge0: float, edge1: float, x):
+    """:func:`smoothstep` and its derivative with respect to ``x``."""
+    scale = 1.0 / (edge1 - edge0)
+    t = np.clip((x - edge0) * scale, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t), 6.0 * t * (1.0 - t) * scale
+
+
 def smootherstep(edge0: float, edge1, x):
     """Quintic ramp like :func:`smoothstep` but C2, so shading across it shows no crease."""
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
