@@ -72,9 +72,13 @@ class Normalisation:
     """
 
     mean: np.ndarray  # (n, 3) float32
-    std: np.ndarray   # (n, 3) float32, floored at MIN_STD_MM
+    std: np.ndarray   # (n, 3) float32, floored (see FaceDataset.normalisation)
 
     MIN_STD_MM = 1e-3
+    #: Coordinates that barely vary (the x of a symmetric face's midline is always 0) would turn
+    #: a 0.1 mm error into hundreds of normalised units and dominate the L1 losses, so each std
+    #: is at least this fraction of the median std.
+    MIN_STD_FRACTION = 0.1
 
     def normalise(self, vertices: np.ndarray) -> np.ndarray:
         return (vertices - self.mean) / self.std
@@ -197,7 +201,10 @@ class FaceDataset:
         return DatasetSplit(train, test, seed, train_fraction)
 
     def normalisation(self, split: DatasetSplit) -> Normalisation:
-        """Per-vertex mean and std over every mesh of the training subjects only."""
+        """Per-vertex mean and std over every mesh of the training subjects only.
+
+        Each std is floored at ``MIN_STD_FRACTION`` of the median std (and ``MIN_STD_MM``).
+        """
         indices = self.indices_of(split.train_subjects)
         if indices.size == 0:
             raise DatasetError(f"{self.name}: the training split has no meshes to compute statistics from.")
@@ -209,7 +216,8 @@ class FaceDataset:
             total_sq += np.square(chunk).sum(axis=0)
         mean = total / indices.size
         variance = np.maximum(total_sq / indices.size - np.square(mean), 0.0)
-        std = np.maximum(np.sqrt(variance), Normalisation.MIN_STD_MM)
+        std = np.sqrt(variance)
+        std = np.maximum(std, max(Normalisation.MIN_STD_FRACTION * float(np.median(std)), Normalisation.MIN_STD_MM))
         return Normalisation(mean.astype(np.float32), std.astype(np.float32))
 
     def summary(self) -> dict:

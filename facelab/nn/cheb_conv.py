@@ -160,8 +160,14 @@ class MeshChebConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot-uniform per polynomial and zero bias, as PyG's ChebConv initialises."""
-        bound = math.sqrt(6.0 / (self.in_channels + self.out_channels))
+        """Glorot-uniform over all K polynomials together (fan-in K * in_channels) and zero bias.
+
+        PyG initialises each of the K weight matrices as if it were the only one, so the output
+        variance grows about K-fold per layer: after the encoder's four layers the latent codes
+        start ~100x too large and training first diverges, then collapses to the mean face.
+        Treating the K terms as one layer's fan-in keeps activations at unit scale.
+        """
+        bound = math.sqrt(6.0 / (self.K * self.in_channels + self.out_channels))
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             nn.init.zeros_(self.bias)

@@ -58,6 +58,7 @@ def network_losses(
     variant: str,
     fake_logits: torch.Tensor | None = None,
     gan_kind: str = "non-saturating",
+    l2l_trains_encoder: bool = False,
 ) -> LossTerms:
     """L_tot (Eq. 7) for one batch.
 
@@ -67,6 +68,7 @@ def network_losses(
         x_n: (B, n, 3) normalised ground-truth neutral vertices.
         labels: (B,) subject indices, for L_id.
         fake_logits: D(G(z_e), z_e), needed by the full and no-id variants.
+        l2l_trains_encoder: let L_L1 move the encoder through z_n (else z_n is a fixed target).
     """
     zero = x_n.new_zeros(())
     if variant == "gca":
@@ -74,7 +76,11 @@ def network_losses(
         rec = F.l1_loss(outputs["rec_e"], x_n)
         return LossTerms(weights.rec * rec, zero, zero, zero, zero, rec)
     rec = F.l1_loss(outputs["rec_n"], x_n) + F.l1_loss(outputs["rec_e"], x_n)           # Eq. 6
-    l1 = F.l1_loss(outputs["z_g"], outputs["z_n"])                                         # Eq. 2
+    # See TrainConfig.l2l_trains_encoder: by default L_l2l sees G(z_e) and z_n as constants of
+    # the encoder ("z_g_l2l" computed on a detached z_e, z_n detached), so it trains G only.
+    z_g = outputs.get("z_g_l2l", outputs["z_g"])
+    target = outputs["z_n"] if l2l_trains_encoder else outputs["z_n"].detach()
+    l1 = F.l1_loss(z_g, target)                                                            # Eq. 2
     gan = generator_adversarial_loss(fake_logits, gan_kind) if fake_logits is not None else zero  # Eq. 3
     l2l = weights.l1 * l1 + weights.gan * gan                                              # Eq. 4
     identity = zero

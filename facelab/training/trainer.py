@@ -258,16 +258,20 @@ class Trainer:
         outputs = network(x_e, x_n)
         losses: dict[str, float] = {}
         fake_logits = None
+        if network.generator is not None and config.variant in ("full", "no-id") and not config.l2l_trains_encoder:
+            outputs["z_g_l2l"] = network.generator(outputs["z_e"].detach())
         if self.d_optimizer is not None:
             z_e = outputs["z_e"].detach()
+            z_g = outputs.get("z_g_l2l", outputs["z_g"])
             d_loss = discriminator_loss(network.discriminator(outputs["z_n"].detach(), z_e),
-                                        network.discriminator(outputs["z_g"].detach(), z_e))
+                                        network.discriminator(z_g.detach(), z_e))
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             self.d_optimizer.step()
             losses["d"] = float(d_loss.detach())
-            fake_logits = network.discriminator(outputs["z_g"], z_e)
-        terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss)
+            fake_logits = network.discriminator(z_g, z_e)
+        terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
+                               config.l2l_trains_encoder)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()

@@ -61,7 +61,7 @@ IDENTITY_PARAMETERS: tuple[IdentityParameter, ...] = tuple(
         ("expressiveness", _S, 0.1), ("expression_asymmetry", _O, 0.08), ("smile_angle", _O, 0.2),
         ("jaw_drop", _S, 0.1), ("jaw_glide", _S, 0.5), ("lip_tension", _S, 0.25),
         # Weights (mm) of the smooth random shape fields.
-        *((f"random_field_{k}", _O, 2.0) for k in range(8)),
+        *((f"random_field_{k}", _O, 0.6) for k in range(8)),
     )
 )
 IDENTITY_DIM: int = len(IDENTITY_PARAMETERS)
