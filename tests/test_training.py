@@ -130,9 +130,10 @@ def test_fine_tuning_on_another_template_is_a_clear_error(tmp_path, tiny_dataset
         Trainer(_config(epochs=1), tmp_path / "x", dataset=other, init_checkpoint=tmp_path / "base" / "best").run()
 
 
-@pytest.mark.parametrize("variant", ["no-l2l", "no-id", "gca"])
+@pytest.mark.parametrize("variant", ["no-l2l", "no-id", "gca", "full-l2l-trains-encoder"])
 def test_every_variant_trains(tmp_path, tiny_dataset, variant):
-    trainer = Trainer(_config(epochs=1, variant=variant), tmp_path / variant, dataset=tiny_dataset)
+    options = {"variant": "full", "l2l_trains_encoder": True} if variant.startswith("full") else {"variant": variant}
+    trainer = Trainer(_config(epochs=1, **options), tmp_path / variant, dataset=tiny_dataset)
     result = trainer.run()
     assert result.status == "completed"
     assert (trainer.network.discriminator is None) == (variant in ("no-l2l", "gca"))
