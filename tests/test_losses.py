@@ -15,7 +15,7 @@ def _outputs():
     torch.manual_seed(0)
     b, n, d, s = 2, 5, 4, 3
     return {
-        "z_e": torch.randn(b, d), "z_n": torch.randn(b, d), "z_g": torch.randn(b, d, requires_grad=True),
+        "z_e": torch.randn(b, d), "z_n": torch.randn(b, d), "z_g": torch.randn(b, d),
         "rec_n": torch.randn(b, n, 3), "rec_e": torch.randn(b, n, 3),
         "logits_g": torch.randn(b, s), "logits_n": torch.randn(b, s),
     }, torch.randn(2, 5, 3), torch.tensor([0, 2])
@@ -57,5 +57,6 @@ def test_adversarial_terms():
 def test_the_neutral_code_is_a_fixed_target_by_default():
     outputs, x_n, labels = _outputs()
     outputs["z_n"].requires_grad_(True)
+    outputs["z_g"].requires_grad_(True)
     network_losses(outputs, x_n, labels, LossWeights(), "full", None).l1.backward()
     assert outputs["z_n"].grad is None and outputs["z_g"].grad is not None
