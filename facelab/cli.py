@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -151,6 +152,7 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from facelab.training.events import TrainingControl
     from facelab.training.progress import TqdmProgress
     from facelab.training.trainer import Trainer
 
@@ -158,9 +160,20 @@ def _run_train(args: argparse.Namespace) -> int:
         raise FacelabError("--resume and --init exclude each other: resume a run, or start one from a checkpoint.")
     if not args.resume and (args.out / "config.json").exists():
         raise FacelabError(f"{args.out} already holds a run: pass --resume to continue it, or choose another --out.")
-    trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()],
+    control = TrainingControl()
+
+    def stop_gracefully(signum, frame):  # first Ctrl-C: save 'last' at this step; second: abort
+        print("\nstopping after this step (Ctrl-C again to abort without saving)", file=sys.stderr)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()], control=control,
                       init_checkpoint=args.init, resume=args.resume)
-    result = trainer.run()
+    previous = signal.signal(signal.SIGINT, stop_gracefully)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
     print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
     return 0
@@ -264,6 +277,94 @@ def _print_evaluation(result: dict) -> None:
         print(f"{name:<12} {row['mean_error_mm']:>10.3f} {'':>8} {'':>8} {rank1}")
 
 
+# ---- facelab gui ---------------------------------------------------------------------------------
+def _add_gui(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "gui", help="open the desktop app",
+        description="Open the desktop app: input, predicted neutral and ground-truth neutral side by side with "
+                    "error heatmaps, a dataset browser, identity matches, training in the background and figure "
+                    "export. By default it opens the SynthFaces test split with the bundled model.",
+    )
+    parser.add_argument("input", nargs="?", type=Path, default=None, help="an expressive mesh to open (optional)")
+    parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral of INPUT")
+    parser.add_argument("--data", default="synth", help="'synth' (default) or a dataset folder or file to browse")
+    parser.add_argument("--identities", type=_positive_int, default=None, help="SynthFaces identities (default 100)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--screenshot", type=Path, default=None,
+                        help="save a PNG of the window once the first sample is shown, then quit")
+    parser.set_defaults(handler=_run_gui)
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    from facelab.app.launch import run_gui
+
+    if args.ground_truth and not args.input:
+        raise FacelabError("--ground-truth needs an INPUT mesh: the ground truth belongs to an input.")
+    for path in (args.input, args.ground_truth, args.checkpoint):
+        if path is not None and not path.exists() and not path.with_name(path.name + ".json").exists():
+            raise FacelabError(f"{path} does not exist.")
+    if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
+        raise FacelabError(f"{args.screenshot}: the screenshot is written as PNG, expected a name ending in .png.")
+    return run_gui(data=args.data, checkpoint=str(args.checkpoint) if args.checkpoint else None,
+                   input_mesh=str(args.input) if args.input else None,
+                   ground_truth=str(args.ground_truth) if args.ground_truth else None,
+                   screenshot=str(args.screenshot) if args.screenshot else None, identities=args.identities)
+
+
+# ---- facelab render ------------------------------------------------------------------------------
+def _figure_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 1 and 4, got {text}") from None
+    if not 1.0 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 1 and 4, got {text}")
+    return value
+
+
+def _add_render(commands: argparse._SubParsersAction) -> None:
+    from facelab.render import COLORMAPS, DEFAULT_VIEW, RANGE_MODES, VIEW_PRESETS
+
+    parser = commands.add_parser(
+        "render", help="render the app's figure of one mesh off-screen (no display needed)",
+        description="Render input, predicted neutral and (with --ground-truth) the ground truth side by side, the "
+                    "prediction coloured by its per-vertex error in mm with a scalar bar, into a PNG, off-screen.",
+    )
+    parser.add_argument("input", type=Path, help="an expressive mesh registered to the model's template")
+    parser.add_argument("--out", required=True, type=Path, help="the PNG to write")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral mesh, to colour the error")
+    parser.add_argument("--scale", type=_figure_scale, default=1.0,
+                        help="1 to 4: each panel is 480 x 540 pixels times this (default 1)")
+    parser.add_argument("--view", choices=tuple(VIEW_PRESETS), default=DEFAULT_VIEW)
+    parser.add_argument("--colormap", choices=COLORMAPS, default=COLORMAPS[0])
+    parser.add_argument("--range", dest="range_mode", choices=RANGE_MODES, default="percentile",
+                        help="colour range: a percentile of the errors (default) or fixed (see --max)")
+    parser.add_argument("--max", dest="fixed_max", type=float, default=5.0, help="top of the fixed range in mm")
+    parser.add_argument("--percentile", type=float, default=99.0, help="percentile for the range (default 99)")
+    parser.add_argument("--displacement", action="store_true", help="colour the input by its displacement")
+    parser.add_argument("--transparent", action="store_true", help="transparent background")
+    parser.set_defaults(handler=_run_render)
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from facelab.app.sample import compute_sample
+    from facelab.mesh import read_mesh
+    from facelab.render import DisplayStyle, check_png, render_sample
+
+    check_png(args.out)
+    style = DisplayStyle(colormap=args.colormap, range_mode=args.range_mode, fixed_max_mm=args.fixed_max,
+                         percentile=args.percentile, displacement=args.displacement).validate()
+    model = _load_model(args.checkpoint)
+    mesh = model.check_mesh(read_mesh(args.input))
+    truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
+    sample = compute_sample(model, mesh.vertices, None if truth is None else truth.vertices, label=args.input.name)
+    width, height = render_sample(sample, model.triangles, args.out, style=style, scale=args.scale,
+                                  transparent=args.transparent, view=args.view)
+    print(f"wrote {args.out} ({width} x {height} pixels)")
+    return 0
+
+
 # ---- the command ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -272,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_train, _add_neutralize, _add_evaluate, _add_synth, _add_inspect, _add_import_ict):
+    for add in (_add_train, _add_neutralize, _add_evaluate, _add_render, _add_gui, _add_synth, _add_inspect,
+                _add_import_ict):
         add(commands)
     return parser
 

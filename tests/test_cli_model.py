@@ -102,3 +102,24 @@ def test_evaluate_json_contract(trained, tmp_path, capsys):
 def test_resume_and_init_exclude_each_other(trained, capsys):
     assert main(["train", "--out", str(trained / "run"), "--resume", "--init", str(trained / "run" / "best")]) == EXIT_USER_ERROR
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_training_with_a_valid_checkpoint(trained, tmp_path):
+    import signal
+    import time
+
+    from facelab.training import load_checkpoint
+
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "facelab", "train", "--data", str(trained / "data"), "--out",
+                                str(run), "--epochs", "500", "--batch-size", "4", "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.time() + 60
+    while not (run / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out.strip().splitlines()[-1].startswith("stopped") and "Traceback" not in err
+    assert load_checkpoint(run / "last").meta["position"]["global_step"] > 0
