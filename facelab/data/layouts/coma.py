@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from facelab.data.dataset import NEUTRAL, FaceDataset, MeshRecord
-from facelab.data.layouts.generic import MANIFEST, METADATA, natural_key, note_unpaired, sorted_subfolders
+from facelab.data.layouts.generic import MANIFEST, METADATA
+from facelab.data.layouts.listing import natural_key, note_unpaired, sorted_subfolders
 from facelab.data.vertex_cache import load_mesh_files
 from facelab.errors import DatasetError
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from facelab.data.dataset import NEUTRAL, FaceDataset, MeshRecord
-from facelab.data.layouts.generic import natural_key, note_unpaired, sorted_subfolders
+from facelab.data.layouts.listing import natural_key, note_unpaired, sorted_subfolders
 from facelab.data.vertex_cache import load_mesh_files
 from facelab.errors import DatasetError, MeshError
 from facelab.mesh.io import read_mesh

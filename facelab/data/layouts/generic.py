@@ -22,13 +22,13 @@ import json
 import logging
 import os
 import re
-from collections import Counter
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from facelab.atomic import atomic_write_text
 from facelab.data.dataset import NEUTRAL, FaceDataset, MeshRecord
+from facelab.data.layouts.listing import natural_key, note_unpaired, sorted_mesh_files, sorted_subfolders
 from facelab.data.vertex_cache import load_mesh_files
 from facelab.errors import DatasetError
 from facelab.mesh.io import MESH_SUFFIXES, write_mesh
@@ -49,61 +49,6 @@ WRITE_FORMATS = ("ply", "obj")
 
 #: How many subject folders ``detect`` looks into before giving up (it must stay cheap).
 DETECT_SUBJECT_LIMIT = 50
-
-
-# ---- helpers shared by the folder layouts -----------------------------------------------------
-def natural_key(text: str) -> tuple:
-    """Sort key that orders digit runs by value: ``shape_2`` < ``shape_10``, ``Tester_9`` < ``Tester_10``.
-
-    Ties (``a01`` / ``a1``) are broken by the text itself, so the order is total and deterministic.
-    """
-    return tuple(
-        (0, int(part), part) if part.isdigit() else (1, part.lower(), part)
-        for part in re.split(r"(\d+)", text)
-    )
-
-
-def sorted_subfolders(folder: Path) -> list[Path]:
-    """The visible sub-folders of ``folder`` in natural order (hidden ``.*`` ones are skipped)."""
-    try:
-        entries = [Path(entry.path) for entry in os.scandir(folder)
-                   if entry.is_dir() and not entry.name.startswith(".")]
-    except OSError:
-        return []
-    return sorted(entries, key=lambda path: natural_key(path.name))
-
-
-def sorted_mesh_files(folder: Path) -> list[Path]:
-    """The visible mesh files directly in ``folder`` in natural order.
-
-    Hidden files are skipped: they include the temporary files of interrupted atomic writes.
-    """
-    try:
-        entries = [Path(entry.path) for entry in os.scandir(folder)
-                   if entry.is_file() and not entry.name.startswith(".")
-                   and Path(entry.name).suffix.lower() in MESH_SUFFIXES]
-    except OSError:
-        return []
-    return sorted(entries, key=lambda path: natural_key(path.name))
-
-
-def note_unpaired(dataset: FaceDataset) -> FaceDataset:
-    """Add a warning per (subject, group) whose expressive meshes have no neutral to pair with.
-
-    Such meshes stay in the dataset (they count in statistics) but are in no pair.
-    """
-    paired = {pair.expressive for pair in dataset.pairs}
-    unpaired = Counter(
-        (record.subject, record.group)
-        for index, record in enumerate(dataset.records)
-        if not record.is_neutral and index not in paired
-    )
-    for (subject, group), count in sorted(unpaired.items(), key=lambda item: (natural_key(item[0][0]), item[0][1])):
-        where = f"subject {subject}" + (f", sequence {group}" if group else "")
-        message = f"{count} expressive mesh(es) of {where} have no neutral mesh and are left out of the pairs."
-        dataset.warnings.append(message)
-        log.warning(message)
-    return dataset
 
 
 # ---- the layout -------------------------------------------------------------------------------
