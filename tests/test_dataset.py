@@ -88,3 +88,20 @@ def test_summary_counts():
     info = _dataset().summary()
     assert info["subjects"] == 5 and info["meshes"] == 15 and info["pairs"] == 10 and info["expressions"] == 2
     assert info["split"]["train_subjects"] + info["split"]["test_subjects"] == 5
+
+
+def test_subjects_outside_the_split_pool_always_train():
+    pool = [f"s{i}" for i in range(10)]
+    small = _dataset(subjects=pool)
+    large = _dataset(subjects=pool + [f"x{i}" for i in range(30)])
+    large.split_pool = tuple(pool)
+    assert large.split(seed=4).test_subjects == small.split(seed=4).test_subjects
+    assert set(large.split(seed=4).train_subjects) == set(large.subjects) - set(small.split(seed=4).test_subjects)
+
+
+def test_a_larger_synthfaces_keeps_the_default_test_subjects():
+    from facelab.data.synth_dataset import load_synthfaces
+
+    default, larger = load_synthfaces(identities=100), load_synthfaces(identities=103)
+    assert larger.split().test_subjects == default.split().test_subjects
+    assert {"synth_100", "synth_101", "synth_102"} <= set(larger.split().train_subjects)

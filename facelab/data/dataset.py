@@ -100,6 +100,10 @@ class FaceDataset:
         records: N labels, in the same order as ``vertices``.
         root: the folder or file it was read from (None for generated data).
         warnings: what was skipped while reading (broken files, unpaired meshes).
+        split_pool: the subjects the 70/30 split is drawn from; others always train. None: all.
+            SynthFaces sets it to its first 100 identities, so a model trained on a larger
+            SynthFaces (extra identities are training data only) is still tested on the default
+            set's test subjects, never seen in training.
     """
 
     name: str
@@ -109,6 +113,7 @@ class FaceDataset:
     records: list[MeshRecord]
     root: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    split_pool: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.vertices.ndim != 3 or self.vertices.shape[2] != 3:
@@ -184,11 +189,14 @@ class FaceDataset:
     def split(self, train_fraction: float = 0.7, seed: int = 0) -> DatasetSplit:
         """A seeded cross-subject split of the sorted subjects (70/30 by default).
 
-        With two or more subjects both parts get at least one subject.
+        With two or more subjects both parts get at least one subject. Subjects outside
+        ``split_pool`` (when set) are added to the training part.
         """
         if not 0.0 < train_fraction < 1.0:
             raise DatasetError(f"the training fraction must lie strictly between 0 and 1, got {train_fraction}.")
-        subjects = self.subjects
+        all_subjects = self.subjects
+        pool = set(self.split_pool) if self.split_pool is not None else set(all_subjects)
+        subjects = [subject for subject in all_subjects if subject in pool]
         if len(subjects) < 2:
             raise DatasetError(
                 f"{self.name} has {len(subjects)} subject(s): a cross-subject split needs at least 2."
@@ -196,8 +204,8 @@ class FaceDataset:
         order = np.random.default_rng(seed).permutation(len(subjects))
         n_train = int(round(train_fraction * len(subjects)))
         n_train = min(max(n_train, 1), len(subjects) - 1)
-        train = tuple(sorted(subjects[i] for i in order[:n_train]))
         test = tuple(sorted(subjects[i] for i in order[n_train:]))
+        train = tuple(sorted(set(all_subjects) - set(test)))
         return DatasetSplit(train, test, seed, train_fraction)
 
     def normalisation(self, split: DatasetSplit) -> Normalisation:

@@ -21,6 +21,12 @@ DEFAULT_IDENTITIES = 100
 DEFAULT_SEED = 0
 
 
+def _split_pool(subjects: list[str]) -> tuple[str, ...]:
+    """The default set's subjects: identity k is the same however many are generated, so the
+    split is drawn from the first DEFAULT_IDENTITIES and extra identities only ever train."""
+    return tuple(sorted(set(subjects)))[:DEFAULT_IDENTITIES]
+
+
 def _generator_fingerprint() -> str:
     import facelab.data.synth as synth
 
@@ -52,13 +58,14 @@ def load_synthfaces(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SE
             meta = json.loads(meta_path.read_text())
             records = [MeshRecord(s, e) for s, e in zip(meta["subjects"], meta["expressions"])]
             return FaceDataset(name, "synth", np.load(array_path, mmap_mode="r"),
-                               np.asarray(meta["triangles"], dtype=np.int64), records)
+                               np.asarray(meta["triangles"], dtype=np.int64), records,
+                               split_pool=_split_pool(meta["subjects"]))
         except Exception:  # a damaged cache entry is regenerated, never trusted
             array_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
     data = generate_synthfaces(identities=identities, seed=seed)
     records = [MeshRecord(s, e) for s, e in zip(data.subjects, data.expressions)]
-    dataset = FaceDataset(name, "synth", data.vertices, data.triangles, records)
+    dataset = FaceDataset(name, "synth", data.vertices, data.triangles, records, split_pool=_split_pool(data.subjects))
     if use_cache:
         with atomic_path(array_path) as tmp:
             np.save(tmp, data.vertices)

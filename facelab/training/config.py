@@ -51,6 +51,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.99
     discriminator_lr: float = 1e-3
+    weight_decay: float = 0.0           # decoupled (AdamW) weight decay of the network, not of D
     weights: LossWeights = field(default_factory=LossWeights)
     gan_loss: str = "non-saturating"    # or "minimax" (Eq. 3 literally)
     # Whether the latent-to-latent losses (L_L1 and the adversarial term, Eq. 2-4) also move the

@@ -153,7 +153,8 @@ class Trainer:
         self.network = NeutralisationNetwork(network_config, dataset.triangles).to(self.device)
         if init is not None:
             self._load_init_weights(init)
-        self.optimizer = torch.optim.Adam(self.network.generator_parameters(), lr=config.lr)
+        self.optimizer = torch.optim.AdamW(self.network.generator_parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
         self.d_optimizer = None
         if self.network.discriminator is not None:
