@@ -239,7 +239,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
     parser.add_argument("--data", default=None,
-                        help="'synth' or a dataset path (default: the data the model was trained on)")
+                        help="'synth' or a dataset path (default: the data the model was trained on; "
+                             "SynthFaces is evaluated on its default 100 identities)")
     parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--no-baselines", action="store_true", help="skip the do-nothing and linear baselines")
@@ -254,11 +255,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.checkpoint)
     trained_on = model.meta.get("data", {})
     split_config = model.meta.get("train_config", {})
-    if args.data is None:
-        dataset = load_dataset(trained_on.get("source", "synth"), **trained_on.get("options", {}))
-    else:
-        options = trained_on.get("options", {}) if args.data == trained_on.get("source") else {}
-        dataset = load_dataset(args.data, format=args.data_format, **options)
+    source = args.data if args.data is not None else trained_on.get("source", "synth")
+    options = dict(trained_on.get("options", {})) if source == trained_on.get("source") else {}
+    if source == "synth":
+        # Extra SynthFaces identities only ever train: the default set holds every test subject.
+        options.pop("identities", None)
+    dataset = load_dataset(source, format=args.data_format, **options)
     split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
     result = evaluate_model(model, dataset, split, baselines=not args.no_baselines)
     if args.json_out:
@@ -287,7 +289,8 @@ def _add_gui(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", nargs="?", type=Path, default=None, help="an expressive mesh to open (optional)")
     parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral of INPUT")
-    parser.add_argument("--data", default="synth", help="'synth' (default) or a dataset folder or file to browse")
+    parser.add_argument("--data", default=None,
+                        help="'synth' or a dataset folder or file to browse (default: synth, unless INPUT is given)")
     parser.add_argument("--identities", type=_positive_int, default=None, help="SynthFaces identities (default 100)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
     parser.add_argument("--screenshot", type=Path, default=None,
@@ -305,7 +308,8 @@ def _run_gui(args: argparse.Namespace) -> int:
             raise FacelabError(f"{path} does not exist.")
     if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":
         raise FacelabError(f"{args.screenshot}: the screenshot is written as PNG, expected a name ending in .png.")
-    return run_gui(data=args.data, checkpoint=str(args.checkpoint) if args.checkpoint else None,
+    data = args.data or (None if args.input else "synth")
+    return run_gui(data=data, checkpoint=str(args.checkpoint) if args.checkpoint else None,
                    input_mesh=str(args.input) if args.input else None,
                    ground_truth=str(args.ground_truth) if args.ground_truth else None,
                    screenshot=str(args.screenshot) if args.screenshot else None, identities=args.identities)
