@@ -103,7 +103,8 @@ class FaceLabModel:
         if vertices.shape[1:] != (self.n_vertices, 3):
             raise FacelabError(f"expected vertices shaped (n, {self.n_vertices}, 3), got {vertices.shape}.")
         for start in range(0, len(vertices), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(vertices[start:start + batch_size])).to(self.device)
+            # a copy: slices of a read-only memory map cannot back a torch tensor
+            chunk = torch.from_numpy(np.array(vertices[start:start + batch_size], dtype=np.float32)).to(self.device)
             yield (chunk - self._mean) / self._std
 
     @torch.no_grad()

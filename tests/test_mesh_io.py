@@ -107,3 +107,14 @@ def test_obj_with_several_materials_keeps_the_file_order(tmp_path):
     assert mesh.n_vertices == 6
     np.testing.assert_array_equal(mesh.vertices[:, 0], [0, 1, 1, 0, 2, 2])
     np.testing.assert_array_equal(mesh.triangles, [[0, 1, 2], [0, 2, 3], [1, 4, 5], [1, 5, 2]])
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, grid_mesh):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_mesh(grid_mesh, tmp_path / "shared.ply")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,828 @@
+"""The main window: three linked views in the centre, the dataset browser, identity and training
+panels in docks, the display controls in a toolbar, a File menu with drag and drop.
+
+Every user error (a bad file, a mesh of another template, a corrupt checkpoint) is a
+``FacelabError``; it is shown in a message box with its one sentence and the window keeps what it
+showed before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from facelab.app import files
+from facelab.app._qt_dataset_browser import DatasetBrowser
+from facelab.app._qt_display_controls import DisplayControls
+from facelab.app._qt_export_dialog import ExportFigureDialog, FigureOptions
+from facelab.app._qt_identity_panel import IdentityPanel
+from facelab.app._qt_training_panel import TrainingPanel
+from facelab.app._qt_viewer import KEYS, ThreeViews
+from facelab.app.export import export_predicted_mesh, export_statistics
+from facelab.app.sample import Sample
+from facelab.app.session import Entry, Session, model_fits_dataset
+from facelab.app.settings import AppSettings
+from facelab.app.workers import Task, WorkerThread
+from facelab.errors import FacelabError
+from facelab.mesh.io import MESH_SUFFIXES
+from facelab.mesh.validation import check_matches_template
+from facelab.render import TITLE_TRUTH, DisplayStyle, figure_panels
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "facelab"
+MESH_FILTER = f"Meshes ({' '.join('*' + s for s in MESH_SUFFIXES)});;All files (*)"
+CHECKPOINT_FILTER = "facelab checkpoints (*.json *.safetensors);;All files (*)"
+MODEL_FILTER = "Morphable models (*.npz);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    sample_shown = Signal(object)        # the Sample on show
+    dataset_opened = Signal(object)      # the FaceDataset
+    busy_changed = Signal(bool)
+
+    def __init__(self, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.session = Session()
+        self.style_ = self.settings.display_style()
+        self.sample: Sample | None = None           # the sample on show (dataset entry or files)
+        self.entry: Entry | None = None             # its dataset entry, if any
+        self.gallery_choice: tuple[str, int] | None = None   # (subject, mesh index) shown on the right
+        self.preview = None                         # the latest training preview on show
+        self.dataset_source: str | None = None
+        self.dataset_options: dict = {}
+        self.last_switch_s: float | None = None
+        self.file_triangles: np.ndarray | None = None   # the topology of meshes opened from files
+        self._keep_file_sample = False
+        self._tasks: list[WorkerThread] = []
+        self._closed = False
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self._build_central()
+        self._build_docks()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status()
+        self.resize(1560, 980)
+        geometry, state = self.settings.window_geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        self._update_title()
+        self._refresh_views()
+
+    # ---- construction ------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        self.viewer = ThreeViews(central)
+        layout.addWidget(self.viewer, 1)
+        self.readout = QLabel("")
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setMinimumHeight(22)
+        self.readout.setContentsMargins(6, 2, 6, 2)
+        layout.addWidget(self.readout)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.browser = DatasetBrowser()
+        self.browser.entry_selected.connect(self.show_entry)
+        self.browser_dock = self._dock("Dataset", "dataset-dock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.identity = IdentityPanel()
+        self.identity.subject_clicked.connect(self.show_gallery_subject)
+        self.identity_dock = self._dock("Identity", "identity-dock", self.identity, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.training = TrainingPanel(self)
+        self.training.preview_ready.connect(self._on_preview)
+        self.training.run_finished.connect(self._on_training_finished)
+        self.training.run_failed.connect(self._on_training_failed)
+        self.training.user_error.connect(lambda message: self.error("Cannot start training", message))
+        self.training_dock = self._dock("Training", "training-dock", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.browser_dock, self.identity_dock], [270, 260], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.training_dock], [300], Qt.Orientation.Vertical)
+
+    def _build_toolbar(self) -> None:
+        self.controls = DisplayControls(self.style_)
+        self.controls.style_changed.connect(self.set_style)
+        self.controls.view_requested.connect(self.viewer.reset_view)
+        toolbar = QToolBar("Display")
+        toolbar.setObjectName("display-toolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.controls)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Open &expressive mesh...", self._ask_mesh, QKeySequence.StandardKey.Open,
+                     "An expressive face registered to the model's template")
+        self._action(file_menu, "Open &ground-truth neutral...", self._ask_truth, "Ctrl+G",
+                     "The true neutral face of the input, to measure the error")
+        self._action(file_menu, "Open &dataset folder...", self._ask_dataset_folder, "Ctrl+D")
+        self._action(file_menu, "Open &morphable-model file...", self._ask_model_file)
+        self._action(file_menu, "Open &SynthFaces (built-in)", lambda: self.open_dataset("synth"))
+        self._action(file_menu, "Open &checkpoint...", self._ask_checkpoint, "Ctrl+K")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        self.export_figure_action = self._action(file_menu, "Export &figure...", self._ask_export_figure, "Ctrl+E")
+        self.export_mesh_action = self._action(file_menu, "Export predicted &mesh (PLY with error)...",
+                                               self._ask_export_mesh)
+        self.export_stats_action = self._action(file_menu, "Export error s&tatistics (CSV/JSON)...",
+                                                self._ask_export_stats)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        view_menu = bar.addMenu("&View")
+        for preset, label in (("front", "&Front view"), ("side", "&Side view"), ("three-quarter", "&Three-quarter view")):
+            self._action(view_menu, label, lambda _c=False, p=preset: self.viewer.reset_view(p))
+        view_menu.addSeparator()
+        self._action(view_menu, "&Next sample", lambda: self.browser.step(+1), "PgDown")
+        self._action(view_menu, "&Previous sample", lambda: self.browser.step(-1), "PgUp")
+        view_menu.addSeparator()
+        for dock in (self.browser_dock, self.identity_dock, self.training_dock):
+            view_menu.addAction(dock.toggleViewAction())
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About facelab", self._about)
+
+    def _build_status(self) -> None:
+        self.model_label = QLabel("No model")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(140)
+        self.busy.setVisible(False)
+        self.statusBar().addPermanentWidget(self.busy)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+    # ---- messages ----------------------------------------------------------------------------
+    def error(self, title: str, message: str) -> None:
+        """A user error: one sentence in a message box; nothing else changes."""
+        log.info("%s: %s", title, message)
+        self.statusBar().showMessage(message, 10000)
+        QMessageBox.critical(self, title, message)
+
+    def status(self, message: str, timeout_ms: int = 8000) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy.setVisible(busy)
+        self.busy_changed.emit(busy)
+
+    # ---- context for the training panel ------------------------------------------------------
+    def open_dataset_context(self):
+        if self.session.dataset is None:
+            return None
+        return self.session.dataset, self.dataset_source or "synth", dict(self.dataset_options)
+
+    def current_model(self):
+        return self.session.model
+
+    def selected_index(self) -> int | None:
+        return self.entry.index if self.entry is not None else None
+
+    # ---- models --------------------------------------------------------------------------------
+    def set_model(self, model, source_label: str | None = None) -> bool:
+        """Use ``model``; a model that does not fit the open dataset is refused with a message box."""
+        previous = self.session.model
+        try:
+            self.session.set_model(model)
+            if self.sample is not None and self.entry is None:
+                self._recompute_file_sample()
+        except FacelabError as error:
+            self.session.model = previous
+            self.error("Cannot use this model", str(error))
+            return False
+        self._update_model_label(source_label)
+        self.preview = None
+        if self.session.dataset is not None:
+            # The split follows the model's training settings: list the entries again.
+            self.browser.set_dataset(self.browser.title.text(), self.session.entries)
+            if self.entry is not None:
+                self.entry = next((e for e in self.session.entries if e.index == self.entry.index), None)
+                if self.entry is not None:
+                    self.browser.select_index(self.entry.index, emit=False)
+        self._reshow()
+        return True
+
+    def open_checkpoint(self, path: str | Path) -> bool:
+        from facelab.model import FaceLabModel
+
+        try:
+            model = FaceLabModel.load(path)
+        except FacelabError as error:
+            self.error("Cannot open checkpoint", str(error))
+            return False
+        if not self.set_model(model):
+            return False
+        self.settings.add_recent(files.CHECKPOINT, path)
+        self.settings.remember_folder(files.CHECKPOINT, path)
+        self.status(f"Model {path} loaded.")
+        return True
+
+    def open_bundled_model(self) -> bool:
+        from facelab.model import FaceLabModel, bundled_model_path
+
+        try:
+            model = FaceLabModel.bundled()
+        except FacelabError as error:
+            self.status(f"No model: {error} Browse the data, open a checkpoint (File > Open checkpoint) or train one.",
+                        0)
+            self.model_label.setText("<span style='color:#b00020'>No model</span>: predictions are off; "
+                                     "File &gt; Open checkpoint, or train one")
+            self.model_label.setToolTip(str(error))
+            return False
+        return self.set_model(model, f"bundled ({bundled_model_path().name})")
+
+    def _update_model_label(self, source_label: str | None = None) -> None:
+        model = self.session.model
+        if model is None:
+            if "No model" not in self.model_label.text():
+                self.model_label.setText("No model")
+            return
+        source = Path(str(model.source)) if model.source else None
+        name = source_label or (f"{source.parent.name}/{source.name}" if source else "model")
+        trained = model.meta.get("data", {}).get("name", "")
+        self.model_label.setText(f"Model: {name} ({model.variant}, {len(model.subjects)} subjects"
+                                 f"{', ' + trained if trained else ''})")
+        self.model_label.setToolTip(str(model.source or ""))
+
+    # ---- datasets ------------------------------------------------------------------------------
+    def set_dataset(self, dataset, source: str | None = None, options: dict | None = None,
+                    select_first: bool = True) -> bool:
+        """Show ``dataset`` (already loaded) in the browser; asks before dropping a model that does not fit."""
+        reason = model_fits_dataset(self.session.model, dataset)
+        if reason:
+            answer = QMessageBox.question(
+                self, "Open dataset without predictions?",
+                f"The model does not fit this dataset: {reason}\n\nOpen it without predictions (the model is closed)?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self.status("Kept the open dataset and model.")
+                return False
+        self.session.set_dataset(dataset, keep_model=False)
+        self.dataset_source = str(source) if source is not None else (str(dataset.root) if dataset.root else None)
+        self.dataset_options = dict(options or {})
+        self._update_model_label()
+        self.browser.set_dataset(f"<b>{dataset.name}</b><br>{len(dataset.subjects)} subjects, "
+                                 f"{len(dataset)} meshes, {len(dataset.pairs)} pairs", self.session.entries)
+        self.entry, self.gallery_choice, self.preview = None, None, None
+        if dataset.warnings:
+            self.status(f"{dataset.name}: {len(dataset.warnings)} warnings while reading (see facelab inspect).")
+        if select_first:
+            self.sample = None
+            entry = self.session.first_entry(self.browser.current_part)
+            if entry is not None:
+                self.browser.select_index(entry.index, emit=False)
+                self.show_entry(entry)
+            else:
+                self._refresh_views()
+        else:
+            self._refresh_identity()        # the file sample stays; its gallery is now this dataset's
+        self.browser.focus_list()
+        self.dataset_opened.emit(dataset)
+        return True
+
+    def open_dataset(self, source: str | Path, options: dict | None = None, format: str | None = None) -> None:
+        """Load a dataset in a worker thread; the browser shows it when it is read."""
+        from facelab.data.layouts import load_dataset
+
+        source_text = str(source)
+        path = source_text if source_text == "synth" else str(files.dataset_source(source_text))
+        options = dict(options or {})
+        label = "SynthFaces" if path == "synth" else path
+        self.status(f"Loading {label} ...", 0)
+        self._set_busy(True)
+        task = Task(lambda: (path, options, load_dataset(path, format=format, progress=False, **options)))
+        runner = WorkerThread(task, self)
+        self._tasks.append(runner)
+        # Bound slots of this window: queued to the UI thread (a bare lambda could run in the worker's).
+        task.succeeded.connect(self._on_dataset_loaded)
+        task.failed.connect(self._on_dataset_failed)
+        runner.thread.finished.connect(self._on_task_done)
+        runner.start()
+
+    @Slot(object)
+    def _on_dataset_loaded(self, result) -> None:
+        if self._closed:
+            return
+        path, options, dataset = result
+        # `facelab gui INPUT --data D`: the mesh asked for stays on show; otherwise show the data's first sample.
+        keep_file_sample, self._keep_file_sample = self._keep_file_sample and self.entry is None, False
+        if self.set_dataset(dataset, path, options, select_first=not keep_file_sample):
+            self.settings.add_recent(files.DATASET, path)
+            if path != "synth":
+                self.settings.remember_folder(files.DATASET, path)
+            self.status(f"Opened {dataset.name}.")
+
+    @Slot(str, str)
+    def _on_dataset_failed(self, message: str, details: str) -> None:
+        if not self._closed:
+            log.debug(details)
+            self.error("Cannot open dataset", message)
+
+    @Slot()
+    def _on_task_done(self) -> None:
+        for runner in list(self._tasks):
+            if not runner.running:
+                self._tasks.remove(runner)
+        if not self._closed:
+            self._set_busy(bool(self._tasks))
+
+    # ---- meshes from files ---------------------------------------------------------------------
+    def open_mesh(self, path: str | Path) -> bool:
+        """Show an expressive mesh from a file (its prediction, no ground truth yet)."""
+        from facelab.mesh import read_mesh
+
+        try:
+            mesh = self.session.check_mesh(read_mesh(path))
+            sample = self.session.file_sample(mesh)
+        except FacelabError as error:
+            self.error("Cannot open mesh", str(error))
+            return False
+        self.file_triangles = mesh.triangles
+        self.entry, self.gallery_choice, self.preview = None, None, None
+        self.browser.tree.clearSelection()
+        self._show_sample(sample, mesh.triangles)
+        self.settings.add_recent(files.MESH, path)
+        self.settings.remember_folder(files.MESH, path)
+        return True
+
+    def open_ground_truth(self, path: str | Path) -> bool:
+        """Measure the sample on show against a neutral mesh from a file."""
+        from facelab.mesh import read_mesh
+
+        if self.sample is None:
+            self.error("Cannot open ground truth", "open an expressive mesh first: a ground truth belongs to an input.")
+            return False
+        try:
+            truth = check_matches_template(read_mesh(path), self._shown_triangles(), len(self.sample.expressive))
+            sample = self.session.with_truth(self.sample, truth)
+        except FacelabError as error:
+            self.error("Cannot open ground truth", str(error))
+            return False
+        self.gallery_choice, self.preview = None, None
+        self._show_sample(sample, self._shown_triangles())
+        self.settings.add_recent(files.TRUTH, path)
+        self.settings.remember_folder(files.MESH, path)
+        return True
+
+    def _recompute_file_sample(self) -> None:
+        """The current file sample with the (new) model; raises if it does not fit it."""
+        from facelab.mesh import FaceMesh
+
+        sample = self.sample
+        mesh = FaceMesh(sample.expressive, self._shown_triangles(), name=sample.label)
+        self.session.check_mesh(mesh)
+        truth = None if sample.truth is None else mesh.with_vertices(sample.truth)
+        self.sample = self.session.file_sample(mesh, truth)
+
+    def _shown_triangles(self) -> np.ndarray:
+        if self.entry is None and self.file_triangles is not None:
+            return self.file_triangles
+        triangles = self.session.triangles
+        return triangles if triangles is not None else self.viewer.triangles
+
+    def open_path(self, path: str | Path, target: str | None = None) -> bool:
+        """Open whatever ``path`` is (drag and drop, recent files); ``target="truth"`` for a ground truth."""
+        try:
+            kind = files.classify(path)
+        except FacelabError as error:
+            self.error("Cannot open", str(error))
+            return False
+        if kind == files.CHECKPOINT:
+            return self.open_checkpoint(path)
+        if kind == files.DATASET:
+            self.open_dataset(path)
+            return True
+        if target == files.TRUTH:
+            return self.open_ground_truth(path)
+        return self.open_mesh(path)
+
+    # ---- showing samples -----------------------------------------------------------------------
+    @Slot(object)
+    def show_entry(self, entry: Entry) -> float | None:
+        """Show one dataset sample; returns the seconds from the request to the rendered views."""
+        started = time.perf_counter()
+        try:
+            sample = self.session.sample(entry)
+        except FacelabError as error:
+            self.error("Cannot show sample", str(error))
+            return None
+        self.entry, self.gallery_choice, self.preview = entry, None, None
+        self.file_triangles = None
+        self._show_sample(sample, self.session.triangles)
+        self.last_switch_s = time.perf_counter() - started
+        QTimer.singleShot(0, self._prefetch_neighbours)
+        return self.last_switch_s
+
+    @Slot()
+    def _prefetch_neighbours(self) -> None:
+        """Predict the next and previous samples while the UI is idle, so stepping through the
+        list only updates the views (the predictions are cached by the session)."""
+        if self._closed or self.entry is None or self.session.model is None:
+            return
+        entries = self.browser.visible_entries()
+        position = next((i for i, e in enumerate(entries) if e.index == self.entry.index), None)
+        if position is None:
+            return
+        for neighbour in (position + 1, position - 1):
+            if 0 <= neighbour < len(entries):
+                try:
+                    self.session.sample(entries[neighbour])
+                except FacelabError:
+                    return
+
+    def select_index(self, index: int) -> bool:
+        """Select a dataset mesh in the browser (as a click would)."""
+        return self.browser.select_index(index)
+
+    def _show_sample(self, sample: Sample, triangles) -> None:
+        self.sample = sample
+        self._refresh_views(triangles)
+        self._refresh_identity()
+        self.sample_shown.emit(sample)
+
+    def _reshow(self) -> None:
+        """Recompute the sample on show (after a model change)."""
+        if self.entry is not None:
+            self.show_entry(self.entry)
+        elif self.sample is not None:
+            self._show_sample(self.sample, self._shown_triangles())
+        else:
+            self._refresh_views()
+            self._refresh_identity()
+
+    def _panels(self):
+        sample, style = self.sample, self.style_
+        if self.preview is not None:
+            event = self.preview
+            return figure_panels(event.expressive, event.predicted, event.ground_truth, style, event.error,
+                                 title_suffix=f" (training, step {event.global_step})")
+        if sample is None:
+            notes = {"input": "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."}
+            return figure_panels(None, None, None, style, notes=notes)
+        notes = {}
+        if self.session.model is None:
+            notes["predicted"] = "No model loaded.\nFile > Open checkpoint, or train one\n(Training panel)."
+        panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error, notes=notes)
+        if self.gallery_choice is not None:
+            subject, index = self.gallery_choice
+            panels[2].title = f"Gallery: {subject} (neutral)"
+            panels[2].vertices = self.session.mesh(index)
+        return panels
+
+    def _refresh_views(self, triangles=None) -> None:
+        panels = self._panels()
+        first = next((p.vertices for p in panels if p.vertices is not None), None)
+        if triangles is None:
+            triangles = self._shown_triangles()
+        if first is not None and triangles is not None:
+            self.viewer.set_topology(triangles, first)
+        self.viewer.show_panels(panels, self.style_)
+        self._refresh_readout()
+
+    def _refresh_readout(self) -> None:
+        sample = self.sample
+        if self.preview is not None:
+            event = self.preview
+            self.readout.setText(f"<b>Training preview</b>, step {event.global_step}: error mean "
+                                 f"{float(np.mean(event.error)):.3f} mm, max {float(np.max(event.error)):.3f} mm")
+            return
+        if sample is None:
+            self.readout.setText("No sample on show.")
+            return
+        parts = [f"<b>{_escape(sample.label)}</b>" + (f" ({sample.part})" if sample.part else "")]
+        stats = sample.stats
+        if stats is not None:
+            parts.append(f"error mean <b>{stats['mean_error_mm']:.3f}</b> mm, median {stats['median_error_mm']:.3f} mm, "
+                         f"max {stats['max_error_mm']:.3f} mm")
+        elif sample.predicted is not None:
+            parts.append("no ground truth: no error")
+        if sample.top5:
+            subject, probability = sample.top5[0]
+            parts.append(f"predicted identity <b>{_escape(subject)}</b> (p = {probability:.2f})")
+        elif self.session.model is None:
+            parts.append("no model: no prediction")
+        self.readout.setText(" &nbsp;|&nbsp; ".join(parts))
+
+    def _refresh_identity(self) -> None:
+        sample = self.sample
+        if sample is None or self.session.model is None:
+            self.identity.clear("Open a model to see identities." if self.session.model is None else "")
+            return
+        note = "" if sample.top5 else f"The {self.session.model.variant} model has no recognizer: no top-5."
+        matches, rank = self.session.matches(sample, k=5)
+        gallery = self.session.gallery_for(sample)
+        if gallery is None:
+            note = (note + " " if note else "") + "Open a dataset to match against its gallery."
+        self.identity.show_identity(sample.top5, matches, rank, sample.subject, len(gallery) if gallery else 0, note)
+
+    @Slot(str, int)
+    def show_gallery_subject(self, subject: str, index: int) -> None:
+        """Show a gallery subject's neutral face in the right view (the error stays to the true neutral)."""
+        if self.sample is None or self.session.dataset is None:
+            return
+        self.gallery_choice = (subject, index)
+        self._refresh_views()
+        self.status(f"Right view: {subject}'s neutral face (gallery match); choose a sample to go back to "
+                    f"the {TITLE_TRUTH.lower()}.")
+
+    # ---- display -------------------------------------------------------------------------------
+    @Slot(object)
+    def set_style(self, style: DisplayStyle) -> None:
+        heat_changed = (style.heatmap, style.displacement) != (self.style_.heatmap, self.style_.displacement)
+        self.style_ = style
+        self.settings.save_display_style(style)
+        if heat_changed:
+            self._refresh_views()
+        else:
+            self.viewer.set_style(style)
+        if self.controls.style() != style:
+            self.controls.set_style(style)
+
+    # ---- training ------------------------------------------------------------------------------
+    @Slot(object)
+    def _on_preview(self, event) -> None:
+        if self._closed:
+            return
+        if self.viewer.topology_key is not None and len(event.expressive) != self.viewer.topology_key[0]:
+            self.status(f"Training preview at step {event.global_step} (another template than the one shown).")
+            return
+        if self.viewer.topology_key is None:
+            return
+        self.preview = event
+        self._refresh_views()
+
+    @Slot(object)
+    def _on_training_finished(self, result) -> None:
+        if self._closed:
+            return
+        checkpoint = result.best_checkpoint or result.last_checkpoint
+        self.status(f"Training {result.status}: {result.epochs_done} epochs in {result.run_dir}.")
+        if checkpoint is None:
+            return
+        answer = QMessageBox.question(
+            self, "Training finished",
+            f"Training {result.status} after {result.epochs_done} epochs.\n\nLoad the new model ({checkpoint})?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.open_checkpoint(checkpoint)
+        else:
+            self.preview = None
+            self._refresh_views()
+
+    @Slot(str, str)
+    def _on_training_failed(self, message: str, details: str) -> None:
+        log.warning("training failed:\n%s", details)
+        if not self._closed:
+            self.error("Training failed", message)
+
+    # ---- export --------------------------------------------------------------------------------
+    def export_figure(self, path: str | Path, scale: float = 1.0, transparent: bool = False,
+                      keys: tuple[str, ...] = KEYS) -> tuple[int, int]:
+        """Render the views as they are (camera, colours, titles, scalar bar) into one PNG."""
+        request = self.viewer.figure_request(tuple(keys))
+        size = request.render(path, scale=scale, transparent=transparent)
+        self.status(f"Wrote {path} ({size[0]} x {size[1]} pixels).")
+        return size
+
+    def export_mesh(self, path: str | Path) -> Path:
+        if self.sample is None:
+            raise FacelabError("there is no sample on show to export.")
+        return export_predicted_mesh(self.sample, self._shown_triangles(), path)
+
+    def export_stats(self, path: str | Path) -> Path:
+        if self.sample is None:
+            raise FacelabError("there is no sample on show to export.")
+        model = self.session.model
+        return export_statistics(self.sample, path, str(model.source) if model is not None and model.source else None)
+
+    def _save_name(self, title: str, kind: str, default_name: str, filters: str) -> str | None:
+        folder = self.settings.last_folder(kind)
+        name, _ = QFileDialog.getSaveFileName(self, title, str(Path(folder) / default_name), filters)
+        if name:
+            self.settings.remember_folder(kind, name)
+        return name or None
+
+    def _default_stem(self) -> str:
+        label = self.sample.label if self.sample is not None else "facelab"
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(" / ", "_")).strip("_") or "facelab"
+
+    def _ask_export_figure(self) -> None:
+        sizes = {k: (self.viewer.views[k].plotter.width(), self.viewer.views[k].plotter.height()) for k in KEYS}
+        dialog = ExportFigureDialog(sizes, getattr(self, "_figure_options", FigureOptions()), self)
+        if dialog.exec() != ExportFigureDialog.DialogCode.Accepted:
+            return
+        options = self._figure_options = dialog.options()
+        name = self._save_name("Export figure", "export", f"{self._default_stem()}.png", "PNG images (*.png)")
+        if name:
+            try:
+                self.export_figure(name, options.scale, options.transparent, options.keys)
+            except FacelabError as error:
+                self.error("Cannot export figure", str(error))
+
+    def _ask_export_mesh(self) -> None:
+        name = self._save_name("Export predicted mesh", "export", f"{self._default_stem()}_neutral.ply",
+                               "PLY with per-vertex error (*.ply);;OBJ (*.obj);;OFF (*.off)")
+        if name:
+            try:
+                self.export_mesh(name)
+                self.status(f"Wrote {name}.")
+            except FacelabError as error:
+                self.error("Cannot export mesh", str(error))
+
+    def _ask_export_stats(self) -> None:
+        name = self._save_name("Export error statistics", "export", f"{self._default_stem()}_error.json",
+                               "JSON (*.json);;CSV (*.csv)")
+        if name:
+            try:
+                self.export_stats(name)
+                self.status(f"Wrote {name}.")
+            except FacelabError as error:
+                self.error("Cannot export statistics", str(error))
+
+    # ---- file dialogs --------------------------------------------------------------------------
+    def _ask_open(self, title: str, kind: str, filters: str) -> str | None:
+        name, _ = QFileDialog.getOpenFileName(self, title, self.settings.last_folder(kind), filters)
+        return name or None
+
+    def _ask_mesh(self) -> None:
+        name = self._ask_open("Open expressive mesh", files.MESH, MESH_FILTER)
+        if name:
+            self.open_mesh(name)
+
+    def _ask_truth(self) -> None:
+        name = self._ask_open("Open ground-truth neutral", files.MESH, MESH_FILTER)
+        if name:
+            self.open_ground_truth(name)
+
+    def _ask_dataset_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self.settings.last_folder(files.DATASET))
+        if folder:
+            self.open_dataset(folder)
+
+    def _ask_model_file(self) -> None:
+        name = self._ask_open("Open morphable-model file", files.DATASET, MODEL_FILTER)
+        if name:
+            self.open_dataset(name)
+
+    def _ask_checkpoint(self) -> None:
+        name = self._ask_open("Open checkpoint", files.CHECKPOINT, CHECKPOINT_FILTER)
+        if name:
+            self.open_checkpoint(name)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent()
+        if not recent:
+            action = self.recent_menu.addAction("(none)")
+            action.setEnabled(False)
+            return
+        for item in recent:
+            action = self.recent_menu.addAction(item.label)
+            action.setToolTip(item.path)
+            action.setStatusTip(item.path)
+            action.triggered.connect(lambda _c=False, r=item: self._open_recent(r))
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear", self.settings.clear_recent)
+
+    def _open_recent(self, item: files.RecentFile) -> None:
+        if item.kind == files.DATASET:
+            self.open_dataset(item.path)
+        elif item.kind == files.CHECKPOINT:
+            self.open_checkpoint(item.path)
+        elif item.kind == files.TRUTH:
+            self.open_ground_truth(item.path)
+        else:
+            self.open_mesh(item.path)
+
+    def _about(self) -> None:
+        from facelab import __version__
+
+        QMessageBox.about(self, "About facelab",
+                          f"facelab {__version__}\n\nNeutralise facial expressions on registered 3D face meshes "
+                          "and recognise identity.\nSettings: " + self.settings.path)
+
+    # ---- drag and drop -------------------------------------------------------------------------
+    @staticmethod
+    def _local_paths(mime: QMimeData) -> list[str]:
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if self._local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if self._local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = self._local_paths(event.mimeData())
+        if not paths:
+            return
+        event.acceptProposedAction()
+        self.drop_paths(paths, self._view_at(event.position().toPoint()))
+
+    def _view_at(self, point) -> str | None:
+        for key, view in self.viewer.views.items():
+            local = view.plotter.mapFrom(self, point)
+            if view.plotter.rect().contains(local):
+                return key
+        return None
+
+    def drop_paths(self, paths: list[str], view: str | None = None) -> None:
+        """Open dropped files: checkpoints and datasets first, then meshes (on the right view, or a
+        second mesh, as the ground truth)."""
+        kinds = []
+        for path in paths:
+            try:
+                kinds.append((files.classify(path), path))
+            except FacelabError as error:
+                self.error("Cannot open", str(error))
+                return
+        order = {files.CHECKPOINT: 0, files.DATASET: 1, files.MESH: 2}
+        meshes_opened = 0
+        for kind, path in sorted(kinds, key=lambda item: order[item[0]]):
+            if kind != files.MESH:
+                self.open_path(path)
+            elif view == "truth" or meshes_opened == 1:
+                self.open_ground_truth(path)
+                meshes_opened += 1
+            elif self.open_mesh(path):
+                meshes_opened += 1
+
+    # ---- life ----------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        self.setWindowTitle(APP_TITLE + " - neutralise facial expressions")
+
+    def start(self, data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
+              ground_truth: str | None = None, data_options: dict | None = None) -> None:
+        """What ``facelab gui`` opens: the model (bundled by default), then the data and meshes."""
+        if checkpoint:
+            self.open_checkpoint(checkpoint)
+        else:
+            self.open_bundled_model()
+        if input_mesh and self.open_mesh(input_mesh) and ground_truth:
+            self.open_ground_truth(ground_truth)
+        self._keep_file_sample = bool(input_mesh)
+        if data:
+            self.open_dataset(data, data_options)
+        self.browser.focus_list()
+
+    def wait_for_tasks(self) -> None:
+        for runner in list(self._tasks):
+            runner.wait()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if not self._closed:
+            self._closed = True
+            self.training.shutdown()            # stops a run after its current step and waits
+            self.wait_for_tasks()
+            self.settings.save_window(self.saveGeometry(), self.saveState())
+            self.settings.sync()
+            self.viewer.close_views()
+        super().closeEvent(event)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,415 @@
+"""The training panel: settings, Start / Pause-Resume / Stop, progress with ETA, live curves.
+
+Training is the core ``Trainer`` in a worker thread (:mod:`facelab.app.workers`); this panel
+receives its events as queued signals and never blocks the UI. Torch gets every core but one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from facelab.app._qt_loss_plot import LossPlot
+from facelab.app.workers import TrainingWorker, WorkerThread, ui_friendly_threads
+from facelab.errors import FacelabError
+from facelab.training.config import VARIANTS, TrainConfig
+
+SOURCE_OPEN = "open"
+SOURCE_SYNTH = "synth"
+SOURCE_PATH = "path"
+SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)", SOURCE_PATH: "A folder or file"}
+REFRESH_MS = 200
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "--:--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+@dataclass
+class TrainingRequest:
+    """Everything one run needs, gathered from the form and the app (Qt-free, testable)."""
+
+    config: TrainConfig
+    run_dir: Path
+    dataset: object | None = None          # an open FaceDataset, or None to load config.data
+    init_checkpoint: Path | None = None
+
+
+class TrainingPanel(QWidget):
+    preview_ready = Signal(object)     # facelab.training.events.Preview
+    run_finished = Signal(object)      # RunFinished
+    run_failed = Signal(str, str)      # message, traceback
+    running_changed = Signal(bool)
+    user_error = Signal(str)           # a form error, shown by the window
+
+    def __init__(self, context, parent: QWidget | None = None) -> None:
+        """``context`` answers ``open_dataset_context()`` -> (dataset, source, options) or None,
+        ``current_model()`` -> model or None, and ``selected_index()`` -> mesh index or None."""
+        super().__init__(parent)
+        self.context = context
+        self.runner: WorkerThread | None = None
+        self.worker: TrainingWorker | None = None
+        self._closing = False
+        self._last_step = None
+        self._started_at = None
+        self._run_info = None
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self._refresh)
+        self._set_running(False)
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        form_box = QWidget()
+        form_box.setMaximumWidth(430)
+        column = QVBoxLayout(form_box)
+        column.setContentsMargins(0, 0, 0, 0)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.source = QComboBox()
+        for key, label in SOURCES.items():
+            self.source.addItem(label, key)
+        self.data_path = QLineEdit()
+        self.data_path.setPlaceholderText("dataset folder or morphable-model .npz")
+        browse_data = QPushButton("...")
+        browse_data.setFixedWidth(30)
+        browse_data.clicked.connect(self._browse_data)
+        self.identities = QSpinBox()
+        self.identities.setRange(2, 10000)
+        self.identities.setValue(100)
+        self.identities.setToolTip("SynthFaces identities to generate")
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.source, 2)
+        data_row.addWidget(self.identities, 1)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.data_path, 1)
+        path_row.addWidget(browse_data)
+        form.addRow("Data", data_row)
+        form.addRow("", path_row)
+        self.variant = QComboBox()
+        self.variant.addItems(list(VARIANTS))
+        self.variant.setToolTip("full: the paper's model; no-l2l / no-id: ablations; gca: autoencoder baseline")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 100000)
+        self.epochs.setValue(30)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(16)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.00001, 1.0)
+        self.lr.setSingleStep(0.0005)
+        self.lr.setValue(0.001)
+        numbers = QHBoxLayout()
+        for label, widget in (("epochs", self.epochs), ("batch", self.batch_size), ("lr", self.lr)):
+            numbers.addWidget(QLabel(label))
+            numbers.addWidget(widget, 1)
+        form.addRow("Variant", self.variant)
+        form.addRow("Run", numbers)
+        self.scratch = QRadioButton("from scratch")
+        self.finetune = QRadioButton("fine-tune the current model")
+        self.scratch.setChecked(True)
+        self._start_group = QButtonGroup(self)
+        self._start_group.addButton(self.scratch)
+        self._start_group.addButton(self.finetune)
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.scratch)
+        start_row.addWidget(self.finetune)
+        form.addRow("Start", start_row)
+        self.preview_every = QSpinBox()
+        self.preview_every.setRange(0, 100000)
+        self.preview_every.setValue(50)
+        self.preview_every.setSuffix(" steps")
+        self.preview_every.setSpecialValueText("never")
+        self.preview_every.setToolTip("Refresh the three views with the model-in-training's prediction every N steps")
+        form.addRow("Preview every", self.preview_every)
+        self.out_dir = QLineEdit(str(Path.home() / "facelab-runs" / time.strftime("gui-%Y%m%d-%H%M%S")))
+        browse_out = QPushButton("...")
+        browse_out.setFixedWidth(30)
+        browse_out.clicked.connect(self._browse_out)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_dir, 1)
+        out_row.addWidget(browse_out)
+        form.addRow("Output folder", out_row)
+        column.addLayout(form)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current step; the run keeps a valid 'last' checkpoint")
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        column.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        column.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        column.addWidget(self.status)
+        column.addStretch(1)
+        outer.addWidget(form_box)
+        self.plot = LossPlot()
+        outer.addWidget(self.plot, 1)
+
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self._source_changed()
+
+    def _source_changed(self) -> None:
+        source = self.source.currentData()
+        self.identities.setEnabled(source == SOURCE_SYNTH)
+        self.data_path.setEnabled(source == SOURCE_PATH)
+
+    def _browse_data(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Training data folder", self.data_path.text() or str(Path.home()))
+        if folder:
+            self.data_path.setText(folder)
+            self.source.setCurrentIndex(self.source.findData(SOURCE_PATH))
+
+    def _browse_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", str(Path(self.out_dir.text()).parent))
+        if folder:
+            self.out_dir.setText(folder)
+
+    # ---- a run -------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True from Start until the UI has handled the run's last event (not only until the
+        worker thread ends: its last signals may still be queued then)."""
+        return self.runner is not None
+
+    def request(self) -> TrainingRequest:
+        """The run the form describes (raises FacelabError for an incomplete form)."""
+        source = self.source.currentData()
+        dataset, data, options = None, "synth", {}
+        if source == SOURCE_OPEN:
+            opened = self.context.open_dataset_context()
+            if opened is None:
+                raise FacelabError("no dataset is open: open one, or train on SynthFaces or a folder.")
+            dataset, data, options = opened
+        elif source == SOURCE_SYNTH:
+            options = {"identities": int(self.identities.value())}
+        else:
+            data = self.data_path.text().strip()
+            if not data:
+                raise FacelabError("no training data given: choose a dataset folder or a morphable-model file.")
+        out = Path(self.out_dir.text().strip()).expanduser()
+        if not str(self.out_dir.text()).strip():
+            raise FacelabError("no output folder given: choose where the run's checkpoints go.")
+        if (out / "config.json").exists():
+            raise FacelabError(f"{out} already holds a run: choose another output folder.")
+        init = None
+        if self.finetune.isChecked():
+            model = self.context.current_model()
+            if model is None or model.source is None:
+                raise FacelabError("there is no model to fine-tune: open a checkpoint, or train from scratch.")
+            init = Path(model.source)
+        config = TrainConfig(data=str(data), data_options=dict(options), variant=self.variant.currentText(),
+                             epochs=int(self.epochs.value()), batch_size=int(self.batch_size.value()),
+                             lr=float(self.lr.value()), num_threads=ui_friendly_threads(),
+                             preview_every=int(self.preview_every.value()))
+        if dataset is not None:
+            config.preview_index = self._preview_index(dataset, config)
+        return TrainingRequest(config.validate(), out, dataset, init)
+
+    def _preview_index(self, dataset, config: TrainConfig) -> int:
+        """The trainer previews test pair ``preview_index``: make it the sample selected in the app."""
+        index = self.context.selected_index()
+        if index is None or len(dataset.subjects) < 2:
+            return 0
+        test_pairs = dataset.pairs_of(dataset.split(config.train_fraction, config.split_seed).test_subjects)
+        return next((i for i, pair in enumerate(test_pairs) if pair.expressive == index), 0)
+
+    @Slot()
+    def start(self, request: TrainingRequest | None = None) -> bool:
+        """Start a run (the form's, unless ``request`` is given); False if it could not start."""
+        if self.running:
+            return False
+        try:
+            request = request or self.request()
+        except FacelabError as error:
+            self.user_error.emit(str(error))
+            return False
+        self.worker = TrainingWorker(request.config, request.run_dir, request.dataset, request.init_checkpoint)
+        worker = self.worker
+        worker.run_started.connect(self._on_run_started)
+        worker.step_done.connect(self._on_step)
+        worker.epoch_done.connect(self._on_epoch)
+        worker.checkpoint_saved.connect(self._on_checkpoint)
+        worker.preview.connect(self._on_preview)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.done.connect(self._on_done)
+        self.runner = WorkerThread(worker, self)
+        self.plot.reset()
+        self._last_step = None
+        self._run_info = None
+        self._started_at = time.perf_counter()
+        self.progress.setRange(0, 0)        # busy until the trainer reports its size
+        self.progress.setFormat("loading data ...")
+        self.status.setText(f"Training {request.config.variant} into {request.run_dir}")
+        self._set_running(True)
+        self.runner.start()
+        self.timer.start()
+        return True
+
+    @Slot()
+    def toggle_pause(self) -> None:
+        if not self.running or self.worker is None or self.worker.control.stop_requested:
+            return
+        control = self.worker.control
+        if control.paused:
+            control.resume()
+            self.pause_button.setText("Pause")
+            self.status.setText("Resumed.")
+        else:
+            control.pause()
+            self.pause_button.setText("Resume")
+            self.status.setText("Paused (the worker waits between steps).")
+        self._refresh()
+
+    @Slot()
+    def stop(self) -> None:
+        if self.running and self.worker is not None:
+            self.worker.control.stop()
+            self.stop_button.setEnabled(False)
+            self.pause_button.setEnabled(False)
+            self.status.setText("Stopping after the current step; saving a checkpoint ...")
+
+    def shutdown(self) -> None:
+        """Stop a run and wait for its thread (the window is closing): no signal is handled after."""
+        self._closing = True
+        self.timer.stop()
+        if self.worker is not None:
+            for signal in (self.worker.run_started, self.worker.step_done, self.worker.epoch_done,
+                           self.worker.checkpoint_saved, self.worker.preview, self.worker.finished,
+                           self.worker.failed):
+                try:
+                    signal.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
+            self.worker.control.stop()
+        if self.runner is not None:
+            self.runner.wait()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        for widget in (self.source, self.data_path, self.identities, self.variant, self.epochs, self.batch_size,
+                       self.lr, self.scratch, self.finetune, self.preview_every, self.out_dir):
+            widget.setEnabled(not running)
+        if not running:
+            self._source_changed()
+        self.running_changed.emit(running)
+
+    # ---- events from the worker (queued to the UI thread) ------------------------------------
+    @Slot(object)
+    def _on_run_started(self, event) -> None:
+        self._run_info = event
+        total = max(1, event.epochs * event.steps_per_epoch)
+        self.progress.setRange(0, total)
+        self.progress.setValue(event.start_epoch * event.steps_per_epoch + event.start_step)
+        self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.epochs} - starting")
+        self.status.setText(f"{event.train_pairs} training pairs of {event.train_subjects} subjects, "
+                            f"{event.validation_subjects} validation subjects, {event.steps_per_epoch} steps "
+                            f"per epoch, {event.device}; run folder {event.run_dir}")
+
+    @Slot(object)
+    def _on_step(self, event) -> None:
+        self._last_step = event
+        self.plot.add_step(event.global_step, event.losses)
+
+    @Slot(object)
+    def _on_epoch(self, event) -> None:
+        error = event.metrics.get("val_mean_error_mm")
+        self.plot.add_epoch(event.epoch + 1, error)
+        best = " (best so far)" if event.is_best else ""
+        if error is not None and error == error:
+            self.status.setText(f"Epoch {event.epoch + 1}/{event.epochs}: loss {event.metrics.get('total', float('nan')):.4f}, "
+                                f"validation error {error:.3f} mm{best}")
+
+    @Slot(object)
+    def _on_checkpoint(self, event) -> None:
+        pass
+
+    @Slot(object)
+    def _on_preview(self, event) -> None:
+        if not self._closing:
+            self.preview_ready.emit(event)
+
+    @Slot(object)
+    def _on_finished(self, result) -> None:
+        best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
+        self.status.setText(f"Training {result.status}: {result.epochs_done} epochs in {result.run_dir}{best}.")
+        self._refresh()
+        self.progress.setFormat(f"{result.status} - {result.epochs_done} epochs")
+        if not self._closing:
+            self.run_finished.emit(result)
+
+    @Slot(str, str)
+    def _on_failed(self, message: str, details: str) -> None:
+        self.status.setText(f"<span style='color:#b00020'>Training failed: {message}</span>")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("failed")
+        if not self._closing:
+            self.run_failed.emit(message, details)
+
+    @Slot()
+    def _on_done(self) -> None:
+        if self.runner is not None:
+            self.runner.wait()
+        self.timer.stop()
+        self._refresh()
+        self.runner = None
+        self._set_running(False)
+
+    @Slot()
+    def _refresh(self) -> None:
+        self.plot.refresh()
+        step = self._last_step
+        if step is None:
+            return
+        total = max(1, step.epochs * step.steps_per_epoch)
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, total)
+        self.progress.setValue(step.global_step)
+        paused = self.worker is not None and self.worker.control.paused and self.running
+        eta = "paused" if paused else f"ETA {format_duration(step.eta_s)}"
+        self.progress.setFormat(f"epoch {step.epoch + 1}/{step.epochs} - step {step.step + 1}/{step.steps_per_epoch}"
+                                f" - {eta}")

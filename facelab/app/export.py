@@ -1,0 +1,65 @@
+"""Exporting what the app shows: the predicted mesh with its per-vertex error, and error statistics.
+
+Qt-free; figures are rendered by :mod:`facelab.render`. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facelab.app.sample import Sample
+from facelab.atomic import atomic_write_text
+from facelab.errors import FacelabError
+from facelab.mesh import FaceMesh, write_mesh
+
+STATS_SUFFIXES = (".csv", ".json")
+
+
+def export_predicted_mesh(sample: Sample, triangles: np.ndarray, path: str | Path) -> Path:
+    """Write the predicted neutral; a PLY carries the per-vertex error (mm) as the property ``error``."""
+    path = Path(path)
+    if sample.predicted is None:
+        raise FacelabError("there is no prediction to export: open a checkpoint first.")
+    mesh = FaceMesh(sample.predicted, triangles, name=f"{sample.label} (neutralised)")
+    scalars = {"error": sample.error} if sample.error is not None and path.suffix.lower() == ".ply" else None
+    return write_mesh(mesh, path, vertex_scalars=scalars)
+
+
+def sample_statistics(sample: Sample, model_source: str | None = None) -> dict:
+    """The numbers of the readout: error statistics (mm) and identity, JSON-able."""
+    result: dict = {"sample": sample.label, "subject": sample.subject, "split": sample.part or None,
+                    "checkpoint": model_source, "vertices": int(len(sample.expressive))}
+    stats = sample.stats
+    if stats is not None:
+        result.update(stats)
+    result["top5"] = [[subject, probability] for subject, probability in sample.top5]
+    return result
+
+
+def export_statistics(sample: Sample, path: str | Path, model_source: str | None = None) -> Path:
+    """Write the error statistics as JSON or CSV (one header row, one value row), by the file's suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in STATS_SUFFIXES:
+        raise FacelabError(f"{path}: statistics are written as .csv or .json, not '{suffix or 'no suffix'}'.")
+    if sample.error is None:
+        raise FacelabError("there is no error to export: it needs a prediction and a ground truth.")
+    result = sample_statistics(sample, model_source)
+    if suffix == ".json":
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+        return path
+    row = {key: value for key, value in result.items() if key != "top5"}
+    for rank, (subject, probability) in enumerate(sample.top5, start=1):
+        row[f"top{rank}_subject"] = subject
+        row[f"top{rank}_probability"] = probability
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerow(row)
+    atomic_write_text(path, buffer.getvalue())
+    return path

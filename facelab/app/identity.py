@@ -1,0 +1,61 @@
+"""Gallery identification for the identity panel: the rank-k matches of one probe face.
+
+The same protocol as ``facelab evaluate`` (paper Sec. 4.2): the gallery holds the neutral faces
+of a set of subjects, probe and gallery go through ``FaceLabModel.identity_embedding``, and
+they are compared by ``cosine_similarity``; a subject with several gallery faces counts with its
+best one. Qt-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facelab.evaluation.metrics import cosine_similarity
+
+
+@dataclass(frozen=True)
+class Match:
+    rank: int          # 1-based
+    subject: str
+    score: float       # cosine similarity
+    index: int         # the gallery face's index in the dataset
+
+
+class Gallery:
+    """The neutral faces of ``subjects`` in ``dataset``, embedded once by ``model``."""
+
+    def __init__(self, model, dataset, subjects) -> None:
+        wanted = set(subjects)
+        self.indices = np.array([i for i, r in enumerate(dataset.records) if r.is_neutral and r.subject in wanted],
+                                dtype=np.int64)
+        self.labels = np.array([dataset.records[i].subject for i in self.indices])
+        if self.indices.size:
+            self.embeddings = np.asarray(model.identity_embedding(np.array(dataset.vertices[self.indices])))
+        else:
+            self.embeddings = np.zeros((0, 1), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(set(self.labels.tolist()))
+
+    def matches(self, embedding: np.ndarray, k: int | None = 5) -> list[Match]:
+        """The gallery subjects by decreasing cosine similarity to ``embedding`` (the best k)."""
+        if not self.indices.size or embedding is None:
+            return []
+        similarity = cosine_similarity(np.asarray(embedding).reshape(1, -1), self.embeddings)[0]
+        best: dict[str, tuple[float, int]] = {}
+        for score, label, index in zip(similarity, self.labels, self.indices):
+            if label not in best or score > best[label][0]:
+                best[label] = (float(score), int(index))
+        ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+        return [Match(rank + 1, subject, score, index)
+                for rank, (subject, (score, index)) in enumerate(ordered[:k] if k else ordered)]
+
+    def rank_of(self, embedding: np.ndarray, subject: str) -> int | None:
+        """The rank of ``subject`` for this probe (ties count against it, as in ``rank_k_identification``)."""
+        ranked = self.matches(embedding, k=None)
+        scores = {m.subject: m.score for m in ranked}
+        if subject not in scores:
+            return None
+        return 1 + sum(1 for other, score in scores.items() if other != subject and score >= scores[subject])

@@ -1,0 +1,115 @@
+"""Starting the app: the QApplication, the main window, and the optional screenshot-and-quit mode.
+
+``facelab gui`` calls :func:`run_gui`. With ``screenshot=PATH`` the window opens, loads its data,
+shows the first sample, saves a picture of the whole window (VTK views included, grabbed from
+the screen) and quits: ``make run`` does this on a machine without a display, and
+``scripts/screenshot_app.py`` builds on it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+NO_DISPLAY_MESSAGE = (
+    "facelab gui needs a display: none is set (DISPLAY/WAYLAND_DISPLAY). Run it on a desktop, or under a "
+    "virtual X server: xvfb-run -a facelab gui --screenshot app.png"
+)
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
+
+
+def make_application(argv: list[str] | None = None):
+    """The QApplication (created once), named so QSettings and the window manager know it."""
+    from PySide6.QtWidgets import QApplication
+
+    from facelab.app.settings import APPLICATION, ORGANISATION
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv or [sys.argv[0] if sys.argv else "facelab"])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("facelab")
+    return app
+
+
+def limit_torch_threads() -> int:
+    """Leave one core for the UI (inference in the UI thread, training in the worker)."""
+    import torch
+
+    from facelab.app.workers import ui_friendly_threads
+
+    threads = ui_friendly_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def grab_window(window, path: str | Path) -> Path:
+    """Save the whole window as the screen shows it (``QWidget.grab`` would miss the GL views)."""
+    from PySide6.QtWidgets import QApplication
+
+    from facelab.atomic import atomic_path
+
+    QApplication.processEvents()
+    window.viewer.render_all()
+    QApplication.processEvents()
+    screen = window.screen() or QApplication.primaryScreen()
+    pixmap = screen.grabWindow(window.winId())
+    if pixmap.isNull() or pixmap.width() == 0:
+        pixmap = window.grab()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if not pixmap.save(str(tmp), "PNG"):
+            from facelab.errors import FacelabError
+
+            raise FacelabError(f"{path} could not be written.")
+    return path
+
+
+def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
+            ground_truth: str | None = None, screenshot: str | None = None, identities: int | None = None,
+            size: tuple[int, int] | None = None, screenshot_delay_ms: int = 1500) -> int:
+    """Open the main window and run the event loop; returns the exit status."""
+    from facelab.errors import FacelabError
+
+    if not has_display():
+        raise FacelabError(NO_DISPLAY_MESSAGE)
+    from PySide6.QtCore import QTimer
+
+    from facelab.app._qt_main_window import MainWindow
+
+    app = make_application()
+    limit_torch_threads()
+    window = MainWindow()
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    options = {"identities": identities} if identities else None
+    result = {"status": 0}
+    if screenshot:
+        def shoot() -> None:
+            try:
+                grab_window(window, screenshot)
+                print(f"wrote {screenshot}")
+            except FacelabError as error:
+                print(f"facelab: error: {error}", file=sys.stderr)
+                result["status"] = 2
+            window.close()
+            app.quit()
+
+        def when_ready(*_args) -> None:
+            QTimer.singleShot(screenshot_delay_ms, shoot)
+
+        if input_mesh or not data:
+            QTimer.singleShot(500, when_ready)
+        else:
+            window.dataset_opened.connect(when_ready)
+            # A dataset that fails to load shows its message box; quit anyway after a while.
+            QTimer.singleShot(600_000, shoot)
+    QTimer.singleShot(0, lambda: window.start(data, checkpoint, input_mesh, ground_truth, options))
+    status = app.exec()
+    return result["status"] or status

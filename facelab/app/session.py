@@ -1,0 +1,203 @@
+"""What the app has open: a model, a dataset with its split, and the sample on show. Qt-free.
+
+The session only calls the core: ``FaceDataset`` for records, pairs and the split,
+``FaceLabModel`` for predictions and embeddings (through :func:`compute_sample`), the
+evaluation metrics for errors and similarities. The widgets ask it for samples and render them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from facelab.app.identity import Gallery, Match
+from facelab.app.sample import Sample, compute_sample
+from facelab.errors import FacelabError, TopologyMismatchError
+from facelab.mesh.face_mesh import FaceMesh
+from facelab.mesh.validation import check_matches_template, triangles_hash
+
+TRAIN, TEST = "train", "test"
+CACHE_SIZE = 128
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One browsable sample of a dataset: an expressive mesh and its ground-truth neutral."""
+
+    index: int               # the expressive mesh's index in the dataset
+    neutral: int | None      # its neutral's index, None when it has none
+    subject: str
+    expression: str          # "<group>/<expression>" when the dataset has groups (CoMA)
+    part: str                # "train", "test" or "" (no split)
+
+    @property
+    def label(self) -> str:
+        return f"{self.subject} / {self.expression}"
+
+
+def model_fits_dataset(model, dataset) -> str | None:
+    """None if ``model`` can neutralise ``dataset``'s meshes, else the reason in one sentence."""
+    if model is None or dataset is None:
+        return None
+    if dataset.n_vertices != model.n_vertices:
+        return (f"the model expects {model.n_vertices} vertices in its template's order and {dataset.name} "
+                f"has {dataset.n_vertices}: open data registered to the model's template.")
+    expected = model.meta.get("template_hash")
+    if expected and expected != dataset.topology_hash:
+        return (f"{dataset.name} has {dataset.n_vertices} vertices like the model's template but other "
+                "triangles: open data registered to the model's template.")
+    return None
+
+
+class Session:
+    def __init__(self) -> None:
+        self.model = None
+        self.dataset = None
+        self.split = None
+        self.entries: list[Entry] = []
+        self._cache: OrderedDict[tuple, Sample] = OrderedDict()
+        self._galleries: dict[str, Gallery] = {}
+
+    # ---- model and data ----------------------------------------------------------------------
+    def set_model(self, model) -> None:
+        """Use ``model`` (or None); raises if it does not fit the open dataset."""
+        reason = model_fits_dataset(model, self.dataset)
+        if reason:
+            raise TopologyMismatchError(reason)
+        self.model = model
+        self._forget()
+        if self.dataset is not None:
+            self._index_dataset()  # the split follows the model's training settings
+
+    def set_dataset(self, dataset, keep_model: bool = True) -> None:
+        """Open ``dataset``; with ``keep_model=False`` a model that does not fit it is dropped."""
+        reason = model_fits_dataset(self.model, dataset)
+        if reason:
+            if keep_model:
+                raise TopologyMismatchError(reason)
+            self.model = None
+        self.dataset = dataset
+        self._forget()
+        self._index_dataset()
+
+    def close_dataset(self) -> None:
+        self.dataset, self.split, self.entries = None, None, []
+        self._forget()
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._galleries.clear()
+
+    def _index_dataset(self) -> None:
+        dataset = self.dataset
+        config = (self.model.meta.get("train_config", {}) if self.model is not None else {}) or {}
+        self.split = None
+        if len(dataset.subjects) >= 2:
+            self.split = dataset.split(config.get("train_fraction", 0.7), config.get("split_seed", 0))
+        test = set(self.split.test_subjects) if self.split else set()
+        neutral_of = {(p.expressive): p.neutral for p in dataset.pairs}
+        entries = []
+        for index, record in enumerate(dataset.records):
+            if record.is_neutral:
+                continue
+            part = "" if self.split is None else TEST if record.subject in test else TRAIN
+            expression = f"{record.group}/{record.expression}" if record.group else record.expression
+            entries.append(Entry(index, neutral_of.get(index), record.subject, expression, part))
+        self.entries = entries
+
+    @property
+    def triangles(self) -> np.ndarray | None:
+        if self.model is not None:
+            return self.model.triangles
+        return self.dataset.triangles if self.dataset is not None else None
+
+    def entries_of(self, part: str | None) -> list[Entry]:
+        """The entries of one part of the split ("train", "test"), or all of them (None)."""
+        return [e for e in self.entries if part is None or e.part == part or not e.part]
+
+    def first_entry(self, part: str | None = TEST) -> Entry | None:
+        entries = [e for e in self.entries_of(part) if e.neutral is not None] or self.entries_of(part) or self.entries
+        return entries[0] if entries else None
+
+    # ---- samples -------------------------------------------------------------------------------
+    def sample(self, entry: Entry) -> Sample:
+        """The sample of a dataset entry, predicted by the current model (cached)."""
+        key = ("entry", entry.index, entry.neutral, id(self.model))
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        dataset = self.dataset
+        truth = dataset.vertices[entry.neutral] if entry.neutral is not None else None
+        sample = compute_sample(self.model, dataset.vertices[entry.index], truth, label=entry.label,
+                                subject=entry.subject, part=entry.part, index=entry.index)
+        self._cache[key] = sample
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return sample
+
+    def check_mesh(self, mesh: FaceMesh, against: np.ndarray | None = None) -> FaceMesh:
+        """Raise a TopologyMismatchError unless ``mesh`` fits the model (else the dataset, else ``against``)."""
+        if self.model is not None:
+            return self.model.check_mesh(mesh)
+        if self.dataset is not None:
+            return check_matches_template(mesh, self.dataset.triangles, self.dataset.n_vertices)
+        if against is not None:
+            return check_matches_template(mesh, against, mesh.n_vertices)
+        return mesh
+
+    def file_sample(self, expressive: FaceMesh, truth: FaceMesh | None = None) -> Sample:
+        """A sample of meshes opened from files (already checked)."""
+        if truth is not None and (truth.n_vertices != expressive.n_vertices
+                                  or triangles_hash(truth.triangles) != triangles_hash(expressive.triangles)):
+            raise TopologyMismatchError(
+                f"{truth.name}: the ground truth has {truth.n_vertices} vertices and the input "
+                f"{expressive.n_vertices}; both must be registered to the same template.")
+        label = expressive.name.rsplit("/", 1)[-1]
+        return compute_sample(self.model, expressive.vertices, None if truth is None else truth.vertices, label=label)
+
+    def with_truth(self, sample: Sample, truth: FaceMesh) -> Sample:
+        """``sample`` measured against another ground truth."""
+        return compute_sample(self.model, sample.expressive, truth.vertices, label=sample.label,
+                              subject=sample.subject, part=sample.part, index=sample.index)
+
+    # ---- identity ------------------------------------------------------------------------------
+    def gallery_for(self, sample: Sample) -> Gallery | None:
+        """The gallery a probe is matched against: the neutral faces of its part of the split
+        (the test subjects for a test probe, as ``facelab evaluate`` does), or of every subject."""
+        if self.model is None or self.dataset is None or sample.embedding is None:
+            return None
+        if model_fits_dataset(self.model, self.dataset):
+            return None
+        part = sample.part if sample.part in (TRAIN, TEST) and self.split is not None else "all"
+        gallery = self._galleries.get(part)
+        if gallery is None:
+            subjects = (self.split.test_subjects if part == TEST else self.split.train_subjects if part == TRAIN
+                        else self.dataset.subjects)
+            gallery = Gallery(self.model, self.dataset, subjects)
+            self._galleries[part] = gallery
+        return gallery
+
+    def matches(self, sample: Sample, k: int = 5) -> tuple[list[Match], int | None]:
+        """The k best gallery matches of ``sample`` and the rank of its true subject (if known)."""
+        gallery = self.gallery_for(sample)
+        if gallery is None:
+            return [], None
+        rank = gallery.rank_of(sample.embedding, sample.subject) if sample.subject else None
+        return gallery.matches(sample.embedding, k), rank
+
+    def neutral_of(self, subject: str) -> int | None:
+        """The index of ``subject``'s (first) neutral face in the dataset."""
+        if self.dataset is None:
+            return None
+        for index, record in enumerate(self.dataset.records):
+            if record.subject == subject and record.is_neutral:
+                return index
+        return None
+
+    def mesh(self, index: int) -> np.ndarray:
+        if self.dataset is None:
+            raise FacelabError("no dataset is open.")
+        return np.array(self.dataset.vertices[index], dtype=np.float32)

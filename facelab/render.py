@@ -1,0 +1,502 @@
+"""Figures of an expressive face, its predicted neutral and the ground truth, with plain pyvista.
+
+The building blocks here are shared by the desktop app's three views (one :class:`FaceSurface`
+per view, updated in place when the sample changes) and by headless rendering: ``facelab
+render`` and the app's figure export draw the same panels off-screen with
+:func:`render_figure` (no display needed: VTK falls back to EGL). No Qt here.
+
+Colours: the per-vertex error (mm) of the prediction, and optionally the input's
+expressive-to-neutral displacement, share one colour range, either fixed (figures of different
+samples compare) or a percentile of the values shown; the default colormap, cividis, is
+perceptually uniform and readable with colour-vision deficiencies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facelab.errors import FacelabError
+
+SKIN = (0.87, 0.74, 0.66)
+BACKFACE = (0.32, 0.24, 0.24)      # the inside of the mouth and the back of the mask
+TEXT_COLOUR = (0.1, 0.1, 0.1)
+NOTE_COLOUR = (0.35, 0.35, 0.35)
+BACKGROUND = (1.0, 1.0, 1.0)
+#: Perceptually uniform maps first; the first one is the default.
+COLORMAPS = ("cividis", "viridis", "magma", "inferno", "plasma")
+DEFAULT_COLORMAP = COLORMAPS[0]
+RANGE_MODES = ("percentile", "fixed")
+#: Camera presets: direction from the face to the camera, and the up vector (faces look along +z, y up).
+VIEW_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "front": ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0)),
+    "side": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "three-quarter": ((0.55, 0.12, 0.83), (0.0, 1.0, 0.0)),
+}
+DEFAULT_VIEW = "three-quarter"
+#: One panel of a headless figure at scale 1, in pixels (width, height).
+PANEL_SIZE = (480, 540)
+TITLE_FONT = 15     # pixels at scale 1
+NOTE_FONT = 12
+BAR_TITLE_FONT = 12
+BAR_LABEL_FONT = 11
+
+TITLE_INPUT = "Input (expressive)"
+TITLE_PREDICTED = "Predicted neutral"
+TITLE_TRUTH = "Ground-truth neutral"
+ERROR_TITLE = "error (mm)"
+DISPLACEMENT_TITLE = "displacement (mm)"
+
+
+# ---- what is shown -------------------------------------------------------------------------------
+@dataclass
+class DisplayStyle:
+    """How faces are coloured; the app keeps one and remembers it between sessions."""
+
+    colormap: str = DEFAULT_COLORMAP
+    range_mode: str = "percentile"   # "percentile" of the values shown, or "fixed"
+    fixed_max_mm: float = 5.0
+    percentile: float = 99.0
+    heatmap: bool = True             # False: plain shaded surfaces
+    wireframe: bool = False          # draw the triangle edges
+    displacement: bool = False       # colour the input by its expressive-to-neutral displacement
+
+    def validate(self) -> DisplayStyle:
+        if self.colormap not in COLORMAPS:
+            raise FacelabError(f"unknown colormap '{self.colormap}': expected one of {', '.join(COLORMAPS)}.")
+        if self.range_mode not in RANGE_MODES:
+            raise FacelabError(f"unknown colour range '{self.range_mode}': expected percentile or fixed.")
+        if not self.fixed_max_mm > 0:
+            raise FacelabError(f"the fixed colour range must be above 0 mm, got {self.fixed_max_mm}.")
+        if not 0 < self.percentile <= 100:
+            raise FacelabError(f"the colour percentile must lie in (0, 100], got {self.percentile}.")
+        return self
+
+
+def colour_limits(values: Sequence[np.ndarray | None], style: DisplayStyle) -> tuple[float, float]:
+    """The one colour range (0, top) in mm shared by every coloured view."""
+    if style.range_mode == "fixed":
+        return 0.0, float(style.fixed_max_mm)
+    arrays = [np.asarray(v, dtype=np.float64).ravel() for v in values if v is not None and np.size(v)]
+    if not arrays:
+        return 0.0, 1.0
+    top = float(np.percentile(np.concatenate(arrays), style.percentile))
+    return 0.0, top if math.isfinite(top) and top > 1e-6 else 1e-3
+
+
+def bar_format(top: float) -> str:
+    """Label format of a scalar bar running from 0 to ``top`` mm: few, short labels."""
+    return "%.2f" if top < 1 else "%.1f" if top < 20 else "%.0f"
+
+
+@dataclass
+class Panel:
+    """One view: a title, a face (or a note where there is none) and optional per-vertex values."""
+
+    title: str
+    vertices: np.ndarray | None
+    scalars: np.ndarray | None = None
+    scalar_title: str = ""
+    note: str = ""
+    subtitle: str = ""
+
+
+def figure_panels(expressive: np.ndarray | None, predicted: np.ndarray | None, truth: np.ndarray | None,
+                  style: DisplayStyle, error: np.ndarray | None = None, *, truth_title: str = TITLE_TRUTH,
+                  title_suffix: str = "", with_truth_panel: bool = True,
+                  notes: dict[str, str] | None = None) -> list[Panel]:
+    """The panels of the three views: input, predicted neutral, ground-truth neutral.
+
+    The prediction is coloured by its per-vertex error to the ground truth (``error`` if given,
+    else computed); the input by its displacement to the ground truth (else to the prediction)
+    when ``style.displacement`` is set. ``notes`` replaces the default texts of empty panels
+    (keys ``"input"``, ``"predicted"``, ``"truth"``).
+    """
+    from facelab.evaluation.metrics import error_summary, per_vertex_error
+
+    notes = {"input": "No mesh loaded.\nFile > Open expressive mesh, or drop one here.",
+             "predicted": "No model loaded.\nFile > Open checkpoint, or train one.",
+             "truth": "No ground truth.\nFile > Open ground-truth neutral,\nor drop a mesh here.",
+             **(notes or {})}
+    if error is None and predicted is not None and truth is not None:
+        error = per_vertex_error(predicted, truth)
+    reference = truth if truth is not None else predicted
+    displacement = None
+    if style.displacement and expressive is not None and reference is not None:
+        displacement = per_vertex_error(expressive, reference)
+    subtitle = ""
+    if error is not None:
+        stats = error_summary(error)
+        subtitle = f"mean {stats['mean_error_mm']:.2f} mm, max {stats['max_error_mm']:.2f} mm"
+    heat = style.heatmap
+    panels = [
+        Panel(TITLE_INPUT + title_suffix, expressive, displacement if heat else None,
+              DISPLACEMENT_TITLE if truth is not None else "displacement to prediction (mm)",
+              note=notes["input"]),
+        Panel(TITLE_PREDICTED + title_suffix, predicted, error if heat else None, ERROR_TITLE,
+              note=notes["predicted"] if expressive is not None else "", subtitle=subtitle),
+    ]
+    if with_truth_panel:
+        panels.append(Panel(truth_title + title_suffix, truth, note=notes["truth"] if expressive is not None else ""))
+    return panels
+
+
+# ---- geometry ------------------------------------------------------------------------------------
+def face_polydata(vertices: np.ndarray, triangles: np.ndarray):
+    import pyvista as pv
+
+    triangles = np.asarray(triangles, dtype=np.int64)
+    faces = np.hstack([np.full((len(triangles), 1), 3, dtype=np.int64), triangles]).ravel()
+    # A copy: pyvista would wrap the array itself, and updates in place would then write into it.
+    return pv.PolyData(np.array(vertices, dtype=np.float32, copy=True), faces)
+
+
+class VertexNormals:
+    """Area-weighted vertex normals of one topology, fast enough to recompute at every sample switch."""
+
+    def __init__(self, triangles: np.ndarray, n_vertices: int) -> None:
+        import scipy.sparse as sp
+
+        self.triangles = np.asarray(triangles, dtype=np.int64)
+        rows = self.triangles.ravel()
+        cols = np.repeat(np.arange(len(self.triangles)), 3)
+        self.incidence = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)),
+                                       shape=(n_vertices, len(self.triangles)))
+
+    def __call__(self, vertices: np.ndarray) -> np.ndarray:
+        v = np.asarray(vertices, dtype=np.float32)
+        a, b, c = v[self.triangles[:, 0]], v[self.triangles[:, 1]], v[self.triangles[:, 2]]
+        normals = np.asarray(self.incidence @ np.cross(b - a, c - a))
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        return (normals / np.maximum(length, 1e-12)).astype(np.float32)
+
+
+class FaceSurface:
+    """One face on a pyvista renderer, whose points and scalars are replaced in place.
+
+    The polydata, mapper, actor and scalar bar are made once per topology; showing another
+    sample of the same topology only writes new numbers into them (no new actors).
+    """
+
+    VALUES = "values"
+
+    def __init__(self, plotter, triangles: np.ndarray, vertices: np.ndarray, scalar_title: str,
+                 font_scale: float = 1.0) -> None:
+        import pyvista as pv
+
+        self.plotter = plotter
+        self.normals = VertexNormals(triangles, len(vertices))
+        self.mesh = face_polydata(vertices, triangles)
+        self.mesh.point_data[self.VALUES] = np.zeros(len(vertices), dtype=np.float32)
+        self.mesh.point_data["Normals"] = self.normals(vertices)
+        self.mesh.point_data.active_normals_name = "Normals"
+        self.lookup_table = pv.LookupTable(cmap=DEFAULT_COLORMAP, n_values=256)
+        self.colormap = DEFAULT_COLORMAP
+        self.mapper = pv.DataSetMapper(self.mesh)
+        self.mapper.SetScalarModeToUsePointFieldData()
+        self.mapper.SelectColorArray(self.VALUES)
+        self.mapper.SetLookupTable(self.lookup_table)
+        self.mapper.SetUseLookupTableScalarRange(False)
+        self.mapper.SetInterpolateScalarsBeforeMapping(True)
+        self.mapper.SetScalarVisibility(False)
+        self.actor = pv.Actor(mapper=self.mapper)
+        prop = self.actor.prop
+        prop.color = SKIN
+        prop.interpolation = "gouraud"
+        prop.ambient, prop.diffuse, prop.specular, prop.specular_power = 0.12, 0.85, 0.2, 18.0
+        backface = pv.Property(color=BACKFACE, ambient=0.4, diffuse=0.6)
+        self.actor.SetBackfaceProperty(backface)
+        plotter.add_actor(self.actor, reset_camera=False, render=False, name=None)
+        self.scalar_title = scalar_title
+        self.font_scale = font_scale
+        self.bar = None
+        self._make_bar(scalar_title)
+        self.has_scalars = False
+
+    # ---- scalar bar ------------------------------------------------------------------------
+    def _make_bar(self, title: str) -> None:
+        from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
+
+        s = self.font_scale
+        bar = vtkScalarBarActor()
+        bar.SetLookupTable(self.lookup_table)
+        bar.SetTitle(title)
+        bar.SetOrientationToHorizontal()          # under the face: never over it, whatever the view's width
+        bar.SetNumberOfLabels(5)
+        bar.SetTextPositionToPrecedeScalarBar()   # horizontal: labels under the bar, the title above
+        bar.UnconstrainedFontSizeOn()             # fixed pixel sizes: readable at any view width
+        bar.SetBarRatio(0.3)
+        bar.SetTitleRatio(0.4)
+        bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        bar.SetPosition(0.15, 0.015)
+        bar.SetPosition2(0.70, 0.13)
+        bar.SetMaximumHeightInPixels(int(round(78 * s)))
+        bar.SetVerticalTitleSeparation(int(round(5 * s)))
+        for prop, size in ((bar.GetTitleTextProperty(), BAR_TITLE_FONT), (bar.GetLabelTextProperty(), BAR_LABEL_FONT)):
+            prop.SetColor(*TEXT_COLOUR)
+            prop.SetFontSize(int(round(size * s)))
+            prop.BoldOff()
+            prop.ItalicOff()
+            prop.ShadowOff()
+        bar.SetVisibility(False)
+        self.plotter.renderer.AddViewProp(bar)
+        self.bar = bar
+
+    def set_bar_title(self, title: str) -> None:
+        if title and title != self.scalar_title:
+            self.scalar_title = title
+            self.bar.SetTitle(title)
+
+    # ---- contents --------------------------------------------------------------------------
+    def set_vertices(self, vertices: np.ndarray) -> None:
+        vertices = np.asarray(vertices, dtype=np.float32)
+        self.mesh.points[:] = vertices            # in place: the same vtkPoints
+        self.mesh.point_data["Normals"][:] = self.normals(vertices)
+        self.mesh.GetPoints().Modified()
+        self.mesh.GetPointData().GetNormals().Modified()
+        self.mesh.Modified()
+
+    def set_scalars(self, values: np.ndarray | None) -> None:
+        self.has_scalars = values is not None
+        if values is not None:
+            self.mesh.point_data[self.VALUES][:] = np.asarray(values, dtype=np.float32)
+            self.mesh.GetPointData().GetArray(self.VALUES).Modified()
+            self.mesh.Modified()
+        self.mapper.SetScalarVisibility(self.has_scalars)
+        self.bar.SetVisibility(self.has_scalars and self.actor.GetVisibility())
+
+    def set_style(self, style: DisplayStyle, limits: tuple[float, float]) -> None:
+        if self.colormap != style.colormap:
+            self.lookup_table.cmap = style.colormap
+            self.colormap = style.colormap
+        self.lookup_table.scalar_range = limits
+        self.mapper.SetScalarRange(*limits)
+        self.bar.SetLabelFormat(bar_format(limits[1]))
+        self.actor.prop.show_edges = bool(style.wireframe)
+        self.actor.prop.edge_color = (0.2, 0.2, 0.2)
+        self.actor.prop.line_width = 0.5
+
+    def set_visible(self, visible: bool) -> None:
+        self.actor.SetVisibility(visible)
+        self.bar.SetVisibility(visible and self.has_scalars)
+
+    @property
+    def points(self) -> np.ndarray:
+        return np.asarray(self.mesh.points)
+
+    @property
+    def scalars(self) -> np.ndarray | None:
+        return np.asarray(self.mesh.point_data[self.VALUES]) if self.has_scalars else None
+
+    def remove(self) -> None:
+        self.plotter.renderer.RemoveViewProp(self.actor)
+        self.plotter.renderer.RemoveViewProp(self.bar)
+
+
+def make_text(plotter, text: str, anchor: tuple[float, float], size: float, colour=TEXT_COLOUR,
+              offset_px: tuple[float, float] = (0.0, 0.0), vertical: str = "top"):
+    """A centred 2D text at ``anchor`` (normalised viewport) moved by ``offset_px`` pixels.
+
+    Offsets in pixels keep titles at the same distance from the top edge whatever the view's size.
+    """
+    from vtkmodules.vtkRenderingCore import vtkCoordinate, vtkTextActor
+
+    actor = vtkTextActor()
+    actor.SetInput(text)
+    reference = vtkCoordinate()
+    reference.SetCoordinateSystemToNormalizedViewport()
+    reference.SetValue(anchor[0], anchor[1], 0.0)
+    position = actor.GetPositionCoordinate()
+    position.SetCoordinateSystemToViewport()
+    position.SetReferenceCoordinate(reference)
+    position.SetValue(offset_px[0], offset_px[1], 0.0)
+    actor._facelab_reference = reference  # keep it alive with the actor
+    prop = actor.GetTextProperty()
+    prop.SetFontSize(int(round(size)))
+    prop.SetColor(*colour)
+    prop.SetJustificationToCentered()
+    {"top": prop.SetVerticalJustificationToTop, "center": prop.SetVerticalJustificationToCentered,
+     "bottom": prop.SetVerticalJustificationToBottom}[vertical]()
+    plotter.renderer.AddViewProp(actor)
+    return actor
+
+
+def title_offsets(scale: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Pixel offsets from the top centre of a view of its title and subtitle."""
+    top = -8.0 * scale
+    return (0.0, top), (0.0, top - (TITLE_FONT * 1.45) * scale)
+
+
+# ---- cameras -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CameraState:
+    position: tuple[float, float, float]
+    focal_point: tuple[float, float, float]
+    view_up: tuple[float, float, float]
+    view_angle: float = 30.0
+    parallel_projection: bool = False
+    parallel_scale: float = 1.0
+
+    @classmethod
+    def of(cls, camera) -> CameraState:
+        return cls(tuple(camera.GetPosition()), tuple(camera.GetFocalPoint()), tuple(camera.GetViewUp()),
+                   camera.GetViewAngle(), bool(camera.GetParallelProjection()), camera.GetParallelScale())
+
+    def apply(self, camera) -> None:
+        camera.SetPosition(*self.position)
+        camera.SetFocalPoint(*self.focal_point)
+        camera.SetViewUp(*self.view_up)
+        camera.SetViewAngle(self.view_angle)
+        camera.SetParallelProjection(self.parallel_projection)
+        camera.SetParallelScale(self.parallel_scale)
+
+
+def preset_camera(vertices: Sequence[np.ndarray], preset: str = DEFAULT_VIEW, aspect: float = 1.0,
+                  view_angle: float = 30.0, margin: float = 1.15) -> CameraState:
+    """A camera looking at the faces from a preset direction, framing them in a view of this aspect."""
+    if preset not in VIEW_PRESETS:
+        raise FacelabError(f"unknown view '{preset}': expected one of {', '.join(VIEW_PRESETS)}.")
+    points = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1, 3) for v in vertices if v is not None])
+    direction, up = (np.asarray(x, dtype=np.float64) for x in VIEW_PRESETS[preset])
+    direction /= np.linalg.norm(direction)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    right = np.cross(up, direction)
+    right /= np.linalg.norm(right)
+    true_up = np.cross(direction, right)
+    offsets = points - centre
+    half_w = np.abs(offsets @ right).max() * margin
+    half_h = np.abs(offsets @ true_up).max() * margin
+    depth = np.abs(offsets @ direction).max()
+    half_angle = math.radians(view_angle) / 2
+    needed = max(half_h, half_w / max(aspect, 1e-3))
+    distance = needed / math.tan(half_angle) + 0.5 * depth
+    # Aim a little below the centre so the face sits above the scalar bar and below the title.
+    focal = centre - 0.06 * needed * true_up
+    return CameraState(tuple(focal + distance * direction), tuple(focal), tuple(true_up), view_angle)
+
+
+# ---- headless figures ------------------------------------------------------------------------------
+def check_png(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise FacelabError(f"{out}: figures are written as PNG, expected a file name ending in .png.")
+    return out
+
+
+def render_figure(panels: Sequence[Panel], triangles: np.ndarray, out: str | Path, *,
+                  style: DisplayStyle | None = None, panel_size: tuple[int, int] = PANEL_SIZE,
+                  panel_widths: Sequence[int] | None = None, scale: float = 1.0, transparent: bool = False,
+                  camera: CameraState | None = None, view: str = DEFAULT_VIEW,
+                  limits: tuple[float, float] | None = None) -> tuple[int, int]:
+    """Render ``panels`` side by side off-screen into a PNG; returns its (width, height) in pixels.
+
+    Each panel is ``panel_size`` (or ``panel_widths[i]`` wide) times ``scale``; fonts, the scalar
+    bar and line widths scale with it. ``camera`` (else the ``view`` preset) is shared by all panels.
+    """
+    import pyvista as pv
+
+    from facelab.atomic import atomic_path
+
+    out = check_png(out)
+    _prefer_egl_without_display()
+    style = (style or DisplayStyle()).validate()
+    if not 0.25 <= scale <= 8:
+        raise FacelabError(f"the figure scale must lie between 0.25 and 8, got {scale}.")
+    if not panels:
+        raise FacelabError("nothing to render: a figure needs at least one panel.")
+    widths = [int(round(w * scale)) for w in (panel_widths or [panel_size[0]] * len(panels))]
+    height = int(round(panel_size[1] * scale))
+    total = (sum(widths), height)
+    if limits is None:
+        limits = colour_limits([p.scalars for p in panels], style)
+    if camera is None:
+        shown = [p.vertices for p in panels if p.vertices is not None]
+        camera = preset_camera(shown, view, aspect=widths[0] / height) if shown else None
+
+    plotter = pv.Plotter(off_screen=True, window_size=total, border=False, lighting="light kit",
+                         shape=(1, len(panels)))
+    try:
+        _lay_out_columns(plotter, widths)
+        for index, panel in enumerate(panels):
+            plotter.subplot(0, index)
+            if not transparent:
+                plotter.renderer.set_background(BACKGROUND)
+            _draw_panel(plotter, panel, triangles, style, limits, scale)
+            if camera is not None:
+                camera.apply(plotter.renderer.camera)
+                plotter.renderer.camera_set = True  # else pyvista resets it on the first render
+                plotter.renderer.ResetCameraClippingRange()
+        with atomic_path(out) as tmp:
+            plotter.screenshot(str(tmp), transparent_background=transparent, window_size=total)
+    finally:
+        plotter.close()
+    return total
+
+
+def _prefer_egl_without_display() -> None:
+    """Without a display VTK tries X first, warns "bad X server connection", then falls back to
+    EGL: go to EGL directly when it is installed."""
+    import ctypes.util
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and ctypes.util.find_library("EGL"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
+def _lay_out_columns(plotter, widths: Sequence[int]) -> None:
+    """Give the subplots viewports in proportion to their widths, side by side."""
+    edges = np.concatenate([[0], np.cumsum(widths)]) / float(sum(widths))
+    for index, renderer in enumerate(plotter.renderers):
+        renderer.SetViewport(edges[index], 0.0, edges[index + 1], 1.0)
+
+
+def _draw_panel(plotter, panel: Panel, triangles: np.ndarray, style: DisplayStyle,
+                limits: tuple[float, float], scale: float) -> None:
+    title_at, subtitle_at = title_offsets(scale)
+    make_text(plotter, panel.title, (0.5, 1.0), TITLE_FONT * scale, offset_px=title_at)
+    if panel.subtitle:
+        make_text(plotter, panel.subtitle, (0.5, 1.0), NOTE_FONT * scale, NOTE_COLOUR, offset_px=subtitle_at)
+    if panel.vertices is None:
+        if panel.note:
+            make_text(plotter, panel.note, (0.5, 0.5), NOTE_FONT * scale, NOTE_COLOUR, vertical="center")
+        return
+    surface = FaceSurface(plotter, triangles, panel.vertices, panel.scalar_title or ERROR_TITLE, font_scale=scale)
+    surface.set_style(style, limits)
+    surface.set_scalars(panel.scalars)
+    surface.actor.prop.line_width = 0.5 * scale
+
+
+def render_sample(sample, triangles: np.ndarray, out: str | Path, *, style: DisplayStyle | None = None,
+                  scale: float = 1.0, transparent: bool = False, view: str = DEFAULT_VIEW) -> tuple[int, int]:
+    """The figure of one sample (``facelab render``): input, prediction and, if known, ground truth.
+
+    ``sample`` has ``expressive``, ``predicted``, ``truth`` and ``error`` arrays (truth and error may
+    be None); without a ground truth the figure has two panels and no error colours.
+    """
+    style = style or DisplayStyle()
+    panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error,
+                           with_truth_panel=sample.truth is not None)
+    return render_figure(panels, triangles, out, style=style, scale=scale, transparent=transparent, view=view)
+
+
+@dataclass
+class FigureRequest:
+    """What the app's export asks of :func:`render_figure` (kept here so it stays Qt-free)."""
+
+    panels: list[Panel]
+    triangles: np.ndarray
+    panel_widths: list[int]
+    height: int
+    camera: CameraState | None
+    limits: tuple[float, float]
+    style: DisplayStyle = field(default_factory=DisplayStyle)
+
+    def render(self, out: str | Path, scale: float = 1.0, transparent: bool = False) -> tuple[int, int]:
+        return render_figure(self.panels, self.triangles, out, style=self.style,
+                             panel_size=(self.panel_widths[0], self.height), panel_widths=self.panel_widths,
+                             scale=scale, transparent=transparent, camera=self.camera, limits=self.limits)

@@ -1,0 +1,153 @@
+"""The training panel: the core Trainer in a worker thread while the UI keeps running."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from facelab.training import load_checkpoint
+from tests.test_app_fixtures import (  # noqa: F401  (fixtures)
+    app_settings,
+    message_boxes,
+    needs_display,
+    no_interactor_outlives_the_test,
+    tiny_data,
+    tiny_model,
+    tiny_root,
+    window,
+)
+
+pytestmark = [pytest.mark.gui, needs_display]
+
+
+class Ticks:
+    """A UI timer firing every 20 ms; its gaps show whether the event loop was ever blocked."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.times: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
+        self.timer.start()
+
+    def stop(self, until: float | None = None) -> float:
+        """The longest gap between ticks (up to ``until``)."""
+        self.timer.stop()
+        times = [t for t in self.times if until is None or t <= until]
+        return float(np.max(np.diff(times))) if len(times) > 1 else float("inf")
+
+
+def _configure(panel, out, epochs, preview_every=0, batch=4):
+    panel.source.setCurrentIndex(panel.source.findData("open"))
+    panel.epochs.setValue(epochs)
+    panel.batch_size.setValue(batch)
+    panel.preview_every.setValue(preview_every)
+    panel.out_dir.setText(str(out))
+
+
+def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_path, message_boxes, tiny_data):
+    panel = window.training
+    _configure(panel, tmp_path / "run", epochs=2, preview_every=4, batch=1)
+    previews, finished, last_step = [], [], []
+    panel.preview_ready.connect(previews.append)
+    panel.run_finished.connect(finished.append)
+    titles = []
+    window.viewer.rendered.connect(lambda _s: titles.append(window.viewer.views["predicted"].title.GetInput()))
+    message_boxes.answer = __import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox.StandardButton.Yes
+    selected = window.entry
+    ticks = Ticks()
+    assert panel.start()
+    assert panel.running and not panel.start_button.isEnabled()
+    # The training's end (loading the new model, in the UI thread) is not the worker's doing.
+    panel.worker.epoch_done.connect(lambda _event: last_step.append(time.perf_counter()))
+    qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
+    started = ticks.times[0]
+    max_gap = ticks.stop(until=last_step[-1])
+    print(f"UI timer: {len(ticks.times)} ticks in {last_step[-1] - started:.1f} s of training, "
+          f"max gap {max_gap * 1000:.0f} ms")
+    assert max_gap < 1.0, f"the UI was blocked for {max_gap:.2f} s"
+    assert finished and finished[0].status == "completed" and finished[0].epochs_done == 2
+    steps = finished[0].epochs_done * (panel._run_info.steps_per_epoch)
+    assert panel.progress.maximum() == steps and panel.progress.value() == steps
+    assert panel.plot.steps[-1] == steps and {"total", "rec"} <= set(panel.plot.curves)
+    assert len(panel.plot.epochs) == 2
+    assert previews, "the views get the model-in-training's prediction"
+    np.testing.assert_array_equal(previews[0].expressive, tiny_data.vertices[selected.index])   # the selected sample
+    assert any("(training, step" in title for title in titles)
+    assert [c[1] for c in message_boxes.kinds("question")] == ["Training finished"]
+    assert window.session.model is not None and str(tmp_path / "run") in str(window.session.model.source)
+    assert "(training" not in window.viewer.views["predicted"].title.GetInput()
+    assert panel.start_button.isEnabled()
+
+
+def test_pause_resume_and_stop_leave_a_valid_checkpoint(window, qtbot, tmp_path, message_boxes):
+    from facelab.model import FaceLabModel
+
+    panel = window.training
+    _configure(panel, tmp_path / "run", epochs=500, batch=2)
+    finished = []
+    panel.run_finished.connect(finished.append)
+    steps = []
+    panel.worker_steps = steps
+    assert panel.start()
+    panel.worker.step_done.connect(lambda e: steps.append(e.global_step))
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
+    panel.toggle_pause()
+    assert panel.pause_button.text() == "Resume" and panel.worker.control.paused
+    qtbot.wait(400)                        # a step under way when pausing may still report
+    paused_at = len(steps)
+    qtbot.wait(600)
+    assert len(steps) == paused_at, "no step while paused"
+    assert "paused" in panel.progress.format()
+    panel.toggle_pause()
+    qtbot.waitUntil(lambda: len(steps) > paused_at + 1, timeout=60_000)
+    panel.stop()
+    qtbot.waitUntil(lambda: not panel.running, timeout=60_000)
+    assert finished and finished[0].status == "stopped", (panel.status.text(), message_boxes.calls)
+    checkpoint = load_checkpoint(tmp_path / "run" / "last")
+    assert checkpoint.meta["position"]["global_step"] == steps[-1]
+    assert FaceLabModel.load(tmp_path / "run" / "last").n_vertices == 162
+    assert message_boxes.kinds("question"), "the app offers to load the model of a stopped run too"
+
+
+def test_a_failing_run_is_shown_and_the_app_survives(window, qtbot, tmp_path, message_boxes):
+    panel = window.training
+    panel.source.setCurrentIndex(panel.source.findData("path"))
+    panel.data_path.setText(str(tmp_path / "no-such-data"))
+    panel.out_dir.setText(str(tmp_path / "run"))
+    failures = []
+    panel.run_failed.connect(lambda message, details: failures.append((message, details)))
+    assert panel.start()
+    qtbot.waitUntil(lambda: not panel.running, timeout=60_000)
+    assert failures and "does not exist" in failures[0][0]
+    assert [c[1] for c in message_boxes.kinds("critical")] == ["Training failed"]
+    assert "failed" in panel.progress.format() and panel.start_button.isEnabled()
+    before = window.entry
+    window.browser.step(+1)                     # the app still works
+    assert window.entry != before
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "config.json").write_text("{}")
+    panel.out_dir.setText(str(tmp_path / "taken"))
+    assert not panel.start()
+    assert "already holds a run" in message_boxes.kinds("critical")[-1][2]
+
+
+def test_closing_the_window_mid_training_stops_the_worker_and_waits(window, qtbot, tmp_path):
+    panel = window.training
+    _configure(panel, tmp_path / "run", epochs=500, batch=2)
+    assert panel.start()
+    steps = []
+    panel.worker.step_done.connect(lambda e: steps.append(e.global_step))
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=60_000)
+    runner = panel.runner
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 30
+    assert not runner.running
+    assert (tmp_path / "run" / "last.json").is_file()       # the stop saved a valid checkpoint
+    load_checkpoint(tmp_path / "run" / "last")
