@@ -29,13 +29,13 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates the file private (0600); a written figure, mesh or checkpoint should get
-    # the permissions any new file of the user gets.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600), and some writers recreate it; a written figure,
+        # mesh or checkpoint gets the permissions any new file of the user gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
