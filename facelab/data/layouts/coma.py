@@ -11,7 +11,6 @@ frames are taken evenly from the remaining frames. Only these frames are read.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -24,7 +23,6 @@ from facelab.data.layouts.listing import natural_key, note_unpaired, sorted_subf
 from facelab.data.vertex_cache import load_mesh_files
 from facelab.errors import DatasetError
 
-log = logging.getLogger(__name__)
 
 NAME = "coma"
 DESCRIPTION = "coma: <root>/<subject>/<sequence>/<sequence>.<frame>.ply (CoMA, FLAME topology, metres)"
@@ -121,7 +119,4 @@ def load(path: Path, progress: bool = True, frames_per_sequence: int = FRAMES_PE
         raise DatasetError(f"{root} holds no CoMA frames: expected {DESCRIPTION.split(': ', 1)[1]}.")
     dataset = load_mesh_files(records, name=f"CoMA at {root}", layout=NAME, root=root,
                               unit_scale=UNIT_SCALE, progress=progress)
-    for message in warnings:
-        dataset.warnings.append(message)
-        log.warning(message)
-    return note_unpaired(dataset)
+    return note_unpaired(dataset, warnings)

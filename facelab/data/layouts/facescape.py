@@ -12,7 +12,6 @@ subject whose neutral is missing or broken are kept but left out of the pairs, w
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -22,7 +21,6 @@ from facelab.data.layouts.listing import natural_key, note_unpaired, sorted_subf
 from facelab.data.vertex_cache import load_mesh_files
 from facelab.errors import DatasetError
 
-log = logging.getLogger(__name__)
 
 NAME = "facescape"
 DESCRIPTION = "facescape: <root>/<subject id>/models_reg/<k>_<expression>.obj (FaceScape TU models; 1_neutral is the neutral)"
@@ -103,7 +101,4 @@ def load(path: Path, progress: bool = True, unit_scale: float = 1.0) -> FaceData
         raise DatasetError(f"{root} holds no FaceScape TU models: expected {DESCRIPTION.split(': ', 1)[1]}.")
     dataset = load_mesh_files(records, name=f"FaceScape at {root}", layout=NAME, root=root,
                               unit_scale=unit_scale, progress=progress)
-    for message in warnings:
-        dataset.warnings.append(message)
-        log.warning(message)
-    return note_unpaired(dataset)
+    return note_unpaired(dataset, warnings)

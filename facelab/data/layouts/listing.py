@@ -53,11 +53,15 @@ def sorted_mesh_files(folder: Path) -> list[Path]:
     return sorted(entries, key=lambda path: natural_key(path.name))
 
 
-def note_unpaired(dataset: FaceDataset) -> FaceDataset:
-    """Add a warning per (subject, group) whose expressive meshes have no neutral to pair with.
+def note_unpaired(dataset: FaceDataset, scan_warnings: list[str] | tuple[str, ...] = ()) -> FaceDataset:
+    """Add (and log) the layout scan's warnings, then one per (subject, group) whose expressive
+    meshes have no neutral to pair with.
 
     Such meshes stay in the dataset (they count in statistics) but are in no pair.
     """
+    for message in scan_warnings:
+        dataset.warnings.append(message)
+        log.warning(message)
     paired = {pair.expressive for pair in dataset.pairs}
     unpaired = Counter(
         (record.subject, record.group)
