@@ -1,1 +1,93 @@
-"""Benchmarks and experiment scripts (run as ``python -m benchmarks.NAME``); not part of the test suite."""
+"""facelab's benchmark suite: facelab side by side with the reference implementation, against the targets of issue #5.
+
+Run::
+
+    make bench                                   # everything; writes docs/results/benchmarks.{json,md}
+    python -m benchmarks                         # the same
+    python -m benchmarks --only cheb_layer --json /tmp/layer.json    # one (repeatable or comma list)
+    python -m benchmarks --quick --json /tmp/smoke.json               # smoke run: few repetitions
+    python -m benchmarks --device cpu|cuda|all   # all (default): the CPU, and CUDA when present
+    python -m benchmarks --only time_to_quality --time-to-quality-minutes 30 --json /tmp/ttq.json
+
+Only a full run (no ``--only``, no ``--quick``) writes ``docs/results/`` by default. Every
+comparison runs both sides in the same process, alternating call by call, after a warm-up, and
+reports the median and the inter-quartile range (``benchmarks/timing.py``). Meshes: the
+SynthFaces template (4,239 vertices) and generated face-like disks of exactly 5,023 (CoMA) and
+26,317 (FaceScape) vertices (``benchmarks/meshes.py``). ``benchmarks/paper_tables.py`` and
+``benchmarks/cheb_conv_speed.py`` are separate scripts, not part of the suite.
+
+Benchmarks (``--only`` names) and the results they produce
+-------------------------------------------------------------
+
+``cheb_layer`` (``cheb_layer.py``), per device and mesh, B = 16, 16 -> 16 channels, K = 6:
+
+* ``cheb_layer.forward``: forward under ``no_grad``, ours against ``torch_geometric.nn.ChebConv``
+  (same weights and Laplacian, static batched graph). ``value``: speed-up (x). Reported.
+* ``cheb_layer.forward_backward``: forward + backward (gradients of input, weights and bias).
+  ``value``: speed-up. Target: >= 8x at 5,023 vertices, and outputs and gradients equal to a
+  relative 1e-5 (``extra.relative_difference``).
+* ``cheb_layer.gflops``: ``value``: the dense part's GFLOP/s (the K weight products, timed alone
+  on the layer's own terms) as a fraction of a 2048^3 float32 matmul's GFLOP/s measured in the
+  same run. Target: >= 0.5 at 5,023. ``extra.gflops``: layer forward, dense part, peak; the
+  roofline of the (memory-bound) dense part: ``copy_bandwidth_gb_s``, ``dense_part_flops_per_byte``,
+  ``dense_part_roofline_gflops``, ``roofline_of_peak``, ``dense_part_of_roofline``.
+
+``training_step`` (``training_step.py``): ``training_step``, the trainer's own step of the
+``full`` variant at batch 16 (both branches, D step included, batch fetch included), ours against
+the same network with ``conv="pyg"``. ``value``: ratio of pairs/s; ``extra.pairs_per_s``.
+Target: >= 5x at 5,023.
+
+``neutralise`` (``neutralise.py``): ``neutralise.single`` (``value``: median ms for one mesh,
+numpy in, numpy out; target <= 10 ms at 5,023) and ``neutralise.batch64`` (``value``: meshes/s
+for a batch of 64; reported).
+
+``training_memory`` (``training_memory.py``, CPU): ``training_memory``, ``value``: peak resident
+MB (``ru_maxrss``) of a child process that trains the ``full`` variant at batch 16. Target:
+<= 2048 MB at 5,023; reported at the other sizes.
+
+``time_to_quality`` (``time_to_quality.py``, CPU): ``time_to_quality``, the bundled model's recipe
+(read from ``models/synthfaces.json``) trained for ``--time-to-quality-minutes`` (default 3);
+``ours.curve``: test error (mm) against training seconds; ``reference``: the bundled model's,
+do-nothing and linear errors. ``value``: minutes until the bundled model's error was reached
+(None if not within the budget). Target: <= 30 min.
+
+``app`` (``app.py`` + ``app_session.py`` under ``xvfb-run``, CPU): ``app.start`` (``value``: s from
+process creation to the first frame showing a sample; target <= 5 s), ``app.switch`` (ms to show
+another sample, median of 20; target <= 50 ms), ``app.timer_gaps`` (``value``: 95th percentile of a
+10 ms QTimer's gaps while training runs in the worker; target <= 50 ms).
+
+``profile`` (``op_profile.py``, CPU): ``profile.training_step`` and ``profile.cheb_layer``:
+torch.profiler's top operators by self CPU time (``ours.top_ops``); no target.
+
+JSON layout (``docs/results/benchmarks.json``)
+----------------------------------------------
+
+::
+
+    {
+      "machine":  {"cpu", "cores", "cores_available", "torch_threads", "torch", "torch_geometric",
+                   "python", "platform", "devices", "gpu" (with CUDA), "load_average_at_start", "git_commit"},
+      "settings": {"quick", "benchmarks", "sizes", "time_to_quality_minutes", "app_training_seconds",
+                   "total_seconds"},
+      "results": [
+        {
+          "name": "cheb_layer.forward_backward",     # one of the names above
+          "device": "cpu" | "cuda",
+          "mesh": "generated face (5,023 vertices)",  "n_vertices": 5023,
+          "params": {...},                           # batch, channels, K, variant ...
+          "ours":      {"median_ms", "spread_ms" (IQR), "q1_ms", "q3_ms", "min_ms", "max_ms", "repeats"}
+                       or a dict of the numbers measured (memory, curve ...),
+          "reference": the same for the reference implementation, or null,
+          "ratio":  how many times better ours is than the reference (speed-up, share of peak), or null,
+          "value":  the number the target judges, in "unit" (null: nothing to judge),
+          "unit":   "x faster", "ms", "MB", "min", ...,
+          "target": {"text", "op" (">=" | "<="), "threshold", "n_vertices" (the size it is judged at,
+                     null: every size)} or null,
+          "met":    true | false | null (no target at this size, or not judgeable),
+          "extra":  {...},                           # e.g. relative differences, GFLOP/s, pairs/s
+          "notes":  "..."
+        }
+      ],
+      "errors": [{"benchmark", "error"}]             # benchmarks that failed (the run goes on, exit status 1)
+    }
+"""

@@ -9,8 +9,28 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the kernel reports it (Linux
+    /proc/self/status): setting and restoring it would briefly change the permissions of files
+    other threads create at that instant (the GUI's training worker writes checkpoints)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -33,9 +53,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         yield tmp_path
         # mkstemp makes the file private (0600), and some writers recreate it; a written figure,
         # mesh or checkpoint gets the permissions any new file of the user gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

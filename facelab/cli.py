@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -137,7 +138,27 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", type=Path, default=None, help="fine-tune from this checkpoint")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+                        help="mixed precision: bf16 runs the dense layers in bfloat16 (the sparse products stay "
+                             "float32); helps on GPUs from Ampere on and CPUs with AVX512-BF16/AMX (default off)")
+    parser.add_argument("--downsample", type=_downsample_factors, default=[],
+                        help="CoMA-style mesh downsampling for large templates: decimation factors per level, "
+                             "e.g. 4,4,4,4 (default: none, the paper's architecture)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader processes that read batches ahead (default 0: in the training process)")
     parser.set_defaults(handler=_run_train)
+
+
+def _downsample_factors(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none", "off"):
+        return []
+    try:
+        factors = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 4,4,4,4, got {text}") from None
+    if any(factor < 2 for factor in factors):
+        raise argparse.ArgumentTypeError(f"each downsampling factor must be at least 2, got {text}")
+    return factors
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -148,6 +169,8 @@ def train_config_from_args(args: argparse.Namespace):
         data=args.data, data_format=args.data_format, data_options=options, variant=args.variant,
         laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         deterministic=args.deterministic, device=args.device, num_threads=args.threads,
+        amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
+        num_workers=getattr(args, "workers", 0),
     )
 
 
@@ -167,6 +190,7 @@ def _run_train(args: argparse.Namespace) -> int:
         control.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    # Under torchrun only rank 0 reports (the trainer emits its events there alone).
     trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()], control=control,
                       init_checkpoint=args.init, resume=args.resume)
     previous = signal.signal(signal.SIGINT, stop_gracefully)
@@ -175,7 +199,8 @@ def _run_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
-    print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
+        print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
     return 0
 
 

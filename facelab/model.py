@@ -46,7 +46,7 @@ class FaceLabModel:
         self.subjects: list[str] = list(checkpoint.meta.get("subjects", []))
         try:
             config = NetworkConfig.from_dict(checkpoint.meta["network"])
-            self.network = NeutralisationNetwork(config, self.triangles)
+            self.network = NeutralisationNetwork(config, self.triangles, template_vertices=checkpoint.template)
             self.network.load_state_dict(checkpoint.model_state)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(

@@ -381,3 +381,35 @@ def test_reset_recognizer_updates_the_config(sphere2):
     assert network.identity_embedding(torch.randn(1, sphere2[1], 3)).shape == (1, 9)
     with pytest.raises(FacelabError):
         make_network(sphere2, variant="gca").reset_recognizer(3)
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 6])
+def test_hand_written_backward_passes_gradcheck_for_weights_and_bias(K):
+    """The layer's backward computes the weight and bias gradients itself too: check them all."""
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+    laplacian = scaled_laplacian(sphere.faces, len(sphere.vertices))
+    torch.manual_seed(0)
+    layer = MeshChebConv(2, 3, K, laplacian).double()
+    x = torch.randn(2, len(sphere.vertices), 2, dtype=torch.float64, requires_grad=True)
+    weight = layer.weight.detach().clone().requires_grad_()
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def run(x, weight, bias):
+        return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,))
+
+    assert torch.autograd.gradcheck(run, (x, weight, bias))
+
+
+@pytest.mark.parametrize("K", [1, 2, 6])
+def test_inference_path_equals_the_autograd_path(sphere3, K):
+    """Under no_grad the layer skips its autograd function (terms weighted as they are computed)."""
+    triangles, n = sphere3
+    torch.manual_seed(0)
+    layer = MeshChebConv(4, 5, K, scaled_laplacian(triangles, n))
+    torch.nn.init.normal_(layer.bias)
+    x = torch.randn(3, n, 4)
+    with_grad = layer(x)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        without_grad = layer(x)
+    assert relative_error(without_grad, with_grad) <= 1e-6

@@ -7,7 +7,7 @@ whole batch as one sparse-times-dense matmul over an ``(n, B * F)`` matrix. PyTo
 :class:`~torch_geometric.nn.ChebConv` instead rebuilds the Laplacian from ``edge_index`` on every
 call and gathers one message per edge and per graph of the batch; it stays selectable as the
 reference implementation through :class:`PygChebConv` (``conv="pyg"``), and the two hold the same
-numbers (see ``tests/test_nn.py``; ``benchmarks/cheb_conv_speed.py`` measures the speed-up).
+numbers (see ``tests/test_nn.py``; ``python -m benchmarks --only cheb_layer`` measures the speed-up).
 
 Weights are laid out so that PyG's are ported exactly: PyG's ``lins[k].weight`` (out, in) is
 our ``weight[k].T``; :meth:`MeshChebConv.from_pyg` and :func:`adapt_cheb_state_dict` convert.
@@ -24,6 +24,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+
+from facelab.nn.cpu_memory import keep_freed_memory
 
 CHEB_CONV_IMPLEMENTATIONS: tuple[str, ...] = ("fast", "pyg")
 
@@ -71,45 +73,129 @@ def _check_input(x: Tensor, n_vertices: int, in_channels: int) -> tuple[int, int
     return x.shape[0], x.shape[1], x.shape[2]
 
 
-class _ChebyshevPolynomials(torch.autograd.Function):
-    """``T_1 x, ..., T_{K-1} x`` of a fixed symmetric sparse ``L``, with a hand-written backward.
+def _chebyshev_polynomials(rows: Tensor, laplacian: Tensor, n_polynomials: int) -> list[Tensor]:
+    """``[T_0 x, ..., T_{K-1} x]`` of a fixed sparse ``L`` for ``rows`` = x, (n, C) each.
 
-    Forward: ``T_1 = L x``, ``T_k = 2 L T_{k-1} - T_{k-2}`` (``T_0 = x`` is left to the caller),
-    each step one fused sparse ``addmm`` on the (n, C) matrix.
+    ``T_0 = x``, ``T_1 = L x``, ``T_k = 2 L T_{k-1} - T_{k-2}``: each step is one fused sparse
+    ``addmm`` on the whole (n, C) matrix, every mesh and feature of the batch at once.
+    """
+    polynomials = [rows]
+    if n_polynomials > 1:
+        polynomials.append(torch.mm(laplacian, rows))
+    for _ in range(2, n_polynomials):
+        polynomials.append(torch.addmm(polynomials[-2], laplacian, polynomials[-1], beta=-1.0, alpha=2.0))
+    return polynomials
 
-    Backward: given ``g_k = dLoss/dT_k``, the adjoint recursion (Clenshaw's algorithm)
-    ``b_k = g_k + 2 L b_{k+1} - b_{k+2}`` from ``k = K-1`` down to 1 (``b_K = b_{K+1} = 0``) gives
-    ``dLoss/dx = L b_1 - b_2``, multiplying by ``L`` where the adjoint needs ``L^T`` (``L`` is
-    symmetric). Left to autograd, every step would transpose the CSR matrix (a sort of its
-    entries) and allocate a temporary per term; here two (n, C) buffers are overwritten in
-    turn, which matters on CPU, where each fresh tensor of tens of MB is page-faulted in anew.
+
+def weighted_sum(polynomials: list[Tensor], weight: Tensor, bias: Tensor | None, batch: int) -> Tensor:
+    """The dense part of the layer: ``sum_k T_k W_k + b`` as (n * B, out) from (n, B * in) terms.
+
+    K matrix products on (n * B, in) views of the terms, accumulated in place into one output;
+    the bias is added last, in place (``addmm`` with a broadcast bias first copies it into
+    every row, a pass that costs more than the product itself at these shapes). Stacking the K
+    terms into one (n * B, K * in) matrix for a single product would need a copy of all of them:
+    the sparse products need each term as its own contiguous (n, B * in) block.
+    """
+    n_vertices = polynomials[0].shape[0]
+    channels = weight.shape[1]
+    out = torch.mm(polynomials[0].view(n_vertices * batch, channels), weight[0])
+    for polynomial, weight_k in zip(polynomials[1:], weight[1:]):
+        out.addmm_(polynomial.view(n_vertices * batch, channels), weight_k)
+    if bias is not None:
+        out.add_(bias)
+    return out
+
+
+def chebyshev_layer_without_grad(rows: Tensor, laplacian: Tensor, weight: Tensor, bias: Tensor | None,
+                                 batch: int) -> Tensor:
+    """The layer's forward where no gradient is needed (inference): (n, B * in) -> (n * B, out).
+
+    The same products as :func:`_chebyshev_polynomials` and :func:`weighted_sum`, interleaved:
+    each term is weighted as soon as it is computed, while it is still in cache, and only the
+    last two terms are kept (the backward needs all K, inference none).
+    """
+    n_vertices, channels = rows.shape[0], weight.shape[1]
+    out = torch.mm(rows.view(n_vertices * batch, channels), weight[0])
+    previous, current = rows, rows
+    for k in range(1, weight.shape[0]):
+        if k == 1:
+            term = torch.mm(laplacian, current)
+        else:
+            term = torch.addmm(previous, laplacian, current, beta=-1.0, alpha=2.0)
+        out.addmm_(term.view(n_vertices * batch, channels), weight[k])
+        previous, current = current, term
+    if bias is not None:
+        out.add_(bias)
+    return out
+
+
+class _ChebyshevLayer(torch.autograd.Function):
+    """``sum_k T_k(L) x W_k + b`` for a fixed symmetric sparse ``L``, with a hand-written backward.
+
+    Forward: :func:`_chebyshev_polynomials` then :func:`weighted_sum`; the K terms are kept
+    for the weight gradient.
+
+    Backward, given ``G = dLoss/dout`` (n * B, out):
+
+    * ``dW_k = T_k^T G`` and ``db = sum of G's rows``;
+    * ``g_k = dLoss/dT_k = G W_k^T`` for every k, each into its block of one (K, n, B * in) buffer;
+    * the adjoint of the recursion (Clenshaw's algorithm) ``b_k = g_k + 2 L b_{k+1} - b_{k+2}``
+      from ``k = K-1`` down to 1 (``b_K = b_{K+1} = 0``) gives ``dLoss/dx = g_0 + L b_1 - b_2``,
+      multiplying by ``L`` where the adjoint needs ``L^T`` (``L`` is symmetric).
+
+    Left to autograd, each of the 2K - 1 products would be its own graph node, every sparse
+    step would transpose the CSR matrix (a sort of its entries), and each term would allocate a
+    fresh gradient; here the K term gradients share one buffer, in whose blocks the recursion
+    runs in place, which matters on CPU, where each fresh tensor of tens of MB costs page faults.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, laplacian: Tensor, n_polynomials: int) -> tuple[Tensor, ...]:  # type: ignore[override]
-        ctx.laplacian = laplacian
-        previous, current = x, torch.mm(laplacian, x)
-        polynomials = [current]
-        for _ in range(2, n_polynomials):
-            previous, current = current, torch.addmm(previous, laplacian, current, beta=-1.0, alpha=2.0)
-            polynomials.append(current)
-        return tuple(polynomials)
+    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None, laplacian: Tensor,  # type: ignore[override]
+                batch: int) -> Tensor:
+        polynomials = _chebyshev_polynomials(rows, laplacian, weight.shape[0])
+        ctx.laplacian, ctx.has_bias = laplacian, bias is not None
+        ctx.save_for_backward(weight, *polynomials)
+        return weighted_sum(polynomials, weight, bias, batch)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, *grads: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        weight, *polynomials = ctx.saved_tensors
         laplacian = ctx.laplacian
-        if len(grads) == 1:  # K = 2: T_1 = L x only
-            return torch.mm(laplacian, grads[0]), None, None
-        # b_high = b_{k+2}, b_low = b_{k+1}; the incoming gradients are read, never written.
-        b_high = grads[-1].clone()
-        b_low = torch.addmm(grads[-2], laplacian, b_high, alpha=2.0)
-        for grad in reversed(grads[:-2]):
-            torch.sub(grad, b_high, out=b_high)  # b_{k+2} is spent: its buffer takes b_k
-            b_high.addmm_(laplacian, b_low, alpha=2.0)
-            b_high, b_low = b_low, b_high
-        grad_x = b_high.addmm_(laplacian, b_low, beta=-1.0)  # L b_1 - b_2
-        return grad_x, None, None
+        n_terms, channels, _ = weight.shape
+        n_vertices, width = polynomials[0].shape
+        grad_out = grad_out.contiguous()
+        grad_rows = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.empty_like(weight)
+            for k, polynomial in enumerate(polynomials):
+                torch.mm(polynomial.view(-1, channels).T, grad_out, out=grad_weight[k])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum(0)
+        if ctx.needs_input_grad[0]:
+            # g_k = G W_k^T, each written into its own contiguous block of one (K, n, B * in) buffer.
+            grads = grad_out.new_empty(n_terms, n_vertices, width)
+            for k in range(n_terms):
+                torch.mm(grad_out, weight[k].T, out=grads[k].view(-1, channels))
+            grad_rows = grads[0] if n_terms == 1 else _clenshaw_adjoint(grads, laplacian)
+        return grad_rows, grad_weight, grad_bias, None, None
+
+
+def _clenshaw_adjoint(grads: Tensor, laplacian: Tensor) -> Tensor:
+    """``dLoss/dx`` from ``grads[k] = dLoss/dT_k`` (K >= 2, each (n, C)); see :class:`_ChebyshevLayer`.
+
+    ``grads`` is consumed: its blocks are overwritten as buffers.
+    """
+    if len(grads) == 2:  # T_1 = L x only
+        return grads[0].addmm_(laplacian, grads[1])
+    # b_high = b_{k+2}, b_low = b_{k+1}; g_{K-1} is b_{K-1} itself.
+    b_high = grads[-1]
+    b_low = grads[-2].addmm_(laplacian, b_high, alpha=2.0)
+    for k in range(len(grads) - 3, 0, -1):
+        b_k = grads[k].sub_(b_high).addmm_(laplacian, b_low, alpha=2.0)
+        b_high, b_low = b_low, b_k
+    # dLoss/dx = g_0 + L b_1 - b_2
+    return grads[0].sub_(b_high).addmm_(laplacian, b_low)
 
 
 class MeshChebConv(nn.Module):
@@ -131,7 +217,8 @@ class MeshChebConv(nn.Module):
         ``reshape``, not ``view``, on it.
 
     Parameters ``weight`` (K, in_channels, out_channels) and ``bias`` (out_channels). The
-    Laplacian lives in non-persistent buffers (CSR row pointers, columns, values): it moves with
+    Laplacian lives in non-persistent buffers (CSR row pointers and columns as int32, the index
+    type MKL's and cuSPARSE's kernels take, so no call converts them; values): it moves with
     ``.to()`` and follows the module's dtype, but stays out of the ``state_dict`` since it is
     rebuilt from the template. It is kept as three dense buffers rather than one sparse tensor
     because ``copy.deepcopy`` cannot copy a sparse CSR tensor.
@@ -148,11 +235,12 @@ class MeshChebConv(nn.Module):
         super().__init__()
         if K < 1:
             raise ValueError(f"K must be at least 1, got {K}")
+        keep_freed_memory()  # the layer's big temporaries are reused, not page-faulted in anew
         self.in_channels, self.out_channels, self.K = in_channels, out_channels, K
         laplacian = laplacian_to_scipy(scaled_laplacian)
         self.n_vertices = laplacian.shape[0]
-        self.register_buffer("laplacian_crow", torch.as_tensor(laplacian.indptr, dtype=torch.int64), persistent=False)
-        self.register_buffer("laplacian_col", torch.as_tensor(laplacian.indices, dtype=torch.int64), persistent=False)
+        self.register_buffer("laplacian_crow", torch.as_tensor(laplacian.indptr, dtype=torch.int32), persistent=False)
+        self.register_buffer("laplacian_col", torch.as_tensor(laplacian.indices, dtype=torch.int32), persistent=False)
         values = torch.as_tensor(laplacian.data, dtype=torch.get_default_dtype())
         self.register_buffer("laplacian_values", values, persistent=False)
         self.weight = nn.Parameter(torch.empty(K, in_channels, out_channels))
@@ -190,17 +278,11 @@ class MeshChebConv(nn.Module):
         # (n, B * F): vertices along rows, so one sparse matmul serves every mesh of the batch.
         # For the transposed view a previous layer returns, this reshape copies nothing.
         rows = x.transpose(0, 1).reshape(n_vertices, batch * channels)
-        polynomials = [rows]
-        if self.K > 1:
-            polynomials += _ChebyshevPolynomials.apply(rows, self.laplacian, self.K)
-        # sum_k T_k W_k as K small dense matmuls on (n * B, F) views: no stacked copy of T.
-        out = None
-        for polynomial, weight in zip(polynomials, self.weight):
-            features = polynomial.view(n_vertices * batch, channels)
-            if out is None:
-                out = torch.mm(features, weight) if self.bias is None else torch.addmm(self.bias, features, weight)
-            else:
-                out = out.addmm_(features, weight)  # in place: addmm's backward does not need it
+        parameters = (self.weight,) if self.bias is None else (self.weight, self.bias)
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in parameters)):
+            out = _ChebyshevLayer.apply(rows, self.weight, self.bias, self.laplacian, batch)
+        else:
+            out = chebyshev_layer_without_grad(rows, self.laplacian, self.weight, self.bias, batch)
         return out.view(n_vertices, batch, self.out_channels).transpose(0, 1)
 
     @classmethod

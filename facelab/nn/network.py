@@ -64,9 +64,12 @@ class NetworkConfig:
     discriminator_hidden: tuple[int, ...] = (100, 200, 50)
     recognizer_hidden: int = 100
     conv: str = "fast"
+    # CoMA-style mesh downsampling for large templates: one decimation factor per pooling level
+    # (e.g. (4, 4, 4, 4)); empty is the paper's architecture. See facelab/mesh/hierarchy.py.
+    downsample: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("encoder_channels", "decoder_channels", "generator_hidden", "discriminator_hidden"):
+        for name in ("encoder_channels", "decoder_channels", "generator_hidden", "discriminator_hidden", "downsample"):
             object.__setattr__(self, name, tuple(int(width) for width in getattr(self, name)))
         _require(self.variant in VARIANTS, f"unknown variant {self.variant!r}: expected one of {', '.join(VARIANTS)}")
         _require(
@@ -88,6 +91,12 @@ class NetworkConfig:
             self.decoder_channels[-1] == VERTEX_CHANNELS,
             f"the decoder's last layer outputs vertex coordinates: expected {VERTEX_CHANNELS} channels, "
             f"got {self.decoder_channels[-1]}",
+        )
+        _require(
+            len(self.downsample) <= min(len(self.encoder_channels), len(self.decoder_channels))
+            and all(factor >= 2 for factor in self.downsample),
+            f"downsampling takes at most one factor (>= 2) per Chebyshev layer "
+            f"({min(len(self.encoder_channels), len(self.decoder_channels))}), got {list(self.downsample)}",
         )
         _require(
             not self.has_recognizer or self.n_subjects >= 1,
@@ -136,7 +145,10 @@ class NeutralisationNetwork(nn.Module):
     """Enc, Dec, and (per variant) the latent translator G, discriminator D and recogniser R.
 
     Built from a :class:`NetworkConfig` and the template's triangles (whose hash must match the
-    configuration's); the scaled Laplacian of the configured kind is computed from them.
+    configuration's); the scaled Laplacian of the configured kind is computed from them. With
+    ``config.downsample``, the template's shape (``template_vertices``, (n, 3)) is decimated
+    into a hierarchy of coarser templates (cached; see :mod:`facelab.mesh.hierarchy`); without
+    it, the hierarchy last cached for this topology is used.
 
     Inference: :meth:`neutralise` and :meth:`identity_embedding`. Training: :meth:`forward` gives
     every intermediate the losses need; D is applied by the loss code itself, since its two
@@ -144,7 +156,7 @@ class NeutralisationNetwork(nn.Module):
     Chebyshev implementation (``conv="fast"`` or ``"pyg"``).
     """
 
-    def __init__(self, config: NetworkConfig, triangles: np.ndarray) -> None:
+    def __init__(self, config: NetworkConfig, triangles: np.ndarray, template_vertices: np.ndarray | None = None) -> None:
         super().__init__()
         triangles = np.array(triangles, dtype=np.int64).reshape(-1, 3)  # a private, read-only copy
         if triangles_hash(triangles) != config.triangles_hash:
@@ -161,10 +173,23 @@ class NeutralisationNetwork(nn.Module):
         self.triangles.setflags(write=False)
         laplacian = scaled_laplacian(triangles, config.n_vertices, config.laplacian_kind)
         common = dict(latent=config.latent, K=config.K, conv=config.conv)
+        coarse_laplacians, down, up = [], [], []
+        if config.downsample:
+            from facelab.mesh.hierarchy import mesh_hierarchy
+
+            if template_vertices is not None and np.shape(template_vertices) != (config.n_vertices, VERTEX_CHANNELS):
+                raise TopologyMismatchError(f"the template's vertices are {np.shape(template_vertices)}, "
+                                            f"expected ({config.n_vertices}, 3).")
+            hierarchy = mesh_hierarchy(triangles, config.downsample, template_vertices)
+            coarse_laplacians = [scaled_laplacian(t, len(v), config.laplacian_kind)
+                                 for v, t in zip(hierarchy.vertices[1:], hierarchy.triangles[1:])]
+            down, up = list(hierarchy.down), list(hierarchy.up)
         self.encoder = Encoder(
-            laplacian, config.n_vertices, in_channels=VERTEX_CHANNELS, channels=config.encoder_channels, **common
+            laplacian, config.n_vertices, in_channels=VERTEX_CHANNELS, channels=config.encoder_channels, **common,
+            coarse_laplacians=coarse_laplacians, down=down,
         )
-        self.decoder = Decoder(laplacian, config.n_vertices, channels=config.decoder_channels, **common)
+        self.decoder = Decoder(laplacian, config.n_vertices, channels=config.decoder_channels, **common,
+                               coarse_laplacians=coarse_laplacians, up=up)
         self.generator = Generator(config.latent, config.generator_hidden) if config.has_generator else None
         self.discriminator = (
             Discriminator(config.latent, config.discriminator_hidden) if config.has_discriminator else None
@@ -253,7 +278,12 @@ class NeutralisationNetwork(nn.Module):
         return super().load_state_dict(adapt_cheb_state_dict(state_dict, self), strict=strict, assign=assign)
 
 
-def build_network(triangles: np.ndarray, n_vertices: int, **options: Any) -> NeutralisationNetwork:
-    """A network for a template: ``NeutralisationNetwork(NetworkConfig.for_template(...), triangles)``."""
-    return NeutralisationNetwork(NetworkConfig.for_template(triangles, n_vertices, **options), triangles)
+def build_network(triangles: np.ndarray, n_vertices: int, template_vertices: np.ndarray | None = None,
+                  **options: Any) -> NeutralisationNetwork:
+    """A network for a template: ``NeutralisationNetwork(NetworkConfig.for_template(...), triangles)``.
+
+    ``template_vertices`` (n, 3), the template's shape, is needed with ``downsample=...``.
+    """
+    config = NetworkConfig.for_template(triangles, n_vertices, **options)
+    return NeutralisationNetwork(config, triangles, template_vertices=template_vertices)
 

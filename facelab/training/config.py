@@ -45,6 +45,10 @@ class TrainConfig:
     K: int = 6
     latent: int = 25
     conv: str = "fast"                  # "fast" (facelab's sparse layer) or "pyg" (reference)
+    # CoMA-style mesh downsampling for large templates: one factor per pooling stage, e.g.
+    # [4, 4, 4, 4]; empty (default) is the paper's architecture on the full mesh. See
+    # facelab/nn/mesh_sampling.py and the README's "Training at scale".
+    downsample: list[int] = field(default_factory=list)
     # optimisation
     epochs: int = 30
     batch_size: int = 16
@@ -69,6 +73,8 @@ class TrainConfig:
     preview_every: int = 50             # steps between preview predictions (0: never)
     preview_index: int = 0              # which test pair the preview shows
     tensorboard: bool = True            # log to TensorBoard when it is installed
+    amp: str = "off"                    # "bf16": mixed precision (facelab/training/amp.py)
+    num_workers: int = 0                # DataLoader processes reading batches (0: in the training process)
 
     def validate(self) -> TrainConfig:
         if self.variant not in VARIANTS:
@@ -80,6 +86,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "K"):
             if getattr(self, name) < 1:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
+        if self.amp not in ("off", "bf16"):
+            raise FacelabError(f"unknown mixed precision '{self.amp}': expected off or bf16.")
+        if self.num_workers < 0:
+            raise FacelabError(f"the number of data workers cannot be negative, got {self.num_workers}.")
+        self.downsample = [int(factor) for factor in self.downsample]
+        if any(factor < 2 for factor in self.downsample):
+            raise FacelabError(f"each downsampling factor must be at least 2, got {self.downsample}.")
         if not self.lr > 0:
             raise FacelabError(f"the learning rate must be positive, got {self.lr}.")
         return self

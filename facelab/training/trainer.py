@@ -9,11 +9,21 @@ The discriminator has its own Adam optimiser and is updated first at every step,
 latent codes; then the rest of the network (encoder, decoder, generator, recognizer) is updated
 on L_tot (Eq. 7). The discriminator's condition z_e is detached in both updates: the encoder is
 shaped by the reconstruction, L1 and identity terms, not by making its codes easy to condition on.
+
+Scale (see ``facelab/training/distributed.py`` and the README's "Training at scale"): under
+``torchrun`` every process trains on its shard of each global batch with DistributedDataParallel.
+The two updates get one DDP module each, and each module's forward runs once per step and uses
+every one of its parameters (no ``find_unused_parameters``): the discriminator's forward scores
+real and generated codes in one batch; :class:`NetworkStep` computes everything L_tot needs, and
+the discriminator's verdict inside L_tot is taken with its parameters detached
+(``torch.func.functional_call``), so the network's backward never reaches D. Checkpoints hold the
+unwrapped weights, so a distributed run resumes in one process and back.
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import random
@@ -23,12 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from facelab.atomic import atomic_write_text
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation
 from facelab.data.layouts import load_dataset
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
+from facelab.training import distributed
+from facelab.training.amp import autocast, check_amp
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
 from facelab.training.config import TrainConfig
 from facelab.training.data import PairBatches, TrainingSplit, make_training_split
@@ -91,6 +105,7 @@ class Trainer:
         self.config = config.validate()
         self.dataset = dataset
         self._tensorboard = None
+        self._diverged = False
 
     # ---- set-up --------------------------------------------------------------------------
     def _read_resume_config(self, requested: TrainConfig) -> TrainConfig:
@@ -102,10 +117,15 @@ class Trainer:
         except (json.JSONDecodeError, TypeError) as error:
             raise FacelabError(f"{config_path} is corrupt: expected the config.json of a facelab run ({error}).") from None
         saved.epochs = max(saved.epochs, requested.epochs)  # resuming may extend the run
+        # Where and how fast it runs is this session's choice (a GPU run may resume on a CPU and
+        # back); what it learns (data, model, optimiser, batch) is the saved run's.
+        saved.device, saved.num_threads, saved.num_workers = requested.device, requested.num_threads, requested.num_workers
         self._resume_from = load_checkpoint(self.run_dir / "last")
         return saved
 
     def _emit(self, name: str, event) -> None:
+        if not getattr(self, "group", distributed.SINGLE_PROCESS).is_main:
+            return  # one progress bar and one log: rank 0's
         for callback in self.callbacks:
             getattr(callback, name)(event)
 
@@ -115,12 +135,17 @@ class Trainer:
         config = self.config
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        # Every rank seeds alike, so every rank builds the same initial weights (DDP also
+        # broadcasts rank 0's when it wraps the modules).
         seed_everything(config.seed, config.deterministic)
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise FacelabError("--device cuda was asked for, but no CUDA device is available: use --device cpu.")
-        self.device = torch.device(config.device)
+        requested = torch.device(config.device)
+        if requested.type == "cuda" and not torch.cuda.is_available():
+            raise FacelabError(f"--device {config.device} was asked for, but no CUDA device is available: use --device cpu.")
+        self.group = distributed.init_from_environment(requested.type)
+        self.device = distributed.device_for(config.device, self.group.local_rank, self.group.is_distributed)
+        check_amp(config.amp, self.device)
         if self.dataset is None:
-            self.dataset = load_dataset(config.data, format=config.data_format, **config.data_options)
+            self.dataset = self._load_dataset_in_turn()
         dataset = self.dataset
         self.split: TrainingSplit = make_training_split(dataset, config.train_fraction, config.split_seed,
                                                         config.validation_fraction)
@@ -149,8 +174,15 @@ class Trainer:
         network_config = NetworkConfig(
             n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
             K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
+            downsample=tuple(config.downsample),
         )
-        self.network = NeutralisationNetwork(network_config, dataset.triangles).to(self.device)
+        # The downsampling hierarchy is decimated from the template's shape: a resumed or
+        # fine-tuned run takes the one its checkpoint recorded, so the coarse meshes match.
+        saved = source or init
+        template = saved.template if saved is not None and config.downsample else dataset.template().vertices
+        self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
+        self.network = NeutralisationNetwork(network_config, dataset.triangles,
+                                             template_vertices=self.template_vertices).to(self.device)
         if init is not None:
             self._load_init_weights(init)
         self.optimizer = torch.optim.AdamW(self.network.generator_parameters(), lr=config.lr,
@@ -168,13 +200,72 @@ class Trainer:
                 self.d_optimizer.load_state_dict(source.optimizer_states["discriminator"])
             self.scheduler.load_state_dict(source.meta["scheduler"])
             pos = source.meta["position"]
-            self.position = _Position(pos["epoch"], pos["step"], pos["global_step"], pos.get("best_val", float("inf")))
+            best_val = pos.get("best_val")
+            self.position = _Position(pos["epoch"], pos["step"], pos["global_step"],
+                                      float("inf") if best_val is None else best_val)
 
+        if source is not None:
+            self._keep_global_batch(source.meta.get("global_batch_size"))
         self.train_batches = PairBatches(dataset, dataset.pairs_of(self.split.fit_subjects), self.normalisation,
-                                         subject_index, config.batch_size, config.seed, self.device)
+                                         subject_index, config.batch_size, config.seed, self.device,
+                                         self.group.rank, self.group.world_size, config.num_workers)
+        if source is not None:
+            self._align_position(source.meta.get("global_batch_size"))
+        self._wrap_for_data_parallel()
         self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
         test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
         self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
+
+    def _keep_global_batch(self, saved_global_batch: int | None) -> None:
+        """A run resumed on another number of processes keeps its global batch (and so its
+        trajectory) when the new process count divides it: the per-process batch adapts."""
+        world = self.group.world_size
+        if saved_global_batch and saved_global_batch % world == 0:
+            self.config.batch_size = saved_global_batch // world
+
+    def _load_dataset_in_turn(self) -> FaceDataset:
+        """Load the data; under torchrun, rank 0 first, then one process per other machine, then
+        the rest: the first load writes the memory-mapped cache, and processes writing the same
+        cache files at once would corrupt them. Later loads read the cache."""
+        config, group = self.config, self.group
+
+        def load() -> FaceDataset:
+            return load_dataset(config.data, format=config.data_format, **config.data_options)
+
+        if not group.is_distributed:
+            return load()
+        turn = 0 if group.rank == 0 else (1 if group.local_rank == 0 else 2)
+        dataset = None
+        for current in range(3):
+            if turn == current:
+                dataset = load()
+            distributed.barrier(group)
+        return dataset
+
+    def _align_position(self, saved_global_batch: int | None) -> None:
+        """Resuming with another global batch (another number of processes): continue the epoch
+        after the pairs already seen, which the saved step counted in the old batch size."""
+        new = self.train_batches.global_batch_size
+        if saved_global_batch and saved_global_batch != new and self.position.step:
+            self.position.step = min(self.position.step * saved_global_batch // new, self.train_batches.steps_per_epoch)
+
+    def _wrap_for_data_parallel(self) -> None:
+        """The modules each optimiser trains, wrapped in DDP when several processes train."""
+        network = self.network
+        self.network_step: nn.Module = NetworkStep(network, self.config)
+        self.discriminator_step: nn.Module | None = network.discriminator
+        if not self.group.is_distributed:
+            return
+        options = {"device_ids": [self.device.index] if self.device.type == "cuda" else None}
+        # No buffer changes during training (the Laplacians and sampling matrices are constants),
+        # so none is re-broadcast at each forward (newer torch names the option differently).
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+            options["forward_sync_buffers"] = False
+        else:
+            options["broadcast_buffers"] = False
+        self.network_step = DistributedDataParallel(self.network_step, **options)
+        if network.discriminator is not None:
+            self.discriminator_step = DistributedDataParallel(network.discriminator, **options)
 
     def _load_init_weights(self, init: Checkpoint) -> None:
         from facelab.nn import adapt_cheb_state_dict
@@ -201,17 +292,19 @@ class Trainer:
         finally:
             if self._tensorboard is not None:
                 self._tensorboard.close()
+            distributed.shutdown(getattr(self, "group", distributed.SINGLE_PROCESS))
 
     def _run(self) -> RunFinished:
         self._setup()
-        config, batches, position = self.config, self.train_batches, self.position
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        self._open_tensorboard()
+        config, batches, position, group = self.config, self.train_batches, self.position, self.group
+        if group.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+            self._open_tensorboard()
         steps = batches.steps_per_epoch
         self._emit("on_run_started", RunStarted(
             self.run_dir, config.epochs, position.epoch, position.step, steps, len(self.subjects),
-            len(self.split.validation_subjects), len(batches.pairs), config.variant, str(self.device)))
+            len(self.split.validation_subjects), len(batches.pairs), config.variant, self._device_label()))
         started = time.perf_counter()
         steps_this_process = 0
         total_steps = config.epochs * steps
@@ -219,11 +312,12 @@ class Trainer:
         while position.epoch < config.epochs:
             epoch_started = time.perf_counter()
             self.network.train()
+            epoch_batches = batches.epoch_batches(position.epoch, position.step)
             while position.step < steps:
                 self.control.wait_while_paused()
-                if self.control.stop_requested:
+                if self._agree_to_stop():
                     return self._finish("stopped")
-                losses = self._train_step(*batches.batch(position.epoch, position.step))
+                losses = self._train_step(*next(epoch_batches))
                 for key, value in losses.items():
                     epoch_sums[key] = epoch_sums.get(key, 0.0) + value
                 position.step += 1
@@ -236,7 +330,8 @@ class Trainer:
                                                elapsed / steps_this_process * remaining))
                 if config.preview_every and position.global_step % config.preview_every == 0:
                     self._preview()
-            metrics = {key: value / max(steps, 1) for key, value in epoch_sums.items()}
+            self._agree_to_stop(check_stop=False)  # a divergence in the epoch's last step
+            metrics = self._mean_over_ranks(epoch_sums, steps)
             epoch_sums = {}
             metrics["val_mean_error_mm"] = self.validation_error()
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -247,37 +342,75 @@ class Trainer:
             is_best = metrics["val_mean_error_mm"] < position.best_val
             if is_best:
                 position.best_val = metrics["val_mean_error_mm"]
-            self._append_metrics(position.epoch, metrics)
-            self._save("last", metrics)
-            if is_best:
-                self._save("best", metrics)
+            if group.is_main:
+                self._append_metrics(position.epoch, metrics)
+                self._save("last", metrics)
+                if is_best:
+                    self._save("best", metrics)
             self._emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
         return self._finish("completed")
 
+    def _device_label(self) -> str:
+        if self.group.is_distributed:
+            return f"{self.device.type} x {self.group.world_size} processes"
+        return str(self.device)
+
+    def _agree_to_stop(self, check_stop: bool = True) -> bool:
+        """Whether to stop now; raise on every rank when any rank's loss became NaN or infinite.
+
+        In a single process the divergence was raised at its step already; here the ranks also
+        agree, so that all stop at the same step (one all-reduce of two flags)."""
+        stop, diverged = distributed.any_rank((check_stop and self.control.stop_requested, self._diverged),
+                                              self.group, self.device)
+        if diverged:
+            raise FacelabError("training diverged (the loss became NaN or infinite): lower the learning rate.")
+        return stop
+
+    def _mean_over_ranks(self, sums: dict[str, float], steps: int) -> dict[str, float]:
+        """Each loss term's mean over the epoch's steps and over the processes."""
+        keys = sorted(sums)
+        if not keys:
+            return {}
+        totals = distributed.all_reduce_sum(torch.tensor([sums[key] for key in keys], dtype=torch.float64,
+                                                         device=self.device), self.group)
+        scale = max(steps, 1) * self.group.world_size
+        return {key: float(value) / scale for key, value in zip(keys, totals.tolist())}
+
     def _train_step(self, x_e: torch.Tensor, x_n: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         network, config = self.network, self.config
-        outputs = network(x_e, x_n)
+        precision = autocast(config.amp, self.device)
+        with precision:
+            outputs = self.network_step(x_e, x_n)
         losses: dict[str, float] = {}
         fake_logits = None
-        if network.generator is not None and config.variant in ("full", "no-id") and not config.l2l_trains_encoder:
-            outputs["z_g_l2l"] = network.generator(outputs["z_e"].detach())
         if self.d_optimizer is not None:
             z_e = outputs["z_e"].detach()
             z_g = outputs.get("z_g_l2l", outputs["z_g"])
-            d_loss = discriminator_loss(network.discriminator(outputs["z_n"].detach(), z_e),
-                                        network.discriminator(z_g.detach(), z_e))
+            batch = z_e.shape[0]
+            with precision:
+                # Real and generated codes in one forward: DDP sees D run once per backward.
+                real_logits, generated_logits = self.discriminator_step(
+                    torch.cat([outputs["z_n"].detach(), z_g.detach()]), torch.cat([z_e, z_e])).split(batch)
+                d_loss = discriminator_loss(real_logits, generated_logits)
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             self.d_optimizer.step()
             losses["d"] = float(d_loss.detach())
-            fake_logits = network.discriminator(z_g, z_e)
-        terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
-                               config.l2l_trains_encoder)
+            # D's verdict on G for L_tot, with D's (just updated) parameters as constants: the
+            # network's backward reaches G through D's input only, never D's weights.
+            frozen = {name: value.detach() for name, value in network.discriminator.named_parameters()}
+            with precision:
+                fake_logits = torch.func.functional_call(network.discriminator, frozen, (z_g, z_e))
+        with precision:
+            terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
+                                   config.l2l_trains_encoder)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
         if not torch.isfinite(terms.total):
-            raise FacelabError("training diverged (the loss became NaN or infinite): lower the learning rate.")
+            if not self.group.is_distributed:
+                raise FacelabError("training diverged (the loss became NaN or infinite): lower the learning rate.")
+            self._diverged = True  # raised on every rank at the next agreement
         losses.update(terms.as_floats())
         return losses
 
@@ -296,12 +429,20 @@ class Trainer:
         return np.concatenate(out) if out else np.zeros((0, self.dataset.n_vertices, 3), np.float32)
 
     def validation_error(self) -> float:
+        """Mean per-vertex error (mm) over the validation pairs; each process predicts its share
+        and the sums and counts are added over the processes."""
         if not self.val_pairs:
             return float("nan")
-        expressive = np.array([p.expressive for p in self.val_pairs])
-        neutral = np.array([p.neutral for p in self.val_pairs])
-        errors = per_vertex_error(self.predict(expressive), self.dataset.vertices[neutral])
-        return float(errors.mean())
+        group = self.group
+        share = self.val_pairs[group.rank::group.world_size]
+        expressive = np.array([p.expressive for p in share], dtype=np.int64)
+        neutral = np.array([p.neutral for p in share], dtype=np.int64)
+        errors = per_vertex_error(self.predict(expressive), self.dataset.vertices[neutral]) if share else np.zeros(0)
+        totals = distributed.all_reduce_sum(
+            torch.tensor([float(np.sum(errors, dtype=np.float64)), float(errors.size)], dtype=torch.float64,
+                         device=self.device), group)
+        error_sum, count = totals.tolist()
+        return error_sum / count if count else float("nan")
 
     def _preview(self) -> None:
         if self.preview_pair is None:
@@ -336,12 +477,18 @@ class Trainer:
             "split": {"train": list(self.split.split.train_subjects), "test": list(self.split.test_subjects),
                       "validation": list(self.split.validation_subjects)},
             "train_config": self.config.to_dict(),
+            # How the run was spread: resuming with another number of processes re-counts the
+            # step inside the epoch in the new global batch.
+            "world_size": self.group.world_size,
+            "global_batch_size": self.train_batches.global_batch_size,
+            "amp": self.config.amp,
+            "downsample": list(self.config.downsample),
         }
         if meta["position"]["best_val"] == float("inf"):
             meta["position"]["best_val"] = None
         return Checkpoint(
             model_state=self.network.state_dict(), triangles=dataset.triangles,
-            template=dataset.template().vertices, norm_mean=self.normalisation.mean, norm_std=self.normalisation.std,
+            template=self.template_vertices, norm_mean=self.normalisation.mean, norm_std=self.normalisation.std,
             meta=meta, optimizer_states=optimizers,
         )
 
@@ -377,11 +524,36 @@ class Trainer:
         self._tensorboard = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def _finish(self, status: str) -> RunFinished:
-        if status == "stopped" or not checkpoint_exists(self.run_dir / "last"):
+        if self.group.is_main and (status == "stopped" or not checkpoint_exists(self.run_dir / "last")):
             self._save("last", None)  # a stop mid-epoch leaves a valid checkpoint at this step
+        distributed.barrier(self.group)  # no process reports the run done before rank 0 wrote it
         last = self.run_dir / "last"
         best = self.run_dir / "best" if checkpoint_exists(self.run_dir / "best") else None
         best_val = None if self.position.best_val == float("inf") else self.position.best_val
         result = RunFinished(status, self.run_dir, self.position.epoch, best, last, best_val)
         self._emit("on_finished", result)
         return result
+
+
+class NetworkStep(nn.Module):
+    """Everything L_tot needs from one batch, in one forward: what DDP wraps for the network's update.
+
+    It holds the encoder, decoder, generator and recognizer (not the discriminator, which has
+    its own optimiser and its own DDP module), and every one of them takes part in each forward,
+    in every variant, so DDP needs no search for unused parameters. By default L_l2l trains G on
+    the encoder's codes taken as given: ``z_g_l2l`` = G(z_e detached) is computed here too.
+    """
+
+    def __init__(self, network, config: TrainConfig) -> None:
+        super().__init__()
+        self.encoder, self.decoder = network.encoder, network.decoder
+        self.generator, self.recognizer = network.generator, network.recognizer
+        self._forward = network.forward  # the network itself is not a submodule: D would come with it
+        self.l2l_on_detached_codes = (network.generator is not None and config.variant in ("full", "no-id")
+                                      and not config.l2l_trains_encoder)
+
+    def forward(self, x_e: torch.Tensor, x_n: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = self._forward(x_e, x_n)
+        if self.l2l_on_detached_codes:
+            outputs["z_g_l2l"] = self.generator(outputs["z_e"].detach())
+        return outputs

@@ -1,0 +1,76 @@
+"""The desktop app's responsiveness: start-up, switching samples, and the UI while training runs.
+
+Results ``app.start``, ``app.switch`` and ``app.timer_gaps``, measured by
+``benchmarks/app_session.py`` in its own process under ``xvfb-run`` (VTK's Qt widget needs an X
+server; Qt's ``offscreen`` platform cannot host it). The SynthFaces cache is filled before the
+app starts, so start-up is measured as a user sees it after the first run. Under Xvfb, OpenGL is
+Mesa's software renderer on the CPU: rendering is slower than on a desktop's GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.options import Options
+from benchmarks.results import Result, Target
+from benchmarks.timing import Timing
+
+REPO = Path(__file__).resolve().parents[1]
+START_TARGET = Target("start to first rendered frame <= 5 s", "<=", 5.0, n_vertices=None)
+SWITCH_TARGET = Target("switching a sample <= 50 ms median", "<=", 50.0, n_vertices=None)
+GAPS_TARGET = Target("10 ms QTimer gaps <= 50 ms at the 95th percentile while training", "<=", 50.0, n_vertices=None)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run(options: Options) -> list[Result]:
+    if shutil.which("xvfb-run") is None:
+        raise RuntimeError("the app benchmarks need xvfb-run (make system-deps installs it)")
+    from facelab.data.layouts import load_dataset
+    from facelab.data.synth.template import face_template
+
+    load_dataset("synth", progress=False)  # fill the cache: start-up is timed warm
+    switches = 5 if options.quick else 20
+    seconds = 5.0 if options.quick else options.app_training_seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "app.json"
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", sys.executable, "-m", "benchmarks.app_session",
+                   "--json", str(out), "--switches", str(switches), "--training-seconds", str(seconds)]
+        completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+        if completed.returncode != 0 or not out.exists():
+            raise RuntimeError(f"the app session failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+        measured = json.loads(out.read_text())
+    n_vertices = len(face_template()[0])
+    common = dict(device="cpu", mesh="SynthFaces (bundled model)", n_vertices=n_vertices)
+    switch = Timing(tuple(measured["switch_ms"]))
+    gaps = measured["timer_gaps_ms"]
+    p95 = percentile(gaps, 0.95)
+    return [
+        Result(name="app.start", value=measured["start_s"], unit="s", target=START_TARGET,
+               ours={"start_s": measured["start_s"], "first_frame_s": measured["first_frame_s"]},
+               notes=f"process creation to the first frame showing a sample; first (empty) frame after "
+                     f"{measured['first_frame_s']:.2f} s", **common),
+        Result(name="app.switch", value=switch.median_ms, unit="ms", ours=switch, target=SWITCH_TARGET,
+               params={"switches": len(switch.samples_ms)},
+               extra={"app_own_measure_ms": statistics.median(measured["app_switch_ms"])},
+               notes="select a non-neighbouring test sample -> prediction, three views and heatmap rendered "
+                     "(Mesa software OpenGL under Xvfb)", **common),
+        Result(name="app.timer_gaps", value=p95, unit="ms (p95)", target=GAPS_TARGET,
+               ours={"p50_ms": statistics.median(gaps), "p95_ms": p95, "max_ms": max(gaps), "ticks": len(gaps) + 1,
+                     "training_steps": measured["training_steps"], "window_s": measured["training_window_s"]},
+               params={"interval_ms": 10, "training_seconds": seconds},
+               notes=f"{measured['training_steps']} training steps in {measured['training_window_s']:.1f} s; "
+                     f"max gap {max(gaps):.0f} ms", **common),
+    ]

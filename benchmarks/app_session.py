@@ -1,0 +1,141 @@
+"""The desktop app driven as a user would, timed; run under a virtual X server by ``benchmarks/app.py``.
+
+    xvfb-run -a -s "-screen 0 1920x1200x24" python -m benchmarks.app_session --json OUT [--switches 20]
+        [--training-seconds 20]
+
+Measures, in this one process:
+
+* start: from the process's creation (the interpreter starting, imports included) to the first
+  frame that shows a SynthFaces sample with the bundled model's prediction (``facelab gui``'s
+  start-up: window, model, dataset, first sample);
+* switch: ``select_index`` (a click in the dataset browser) to the three views and the heatmap
+  updated and rendered (VTK renders synchronously), to samples that are not neighbours of the
+  previous one, so that the app's prefetch of the neighbours never served the prediction (the
+  worst case, as a click does); the prefetch itself runs after the frame, between switches, untimed;
+* timer gaps: a 10 ms QTimer's intervals while the training panel trains in its worker thread,
+  previews included, between the run's first step and a stop after ``--training-seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+
+PROCESS_STARTED = time.time()  # replaced by the kernel's creation time below when available
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def process_created() -> float:
+    """When this process was created (epoch seconds), from the kernel; else when this module ran."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # psutil missing: the module's import time is a few ms late at most
+        return PROCESS_STARTED
+
+
+def wait_until(app, predicate, timeout_s: float) -> bool:
+    deadline = time.perf_counter() + timeout_s
+    while not predicate():
+        if time.perf_counter() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.002)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="time the facelab app (under Xvfb)")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--switches", type=int, default=20)
+    parser.add_argument("--training-seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("FACELAB_SETTINGS_DIR", tempfile.mkdtemp(prefix="facelab-bench-settings-"))
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from facelab.app._qt_main_window import MainWindow
+    from facelab.app.launch import limit_torch_threads, make_application
+
+    created = process_created()
+    # No dialog may block a timed run: questions are answered No, messages recorded.
+    messages: list[str] = []
+    for kind in ("critical", "warning", "information", "question"):
+        setattr(QMessageBox, kind, staticmethod(
+            lambda _parent, title, text, *_a, _kind=kind, **_k: messages.append(f"{_kind}: {title}: {text}")
+            or QMessageBox.StandardButton.No))
+
+    app = make_application()
+    limit_torch_threads()
+    window = MainWindow()
+    window.resize(1560, 980)
+    frames: dict[str, float] = {}
+
+    def on_rendered(_seconds: float) -> None:
+        frames.setdefault("any", time.time())
+        if window.entry is not None and window.session.model is not None:
+            frames.setdefault("sample", time.time())
+
+    window.viewer.rendered.connect(on_rendered)
+    window.show()
+    QTimer.singleShot(0, lambda: window.start("synth"))
+    if not wait_until(app, lambda: "sample" in frames, 300):
+        raise SystemExit(f"no sample was shown within 300 s; messages: {messages}")
+    wait_until(app, lambda: not window._tasks or all(t.isFinished() for t in window._tasks), 60)
+    result = {"start_s": frames["sample"] - created, "first_frame_s": frames["any"] - created}
+
+    # Switches: every third visible test entry with a neutral, never a neighbour of the last one.
+    entries = [e for e in window.browser.visible_entries() if e.neutral is not None and e.part == "test"]
+    targets = entries[3::3][:args.switches]
+    switches, app_switch_ms = [], []
+    for entry in targets:
+        wait_until(app, lambda: False, 0.05)   # let the previous switch's prefetch run, untimed
+        started = time.perf_counter()
+        window.select_index(entry.index)       # predicts, updates the views and renders them, synchronously
+        switches.append(1e3 * (time.perf_counter() - started))
+        assert window.entry is not None and window.entry.index == entry.index
+        app_switch_ms.append(1e3 * window.last_switch_s)
+    result["switch_ms"], result["app_switch_ms"] = switches, app_switch_ms
+
+    # Timer gaps while training runs in the worker.
+    panel = window.training
+    out = Path(tempfile.mkdtemp(prefix="facelab-bench-run-")) / "run"
+    panel.source.setCurrentIndex(panel.source.findData("open"))
+    panel.epochs.setValue(1)
+    panel.batch_size.setValue(16)
+    panel.out_dir.setText(str(out))
+    steps: list[float] = []
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    if not panel.start():
+        raise SystemExit(f"training did not start: {messages}")
+    panel.worker.step_done.connect(lambda _event: steps.append(time.perf_counter()))
+    timer.start()
+    wait_until(app, lambda: bool(steps), 300)
+    first_step = steps[0]
+    wait_until(app, lambda: time.perf_counter() - first_step >= args.training_seconds or not panel.running,
+               args.training_seconds + 60)
+    stop_requested = time.perf_counter()
+    panel.stop()
+    wait_until(app, lambda: not panel.running, 120)
+    timer.stop()
+    window_ticks = [t for t in ticks if first_step <= t <= stop_requested]
+    result["timer_gaps_ms"] = [1e3 * (b - a) for a, b in zip(window_ticks, window_ticks[1:])]
+    result["training_steps"] = sum(1 for t in steps if t <= stop_requested)
+    result["training_window_s"] = stop_requested - first_step
+    result["messages"] = messages
+    window.close()
+    args.json.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

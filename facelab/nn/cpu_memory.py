@@ -1,0 +1,46 @@
+"""Keep freed tensor memory in the process instead of handing it back to the OS after every op (glibc).
+
+A training step at 5,023 vertices allocates and frees dozens of (n, B * F) float32 tensors of
+5-30 MB. glibc serves an allocation of that size with a fresh ``mmap`` and unmaps it when freed,
+so every such tensor is page-faulted in anew and zeroed by the kernel: ~130,000 minor page
+faults (~500 MB of pages) per step, about a quarter of the step's CPU time, and much of a batch-1
+inference's time in its small copies. Raising glibc's mmap threshold keeps these blocks in the
+heap, where freed ones are reused by the next allocation; raising the trim threshold stops the
+heap's free top from being returned after each step. The cost is that up to
+``TRIM_THRESHOLD`` of freed memory stays resident between steps (~0.25 GB more peak at 5,023
+vertices, see ``docs/results/benchmarks.md``).
+
+Applied once, process-wide, when the first :class:`~facelab.nn.cheb_conv.MeshChebConv` is built
+(so the CLI, the app and the Python API all get it); ``FACELAB_KEEP_FREED_MEMORY=0`` turns it
+off. A no-op where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+MMAP_THRESHOLD = 256 * 2**20  # allocations below this come from the heap, and are reused there
+TRIM_THRESHOLD = 512 * 2**20  # free memory at the heap's top kept rather than returned
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Tune glibc's allocator as described above (once); True when it is in effect."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    _applied = False
+    if os.environ.get("FACELAB_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+        return _applied
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return _applied
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _applied
