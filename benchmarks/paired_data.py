@@ -52,13 +52,13 @@ def training_config(conv: str = "fast", batch_size: int = 16, **overrides):
 def ready_trainer(dataset, config, run_dir: str | Path):
     """A Trainer set up (data split, network, optimisers, batches) but not yet stepping.
 
-    Uses the trainer's own set-up and step (``_setup``/``_train_step``): the benchmarks time the
+    Uses the trainer's own set-up and step (``prepare``/``train_step``): the benchmarks time the
     exact step ``facelab train`` runs, one at a time, which its public ``run`` does not allow.
     """
     from facelab.training import Trainer
 
     trainer = Trainer(config, run_dir, dataset=dataset)
-    trainer._setup()
+    trainer.prepare()
     trainer.network.train()
     return trainer
 
@@ -70,7 +70,7 @@ def trainer_step(trainer):
 
     def step() -> None:
         epoch, index = divmod(position["step"], batches.steps_per_epoch)
-        trainer._train_step(*batches.batch(epoch, index))
+        trainer.train_step(*batches.batch(epoch, index))
         position["step"] += 1
 
     return step

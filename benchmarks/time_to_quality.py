@@ -103,7 +103,7 @@ def run(options: Options) -> list[Result]:
         while trained_s < budget_s:
             started = time.perf_counter()
             epoch, index = divmod(step, batches.steps_per_epoch)
-            trainer._train_step(*batches.batch(epoch, index))
+            trainer.train_step(*batches.batch(epoch, index))
             step += 1
             if step % batches.steps_per_epoch == 0:
                 trainer.scheduler.step()  # as the trainer does at each epoch's end

@@ -129,7 +129,9 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, name)(event)
 
-    def _setup(self) -> None:
+    def prepare(self) -> None:
+        """Load the data and build the network, optimisers and batches (``run`` calls it; a
+        benchmark or a notebook may call it and then drive :meth:`train_step` itself)."""
         from facelab.nn import NetworkConfig, NeutralisationNetwork
 
         config = self.config
@@ -295,7 +297,7 @@ class Trainer:
             distributed.shutdown(getattr(self, "group", distributed.SINGLE_PROCESS))
 
     def _run(self) -> RunFinished:
-        self._setup()
+        self.prepare()
         config, batches, position, group = self.config, self.train_batches, self.position, self.group
         if group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +319,7 @@ class Trainer:
                 self.control.wait_while_paused()
                 if self._agree_to_stop():
                     return self._finish("stopped")
-                losses = self._train_step(*next(epoch_batches))
+                losses = self.train_step(*next(epoch_batches))
                 for key, value in losses.items():
                     epoch_sums[key] = epoch_sums.get(key, 0.0) + value
                 position.step += 1
@@ -376,7 +378,9 @@ class Trainer:
         scale = max(steps, 1) * self.group.world_size
         return {key: float(value) / scale for key, value in zip(keys, totals.tolist())}
 
-    def _train_step(self, x_e: torch.Tensor, x_n: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x_e: torch.Tensor, x_n: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """One step on a normalised batch: the discriminator's update, then the network's
+        (L_tot, Eq. 7). Returns the losses as floats."""
         network, config = self.network, self.config
         precision = autocast(config.amp, self.device)
         with precision:
