@@ -28,23 +28,21 @@ import numpy as np
 from facelab.atomic import atomic_write_text
 from facelab.data.synth_dataset import load_synthfaces
 from facelab.evaluation.baselines import LinearNeutraliser
+from facelab.evaluation.metrics import per_vertex_error
 from facelab.training.data import make_training_split
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mean_vertex_error(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Mean per-vertex Euclidean distance of (B, 3n) flattened meshes, mm."""
-    return float(np.linalg.norm((predicted - truth).reshape(len(truth), -1, 3), axis=-1).mean())
-
-
 def latent_floor(train_neutrals: np.ndarray, test_neutrals: np.ndarray, k: int) -> float:
-    """Error of the best rank-k linear code (PCA of the training neutrals) on unseen neutrals."""
-    mean = train_neutrals.mean(axis=0)
-    _, _, vt = np.linalg.svd(train_neutrals - mean, full_matrices=False)
+    """Error (mm) of the best rank-k linear code (PCA of the training neutrals, (B, n, 3)) on
+    unseen neutrals (B', n, 3)."""
+    train, test = train_neutrals.reshape(len(train_neutrals), -1), test_neutrals.reshape(len(test_neutrals), -1)
+    mean = train.mean(axis=0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
     basis = vt[:k]
-    rebuilt = (test_neutrals - mean) @ basis.T @ basis + mean
-    return mean_vertex_error(rebuilt, test_neutrals)
+    rebuilt = (test - mean) @ basis.T @ basis + mean
+    return float(per_vertex_error(rebuilt.reshape(test_neutrals.shape), test_neutrals).mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_synthfaces()
     split = make_training_split(dataset, train_fraction=0.7, seed=0, validation_fraction=0.0).split
     train, test = list(split.train_subjects), list(split.test_subjects)
-    flat = lambda indices: np.asarray(dataset.vertices[np.asarray(indices)], dtype=np.float64).reshape(len(indices), -1)
+    meshes = lambda indices: np.asarray(dataset.vertices[np.asarray(indices)], dtype=np.float64)
     neutral_of = {p.subject: p.neutral for p in dataset.pairs}
     test_pairs = dataset.pairs_of(test)
 
-    expressive = flat([p.expressive for p in test_pairs])
-    truth = flat([p.neutral for p in test_pairs])
+    expressive = meshes([p.expressive for p in test_pairs])
+    truth = meshes([p.neutral for p in test_pairs])
     linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(train))
-    per_pair = np.linalg.norm((linear.predict(expressive) - truth).reshape(len(truth), -1, 3), axis=-1).mean(axis=1)
-    do_nothing = np.linalg.norm((expressive - truth).reshape(len(truth), -1, 3), axis=-1).mean(axis=1)
+    per_pair = per_vertex_error(linear.neutralise(expressive), truth).mean(axis=1)
+    do_nothing = per_vertex_error(expressive, truth).mean(axis=1)
     labels = np.array([dataset.records[p.expressive].expression for p in test_pairs])
 
-    train_neutrals = flat([neutral_of[s] for s in train])
-    test_neutrals = flat([neutral_of[s] for s in test])
+    train_neutrals = meshes([neutral_of[s] for s in train])
+    test_neutrals = meshes([neutral_of[s] for s in test])
     result = {
         "data": dataset.name,
         "train_subjects": len(train),
