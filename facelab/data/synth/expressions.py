@@ -30,24 +30,34 @@ import numpy as np
 from facelab.data.synth import regions
 from facelab.data.synth.anatomy import embed
 from facelab.data.synth.identity import IdentityGeometry, identity_geometry
+from facelab.data.synth.jaw import NEGLIGIBLE_WEIGHT, X_AXIS, Y_AXIS, jaw_joint, rotate_weighted
 
 EXPRESSIONS: tuple[str, ...] = (
     "bareteeth", "cheeks_in", "eyebrow", "high_smile", "lips_back", "lips_up",
     "mouth_down", "mouth_extreme", "mouth_middle", "mouth_open", "mouth_side", "mouth_up",
 )
 
-# Chart point (mm) on the surface in front of the ear, level with the jaw joint, and how far
-# the joint lies beneath that skin (mm).
-_HINGE_CHART_POINT = (90.0, -4.0)
-_HINGE_DEPTH = 10.0
 # When the jaw opens, its joints also glide forward and down (mm per radian of opening, scaled
 # per person by "jaw_glide").
 _JAW_GLIDE_MM_PER_RAD = 14.0
 _JAW_GLIDE_DIRECTION = np.array([0.0, -0.35, 1.0]) / np.hypot(0.35, 1.0)
-_X_AXIS, _Y_AXIS = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
-# Region weights below this are treated as 0 (the motion there is under 1e-7 mm).
-_NEGLIGIBLE_WEIGHT = 1e-9
 
+# How much further than average each part of an expression goes for a person, from the shape of
+# their face (standard scores of visible identity traits): gain = exp(sum of weight x score),
+# the exponent clipped to +-_PART_GAIN_LIMIT so no face is pushed past what skin and jaw allow.
+# Each part answers to different traits, so the parts of one expression keep no fixed ratio
+# from person to person: knowing how far the lips moved does not say how far the jaw did
+# without looking at the face.
+_PART_GAINS: dict[str, dict[str, float]] = {
+    "jaw": {"face_height": 0.25, "chin_height": 0.2},         # a longer lower face swings further
+    "jaw_swing": {"jaw_width": -0.3},                           # a wide jaw swings less
+    "corners": {"cheek_fullness": -0.3, "relief_depth": 0.15},  # full cheeks hold the corners back
+    "lips": {"upper_lip": 0.25, "lower_lip": 0.15},             # full lips press and pout further
+    "pucker": {"lip_protrusion": 0.3},
+    "brows": {"forehead_slope": 0.3, "brow_prominence": -0.15},
+    "cheeks": {"cheek_fullness": 0.3},                          # full cheeks bulge and hollow more
+}
+_PART_GAIN_LIMIT = 0.35
 
 class _Motion:
     """Accumulates one expression's chart slides and relief changes for a batch of identities,
@@ -70,6 +80,12 @@ class _Motion:
     def traits(self) -> dict[str, np.ndarray]:
         return self.geometry.traits
 
+    def gain(self, part: str) -> np.ndarray:
+        """(count, 1) how far this person moves ``part`` (a key of ``_PART_GAINS``) relative to
+        an average face."""
+        exponent = sum(weight * self.geometry.score(trait) for trait, weight in _PART_GAINS[part].items())
+        return np.exp(np.clip(exponent, -_PART_GAIN_LIMIT, _PART_GAIN_LIMIT))
+
     def slide(self, region: np.ndarray, du=0.0, dv=0.0, relief=0.0) -> None:
         """Move the skin over ``region`` (n,): by ``du``/``dv`` mm in the chart (lateral u is
         toward the viewer's right) and ``relief`` mm out along the normal, each a number or a
@@ -77,7 +93,7 @@ class _Motion:
         for total, amount in ((self.du, du), (self.dv, dv), (self.drelief, relief)):
             if not (np.isscalar(amount) and amount == 0.0):
                 total += amount * region
-        self.sliding |= np.abs(region) > _NEGLIGIBLE_WEIGHT
+        self.sliding |= np.abs(region) > NEGLIGIBLE_WEIGHT
 
     def mouth_scale(self) -> np.ndarray:
         return self.traits["mouth_width"] * self.traits["face_width"]
@@ -89,71 +105,53 @@ class _Motion:
         corners = regions.corner_weight(True) + regions.corner_weight(False)
         cos, sin = np.cos(self.traits["smile_angle"]), np.sin(self.traits["smile_angle"])
         stronger_side = 1.0 + self.traits["expression_asymmetry"] * regions.lateral_sign()
-        amount = self.strength * self.mouth_scale() * stronger_side
+        amount = self.strength * self.gain("corners") * self.mouth_scale() * stronger_side
         self.slide(corners, du=(lateral_mm * cos - up_mm * sin) * amount * regions.lateral_sign(),
                    dv=(lateral_mm * sin + up_mm * cos) * amount)
 
     def lip_relief(self, mm: float) -> None:
         """Thicken (positive) or thin and press (negative) the lips, as firmly as this person
         holds them ("lip_tension")."""
-        self.slide(regions.lips_weight(), relief=mm * self.strength * self.traits["lip_tension"])
+        self.slide(regions.lips_weight(), relief=mm * self.strength * self.gain("lips") * self.traits["lip_tension"])
 
     def open_jaw(self, angle: float) -> None:
         """Rotate the jaw open by ``angle`` radians (x the strength) about the axis through both
         of the identity's jaw joints, the joints gliding forward as it opens. Some people drop
         the jaw further than others ("jaw_drop")."""
-        angle = angle * self.strength * self.traits["jaw_drop"]
+        angle = angle * self.strength * self.gain("jaw") * self.traits["jaw_drop"]
         glide = (_JAW_GLIDE_MM_PER_RAD * angle * self.traits["jaw_glide"]) * _JAW_GLIDE_DIRECTION
-        hinge = self._jaw_joint()
+        hinge = jaw_joint(self.geometry.head, self.geometry.count)
         hinge[:, 0] = 0.0
-        self.rotations.append((hinge, _X_AXIS, angle[:, 0], glide, regions.jaw_weight()))
+        self.rotations.append((hinge, X_AXIS, angle[:, 0], glide, regions.jaw_weight()))
 
     def swing_jaw(self, angle: float) -> None:
         """Swing the lower face toward the viewer's right by ``angle`` radians (x the strength),
         about a vertical axis level with the identity's jaw joints, halfway from the midline to
         the right joint (the jaw pivots toward the side it swings to)."""
-        hinge = self._jaw_joint()
+        hinge = jaw_joint(self.geometry.head, self.geometry.count)
         hinge[:, 0] *= 0.5
-        angle = angle * self.strength
-        self.rotations.append((hinge, _Y_AXIS, angle[:, 0], np.zeros_like(hinge), regions.lower_face_weight()))
-
-    def _jaw_joint(self) -> np.ndarray:
-        """(count, 3) position of the right jaw joint: beneath the skin in front of the ear."""
-        hinge_uv = np.broadcast_to(np.array(_HINGE_CHART_POINT), (self.geometry.count, 1, 2))
-        skin = embed(hinge_uv, np.zeros((self.geometry.count, 1)), self.geometry.head)[:, 0, :]
-        skin[:, 0] -= _HINGE_DEPTH  # the skin there faces the side: beneath it is toward the midline
-        return skin
+        angle = angle * self.strength * self.gain("jaw_swing")
+        self.rotations.append((hinge, Y_AXIS, angle[:, 0], np.zeros_like(hinge), regions.lower_face_weight()))
 
     def apply(self, vertices: np.ndarray) -> np.ndarray:
         """The deformed (count, n, 3) vertices. Only vertices that move are re-embedded or
         rotated (the regions are local, so this is most of the generator's speed)."""
-        # np.take and plain assignment: several times faster than fancy-indexed "+=".
         moved = vertices.copy()
         sliding = np.flatnonzero(self.sliding)
         if sliding.size:
             geometry = self.geometry
             uv = np.take(geometry.uv, sliding, axis=1)
+            relief = np.take(geometry.relief, sliding, axis=1)
+            before = embed(uv, relief, geometry.head)
             uv[..., 0] += np.take(self.du, sliding, axis=1)
             uv[..., 1] += np.take(self.dv, sliding, axis=1)
-            relief = np.take(geometry.relief, sliding, axis=1) + np.take(self.drelief, sliding, axis=1)
-            shift = embed(uv, relief, geometry.head) - np.take(geometry.neutral, sliding, axis=1)
+            relief = relief + np.take(self.drelief, sliding, axis=1)
+            shift = embed(uv, relief, geometry.head) - before
+            # np.take and plain assignment: several times faster than fancy-indexed "+=".
             moved[:, sliding] = np.take(moved, sliding, axis=1) + shift
         for origin, axis, angle, glide, weight in self.rotations:
-            turning = np.flatnonzero(weight > _NEGLIGIBLE_WEIGHT)
-            before = np.take(moved, turning, axis=1)
-            points = before - origin[:, None, :]
-            shift = _rotate(points, axis, angle) - points + glide[:, None, :]
-            moved[:, turning] = before + weight[turning, None] * shift
+            moved = rotate_weighted(moved, origin, axis, angle, glide, weight)
         return moved
-
-
-def _rotate(points: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotate (count, n, 3) points about a unit ``axis`` through the origin by ``angle`` (count,)
-    radians (Rodrigues' formula)."""
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    cross = np.cross(axis, points)
-    dot = np.sum(points * axis, axis=-1, keepdims=True)
-    return points * cos + cross * sin + axis * dot * (1.0 - cos)
 
 
 # Each expression at full intensity, for an average identity. Distances are chart mm (about
@@ -166,80 +164,80 @@ def _bareteeth(m: _Motion) -> None:
     m.corner_pull(4.0, 1.0)
     m.lip_relief(-1.5)
     m.slide(regions.relief_term("nasolabial_folds"), relief=-1.0 * m.strength)
-    m.open_jaw(0.05)
+    m.open_jaw(0.08)
 
 
 def _cheeks_in(m: _Motion) -> None:
-    m.slide(regions.cheeks_weight(), relief=-6.0 * m.strength)
+    m.slide(regions.cheeks_weight(), relief=-9.0 * m.strength * m.gain("cheeks"))
     m.lip_relief(1.5)
     m.corner_pull(-3.0, 0.0)
     m.open_jaw(0.03)
 
 
 def _eyebrow(m: _Motion) -> None:
-    m.slide(regions.brow_lift_weight(), dv=7.0 * m.strength * m.traits["face_height"])
-    m.slide(regions.forehead_creases(), relief=-1.2 * m.strength)
-    m.slide(regions.upper_lids_weight(), dv=1.5 * m.strength)
+    m.slide(regions.brow_lift_weight(), dv=11.0 * m.strength * m.gain("brows") * m.traits["face_height"])
+    m.slide(regions.forehead_creases(), relief=-1.8 * m.strength)
+    m.slide(regions.upper_lids_weight(), dv=2.5 * m.strength)
 
 
 def _high_smile(m: _Motion) -> None:
     m.corner_pull(6.5, 6.5)
-    m.slide(regions.cheeks_weight(), dv=3.5 * m.strength, relief=3.0 * m.strength)
+    m.slide(regions.cheeks_weight(), dv=3.5 * m.strength * m.gain("cheeks"), relief=3.0 * m.strength * m.gain("cheeks"))
     m.slide(regions.upper_lip_lift_weight(), dv=1.5 * m.strength)
     m.slide(regions.relief_term("nasolabial_folds"), relief=-1.0 * m.strength)
     m.slide(regions.relief_term("under_eye"), relief=1.0 * m.strength)
-    m.open_jaw(0.035)
+    m.open_jaw(0.06)
 
 
 def _lips_back(m: _Motion) -> None:
-    m.corner_pull(7.0, -0.5)
-    m.lip_relief(-2.5)
-    m.slide(regions.chin_weight(), relief=1.0 * m.strength)
+    m.corner_pull(11.0, -1.0)
+    m.lip_relief(-3.5)
+    m.slide(regions.chin_weight(), relief=2.0 * m.strength)
 
 
 def _lips_up(m: _Motion) -> None:
-    m.slide(regions.upper_lip_lift_weight(), dv=5.0 * m.strength)
-    m.slide(regions.lower_lip_drop_weight(), dv=1.5 * m.strength)
-    m.slide(regions.alae_weight(), dv=1.5 * m.strength)
-    m.slide(regions.relief_term("upper_lip"), relief=1.5 * m.strength)
-    m.slide(regions.relief_term("nasolabial_folds"), relief=-1.5 * m.strength)
+    m.slide(regions.upper_lip_lift_weight(), dv=9.0 * m.strength)
+    m.slide(regions.lower_lip_drop_weight(), dv=3.0 * m.strength)
+    m.slide(regions.alae_weight(), dv=2.5 * m.strength)
+    m.slide(regions.relief_term("upper_lip"), relief=3.0 * m.strength)
+    m.slide(regions.relief_term("nasolabial_folds"), relief=-2.5 * m.strength)
 
 
 def _mouth_down(m: _Motion) -> None:
-    m.corner_pull(1.0, -6.0)
-    m.slide(regions.lower_lip_drop_weight(), dv=-1.5 * m.strength)
-    m.slide(regions.relief_term("lower_lip"), relief=1.5 * m.strength)
-    m.slide(regions.chin_weight(), relief=2.0 * m.strength)
+    m.corner_pull(2.0, -8.0)
+    m.slide(regions.lower_lip_drop_weight(), dv=-3.0 * m.strength)
+    m.slide(regions.relief_term("lower_lip"), relief=3.0 * m.strength)
+    m.slide(regions.chin_weight(), relief=3.5 * m.strength)
 
 
 def _mouth_extreme(m: _Motion) -> None:
     m.corner_pull(4.0, -1.0)
     m.lip_relief(-2.0)
-    m.slide(regions.cheeks_weight(), relief=-2.0 * m.strength)
-    m.open_jaw(0.3)
+    m.slide(regions.cheeks_weight(), relief=-2.0 * m.strength * m.gain("cheeks"))
+    m.open_jaw(0.34)
 
 
 def _mouth_middle(m: _Motion) -> None:
-    m.corner_pull(-8.0, 0.0)
-    m.slide(regions.pucker_weight(), relief=6.0 * m.strength)
+    m.corner_pull(-9.0, 0.0)
+    m.slide(regions.pucker_weight(), relief=7.5 * m.strength * m.gain("pucker"))
 
 
 def _mouth_open(m: _Motion) -> None:
     m.corner_pull(-2.0, 0.0)
     m.lip_relief(-1.2)
-    m.open_jaw(0.25)
+    m.open_jaw(0.30)
 
 
 def _mouth_side(m: _Motion) -> None:
     m.slide(regions.mouth_region_weight(), du=5.0 * m.strength * m.mouth_scale())
-    m.swing_jaw(0.12)
+    m.swing_jaw(0.16)
 
 
 def _mouth_up(m: _Motion) -> None:
-    m.slide(regions.mentalis_weight(), dv=5.0 * m.strength)
-    m.corner_pull(0.0, -2.0)
-    m.slide(regions.relief_term("lower_lip"), relief=2.0 * m.strength)
-    m.slide(regions.chin_weight(), relief=2.0 * m.strength)
+    m.slide(regions.mentalis_weight(), dv=9.0 * m.strength)
+    m.corner_pull(0.0, -4.0)
+    m.slide(regions.relief_term("lower_lip"), relief=3.5 * m.strength)
+    m.slide(regions.chin_weight(), relief=3.5 * m.strength)
     m.slide(regions.chin_dimples(), relief=-0.6 * m.strength)
 
 

@@ -4,7 +4,15 @@ An identity is a vector of ``IDENTITY_DIM`` standard-normal numbers. Each maps t
 trait (a scale factor around 1 or an offset in mm around 0, with the spread listed in
 ``IDENTITY_PARAMETERS``); together they set the face's proportions, the position and size of its
 features (through the chart warp handles), how pronounced each feature is (relief weights), some
-smooth random shape fields, and six traits of how the person performs expressions.
+smooth random shape fields, the person's resting face, and six traits of how the person performs
+expressions.
+
+A neutral face is not a zero expression: people rest with their mouth corners higher or lower,
+wider or narrower, brows higher or lower, lips more or less pouted, cheeks fuller or flatter and
+the jaw closed or slightly open. These six resting traits move the same skin, in the same
+directions, as the expressions do, so the space of neutral faces contains every expression's
+main motion: an expression cannot be undone by projecting a fixed set of directions away, the
+model must tell the person's resting face from what the expression added.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facelab.data.synth import regions
 from facelab.data.synth.anatomy import (
     WARP_HANDLE_NAMES,
     HeadShape,
@@ -21,6 +30,7 @@ from facelab.data.synth.anatomy import (
     relief_basis,
     warp_chart,
 )
+from facelab.data.synth.jaw import X_AXIS, jaw_joint, rotate_weighted
 
 
 @dataclass(frozen=True)
@@ -60,11 +70,18 @@ IDENTITY_PARAMETERS: tuple[IdentityParameter, ...] = tuple(
         # How this person performs expressions (see expressions.py).
         ("expressiveness", _S, 0.1), ("expression_asymmetry", _O, 0.08), ("smile_angle", _O, 0.2),
         ("jaw_drop", _S, 0.1), ("jaw_glide", _S, 0.5), ("lip_tension", _S, 0.25),
+        # Resting face (mm of chart slide or relief; radians for the jaw, which only opens).
+        ("resting_corners_up", _O, 2.2), ("resting_corners_out", _O, 1.8), ("resting_brows", _O, 2.2),
+        ("resting_pout", _O, 1.2), ("resting_cheeks", _O, 1.5), ("resting_jaw", _O, 0.035),
         # Weights (mm) of the smooth random shape fields.
-        *((f"random_field_{k}", _O, 0.6) for k in range(8)),
+        *((f"random_field_{k}", _O, 0.3) for k in range(8)),
     )
 )
 IDENTITY_DIM: int = len(IDENTITY_PARAMETERS)
+_PARAMETER_INDEX = {parameter.name: k for k, parameter in enumerate(IDENTITY_PARAMETERS)}
+
+# The resting jaw opening is this plus the "resting_jaw" trait, never below 0 (closed), radians.
+_RESTING_JAW_MEAN = 0.02
 
 # Identity parameters are clipped here: beyond it the analytic face stops looking like a face.
 _PARAMETER_LIMIT = 3.0
@@ -94,11 +111,16 @@ def sample_identity_params(rng: np.random.Generator, count: int) -> np.ndarray:
     return params
 
 
-def identity_traits(params: np.ndarray) -> dict[str, np.ndarray]:
-    """Physical traits of each identity: name -> (count, 1) scale factor or mm offset."""
+def _clipped(params: np.ndarray) -> np.ndarray:
     params = np.clip(np.atleast_2d(np.asarray(params, dtype=np.float64)), -_PARAMETER_LIMIT, _PARAMETER_LIMIT)
     if params.shape[1] != IDENTITY_DIM:
         raise ValueError(f"identity parameters must have {IDENTITY_DIM} columns, got shape {params.shape}")
+    return params
+
+
+def identity_traits(params: np.ndarray) -> dict[str, np.ndarray]:
+    """Physical traits of each identity: name -> (count, 1) scale factor or mm offset."""
+    params = _clipped(params)
     traits = {}
     for k, parameter in enumerate(IDENTITY_PARAMETERS):
         base = 1.0 if parameter.kind == _S else 0.0
@@ -111,12 +133,14 @@ class IdentityGeometry:
     """Everything that places an identity's vertices, kept for expressions to build on.
 
     Attributes:
+        params: (count, IDENTITY_DIM) the identities' parameters, clipped (standard scores).
         traits: name -> (count, 1) physical traits (see :func:`identity_traits`).
-        uv: (count, n, 2) warped chart coordinates, mm.
-        relief: (count, n) relief along the head normal, mm.
+        uv: (count, n, 2) warped chart coordinates of the resting face, mm.
+        relief: (count, n) relief along the head normal of the resting face, mm.
         head: the head proportions.
     """
 
+    params: np.ndarray
     traits: dict[str, np.ndarray]
     uv: np.ndarray
     relief: np.ndarray
@@ -127,9 +151,21 @@ class IdentityGeometry:
         return self.uv.shape[0]
 
     @functools.cached_property
+    def resting_jaw_angle(self) -> np.ndarray:
+        """(count,) how far the jaw is open at rest, radians (0: closed)."""
+        return np.maximum(_RESTING_JAW_MEAN + self.traits["resting_jaw"][:, 0], 0.0)
+
+    @functools.cached_property
     def neutral(self) -> np.ndarray:
-        """(count, n, 3) float64 neutral vertices, mm (computed once)."""
-        return embed(self.uv, self.relief, self.head)
+        """(count, n, 3) float64 neutral vertices, mm (computed once): the resting face."""
+        hinge = jaw_joint(self.head, self.count)
+        hinge[:, 0] = 0.0
+        return rotate_weighted(embed(self.uv, self.relief, self.head), hinge, X_AXIS, self.resting_jaw_angle,
+                               np.zeros_like(hinge), regions.jaw_weight())
+
+    def score(self, name: str) -> np.ndarray:
+        """(count, 1) the standard score of identity parameter ``name``."""
+        return self.params[:, _PARAMETER_INDEX[name] : _PARAMETER_INDEX[name] + 1]
 
 
 def _relief(traits: dict[str, np.ndarray]) -> np.ndarray:
@@ -177,7 +213,17 @@ def identity_geometry(params: np.ndarray) -> IdentityGeometry:
         forehead_slope=traits["forehead_slope"], chin_recession=traits["chin_recession"],
         height=traits["face_height"], relief=traits["relief_depth"],
     )
-    return IdentityGeometry(traits, _warp(traits), _relief(traits), head)
+    uv, relief = _warp(traits), _relief(traits)
+    # The resting face's slides: the same skin, in the same directions, as the expressions move.
+    lateral = regions.lateral_sign()
+    corners = regions.corner_weight(True) + regions.corner_weight(False)
+    uv[..., 0] += traits["resting_corners_out"] * corners * lateral
+    # Brows rest lower by at most a third as much as they rest higher: the lids below them leave
+    # little room (lower, on an already heavy-lidded face, would fold the skin over).
+    brows = np.where(traits["resting_brows"] < 0.0, traits["resting_brows"] / 3.0, traits["resting_brows"])
+    uv[..., 1] += traits["resting_corners_up"] * corners + brows * regions.brow_lift_weight()
+    relief += traits["resting_pout"] * regions.pucker_weight() + traits["resting_cheeks"] * regions.cheeks_weight()
+    return IdentityGeometry(_clipped(params), traits, uv, relief, head)
 
 
 def identity_vertices(params: np.ndarray) -> np.ndarray:
