@@ -316,3 +316,44 @@ def test_custom_intensities_and_argument_checks():
     assert stronger > np.abs(data.vertices[1] - data.vertices[0]).max(), "levels sorted weak to strong"
     with pytest.raises(ValueError):
         generate_synthfaces(identities=0)
+
+
+# --- what makes neutralisation non-trivial -------------------------------------------------------
+
+
+def test_resting_faces_vary_along_the_expressions_motion():
+    """A face resting with its corners up differs from one resting with them down the way a
+    smile differs from the neutral: neutral faces already vary along the expression's motion."""
+    from facelab.data.synth.identity import IDENTITY_PARAMETERS
+
+    corners_up = [p.name for p in IDENTITY_PARAMETERS].index("resting_corners_up")
+    params = np.zeros((2, IDENTITY_DIM))
+    params[0, corners_up], params[1, corners_up] = 2.0, -2.0
+    faces = identity_vertices(params).astype(np.float64)
+    corners = face_chart().mouth_corners
+    assert np.all(faces[0, corners, 1] > faces[1, corners, 1] + 4.0), "corners rest higher"
+    average = np.zeros((1, IDENTITY_DIM))
+    smile = apply_expression(identity_vertices(average), "high_smile", 0.3, average)[0] - identity_vertices(average)[0]
+    rest = faces[0] - faces[1]
+    cosine = np.sum(smile * rest) / np.linalg.norm(smile) / np.linalg.norm(rest)
+    assert cosine > 0.3, cosine
+
+
+def test_a_linear_model_cannot_undo_the_expressions():
+    """The foundation issue's requirement: expression and identity do not just add up. Ridge
+    regression from the expressive face to the neutral one, fitted on training subjects, leaves
+    a large part of the do-nothing error on unseen subjects (it left 20% before SynthFaces had
+    resting faces and per-part gains; about half on the default set now)."""
+    from facelab.data.synth_dataset import load_synthfaces
+    from facelab.evaluation.baselines import LinearNeutraliser
+    from facelab.evaluation.metrics import per_vertex_error
+
+    dataset = load_synthfaces(identities=40, seed=0, progress=False, use_cache=False)
+    split = dataset.split(train_fraction=0.7, seed=0)
+    linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(split.train_subjects), alphas=(1e-3,))
+    test = dataset.pairs_of(split.test_subjects)
+    expressive = np.asarray(dataset.vertices[[p.expressive for p in test]], dtype=np.float64)
+    neutral = np.asarray(dataset.vertices[[p.neutral for p in test]], dtype=np.float64)
+    do_nothing = per_vertex_error(expressive, neutral).mean()
+    left = per_vertex_error(linear.neutralise(expressive), neutral).mean()
+    assert left > 0.3 * do_nothing, (left, do_nothing)
