@@ -207,6 +207,7 @@ def _warp(traits: dict[str, np.ndarray]) -> np.ndarray:
 
 def identity_geometry(params: np.ndarray) -> IdentityGeometry:
     """The chart warp, relief and head shape of identities ``params`` (count, IDENTITY_DIM)."""
+    params = _clipped(params)
     traits = identity_traits(params)
     head = HeadShape(
         width=traits["face_width"], jaw_width=traits["jaw_width"], depth=traits["face_depth"],
@@ -223,7 +224,7 @@ def identity_geometry(params: np.ndarray) -> IdentityGeometry:
     brows = np.where(traits["resting_brows"] < 0.0, traits["resting_brows"] / 3.0, traits["resting_brows"])
     uv[..., 1] += traits["resting_corners_up"] * corners + brows * regions.brow_lift_weight()
     relief += traits["resting_pout"] * regions.pucker_weight() + traits["resting_cheeks"] * regions.cheeks_weight()
-    return IdentityGeometry(_clipped(params), traits, uv, relief, head)
+    return IdentityGeometry(params, traits, uv, relief, head)
 
 
 def identity_vertices(params: np.ndarray) -> np.ndarray:
