@@ -49,6 +49,10 @@ class TrainConfig:
     # [4, 4, 4, 4]; empty (default) is the paper's architecture on the full mesh. See
     # facelab/nn/mesh_sampling.py and the README's "Training at scale".
     downsample: list[int] = field(default_factory=list)
+    # How the network starts (the paper gives no initialisation): "linear" starts it as the rank-25
+    # linear neutraliser of the training pairs, written exactly into the layers; "random" is the
+    # plain initialisation. See facelab/training/linear_init.py.
+    weight_init: str = "linear"
     # optimisation
     epochs: int = 30
     batch_size: int = 16
@@ -86,6 +90,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "K"):
             if getattr(self, name) < 1:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
+        if self.weight_init not in ("linear", "random"):
+            raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected linear or random.")
         if self.amp not in ("off", "bf16"):
             raise FacelabError(f"unknown mixed precision '{self.amp}': expected off or bf16.")
         if self.num_workers < 0:

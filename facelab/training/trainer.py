@@ -187,6 +187,12 @@ class Trainer:
                                              template_vertices=self.template_vertices).to(self.device)
         if init is not None:
             self._load_init_weights(init)
+        elif source is None and config.weight_init == "linear":
+            from facelab.training.linear_init import linear_initialisation
+
+            # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
+            linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
+                                  self.normalisation, seed=config.seed)
         self.optimizer = torch.optim.AdamW(self.network.generator_parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)

@@ -1,0 +1,232 @@
+"""Linear initialisation: start the paper's network at the best linear neutraliser it can express.
+
+The paper gives no initialisation. From a random one, on 2 CPU cores, the autoencoder spends its
+whole budget learning what a PCA already knows (the bundled model of the earlier sessions rebuilt
+unseen neutral faces at 0.95 mm after 44 minutes, where 25 linear numbers reach 0.24-0.33 mm).
+So by default (``TrainConfig.weight_init = "linear"``) the network starts as the *rank-25 linear
+neutraliser* fitted on the training pairs, and training only has to learn what is not linear:
+
+1. A PCA basis of the training faces (``components`` directions, normalised units), from a
+   seeded sample of at most ``basis_samples`` meshes (randomised SVD).
+2. Ridge regression on the PCA coefficients of every training pair, stacked the way L_rec pairs
+   them: expressive -> its neutral and neutral -> itself (Eq. 6 asks Dec(G(Enc(F_e))) and
+   Dec(Enc(F_n)) for the same F_n).
+3. Reduced rank: the top ``latent`` principal directions of the fitted values are the code;
+   each code coordinate is scaled to unit variance (G, D and R see codes of the usual scale).
+
+This linear model is written into the layers exactly:
+
+* Chebyshev layers pass the coordinates through on their first channels through the T_0 term:
+  a signed value v travels as the pair (v, -v), whose ReLUs (v+, v-) give v back as v+ - v-, so
+  the biased ReLUs lose nothing. The other channels keep their random initialisation (the
+  non-linear capacity), and nothing from them reaches the output yet: their weights into the
+  pass-through channels and the encoder's fully connected weights from them start at zero (they
+  receive gradients at the first step, like a zero-initialised residual branch).
+* The encoder's fully connected layer projects onto the code, the decoder's rebuilds the face
+  from it; G starts as the identity through the same (v, -v) pairs; D and R stay random.
+
+So before the first step ``Dec(G(Enc(F_e)))`` is the rank-25 linear prediction (a test checks
+this). ``weight_init = "random"`` is the plain initialisation. The linear start needs the fast
+Chebyshev layer, no mesh downsampling, and hidden widths of G of at least twice the latent;
+otherwise :func:`linear_initialisation` raises :class:`~facelab.errors.FacelabError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facelab.data.dataset import FaceDataset, Normalisation, Pair
+from facelab.errors import FacelabError
+
+WEIGHT_INITS = ("linear", "random")
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """The rank-r linear neutraliser in normalised, flattened vertex space (3n = 3 x vertices).
+
+    ``code = x @ encoder_matrix + encoder_bias`` (r,), ``x = code @ decoder_matrix + decoder_bias``.
+    """
+
+    encoder_matrix: np.ndarray  # (3n, r)
+    encoder_bias: np.ndarray    # (r,)
+    decoder_matrix: np.ndarray  # (r, 3n)
+    decoder_bias: np.ndarray    # (3n,)
+    components: int
+    pairs: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Normalised faces (B, n, 3) -> the linear model's normalised neutral faces (B, n, 3)."""
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        return ((flat @ self.encoder_matrix + self.encoder_bias) @ self.decoder_matrix
+                + self.decoder_bias).reshape(np.shape(x)).astype(np.float32)
+
+
+def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisation: Normalisation, rank: int,
+                           components: int = 300, basis_samples: int = 4000, ridge: float = 1e-3,
+                           seed: int = 0) -> LinearFit:
+    """Fit the rank-``rank`` linear model described in the module docstring."""
+    if not pairs:
+        raise FacelabError("the linear initialisation needs training pairs.")
+    expressive = np.array([p.expressive for p in pairs], dtype=np.int64)
+    neutral = np.array([p.neutral for p in pairs], dtype=np.int64)
+    meshes = np.unique(np.concatenate([expressive, neutral]))
+    rng = np.random.default_rng([seed, 2])
+    sample = np.sort(rng.choice(meshes, size=min(basis_samples, len(meshes)), replace=False))
+
+    def normalised(rows: np.ndarray) -> torch.Tensor:
+        block = np.asarray(dataset.vertices[rows], dtype=np.float32)
+        return torch.from_numpy(normalisation.normalise(block).reshape(len(rows), -1).astype(np.float32))
+
+    x = normalised(sample)
+    mean = x.mean(dim=0)
+    k = int(min(components, len(sample) - 1, x.shape[1]))
+    if k < rank:
+        raise FacelabError(f"the linear initialisation needs at least {rank + 1} training meshes, got {len(sample)}.")
+    generator = torch.Generator().manual_seed(seed)
+    state = torch.random.get_rng_state()
+    try:  # svd_lowrank draws from the global generator: seed it locally, leave the run's stream as it was
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        _, _, basis = torch.svd_lowrank(x - mean, q=min(k + 10, len(sample) - 1), niter=3)
+    finally:
+        torch.random.set_rng_state(state)
+    basis = basis[:, :k].double()  # (3n, k)
+    del x
+
+    # PCA coefficients of every mesh the pairs use, in chunks (a memory map is never read whole).
+    coefficients = np.empty((len(meshes), k), dtype=np.float64)
+    for start in range(0, len(meshes), 512):
+        rows = meshes[start:start + 512]
+        coefficients[start:start + len(rows)] = ((normalised(rows) - mean).double() @ basis).numpy()
+    position = {int(mesh): i for i, mesh in enumerate(meshes)}
+    unique_neutral = np.unique(neutral)
+    source = np.concatenate([[position[int(i)] for i in expressive], [position[int(i)] for i in unique_neutral]])
+    target = np.concatenate([[position[int(i)] for i in neutral], [position[int(i)] for i in unique_neutral]])
+    inputs = np.c_[coefficients[source], np.ones(len(source))]
+    outputs = coefficients[target]
+    gram = inputs.T @ inputs
+    penalty = ridge * np.trace(gram[:k, :k]) / k * np.eye(k + 1)
+    penalty[k, k] = 0.0  # the intercept is not shrunk
+    weights = np.linalg.solve(gram + penalty, inputs.T @ outputs)  # (k + 1, k)
+    fitted = inputs @ weights
+    fitted_mean = fitted.mean(axis=0)
+    _, _, directions = np.linalg.svd(fitted - fitted_mean, full_matrices=False)
+    directions = directions[:rank].T  # (k, r)
+    codes = (fitted - fitted_mean) @ directions
+    scale = np.maximum(codes.std(axis=0), 1e-8)
+
+    basis_np, mean_np = basis.numpy(), mean.double().numpy()
+    projection = weights[:k] @ directions / scale                       # coefficients -> code
+    encoder_matrix = basis_np @ projection                              # (3n, r)
+    encoder_bias = (weights[k] - fitted_mean) @ directions / scale - mean_np @ encoder_matrix
+    decoder_matrix = (directions * scale).T @ basis_np.T                # (r, 3n)
+    decoder_bias = mean_np + fitted_mean @ basis_np.T
+    return LinearFit(encoder_matrix, encoder_bias, decoder_matrix, decoder_bias, k, len(pairs))
+
+
+def linear_initialisation(network, dataset: FaceDataset, pairs: list[Pair], normalisation: Normalisation,
+                          seed: int = 0, **fit_options) -> LinearFit:
+    """Fit the linear neutraliser and write it into ``network`` (see the module docstring)."""
+    from facelab.nn.cheb_conv import MeshChebConv
+
+    config = network.config
+    convs = [*network.encoder.convs, *network.decoder.convs]
+    if config.downsample:
+        raise FacelabError("the linear initialisation works on the full mesh: use --weight-init random with --downsample.")
+    if not all(isinstance(conv, MeshChebConv) for conv in convs):
+        raise FacelabError("the linear initialisation needs the fast Chebyshev layer: use --weight-init random with --conv pyg.")
+    hidden = [conv.out_channels for conv in network.encoder.convs] + [conv.out_channels for conv in network.decoder.convs[:-1]]
+    if min(hidden) < 6 or network.decoder.first_channels < 3:
+        raise FacelabError("the linear initialisation needs at least 6 channels in every hidden Chebyshev layer.")
+    if network.generator is not None and min(config.generator_hidden) < 2 * config.latent:
+        raise FacelabError("the linear initialisation needs generator layers at least twice as wide as the latent code.")
+    fit = fit_linear_neutraliser(dataset, pairs, normalisation, config.latent, seed=seed, **fit_options)
+    with torch.no_grad():
+        _initialise_encoder(network.encoder, fit)
+        _initialise_decoder(network.decoder, fit)
+        if network.generator is not None:
+            _initialise_identity_mlp([m for m in network.generator.layers if isinstance(m, torch.nn.Linear)],
+                                     config.latent)
+    return fit
+
+
+def _split_in(conv, channels: int) -> None:
+    """Outputs 0..2c-1 of ``conv`` become (v, -v) pairs of its first ``channels`` inputs (no ReLU before)."""
+    conv.weight[:, :, :2 * channels] = 0.0
+    conv.bias[:2 * channels] = 0.0
+    for c in range(channels):
+        conv.weight[0, c, 2 * c] = 1.0
+        conv.weight[0, c, 2 * c + 1] = -1.0
+
+
+def _pass_pairs(conv, channels: int) -> None:
+    """Outputs 0..2c-1 become (v, -v) from the ReLU'd input pairs (v+, v-): v = v+ - v-."""
+    conv.weight[:, :, :2 * channels] = 0.0
+    conv.bias[:2 * channels] = 0.0
+    for c in range(channels):
+        positive, negative = 2 * c, 2 * c + 1
+        conv.weight[0, positive, positive], conv.weight[0, negative, positive] = 1.0, -1.0
+        conv.weight[0, positive, negative], conv.weight[0, negative, negative] = -1.0, 1.0
+
+
+def _merge_pairs(conv, channels: int) -> None:
+    """The last layer: output c = v+ - v- of input pair c; nothing else reaches the output yet."""
+    conv.weight.zero_()
+    conv.bias.zero_()
+    for c in range(channels):
+        conv.weight[0, 2 * c, c], conv.weight[0, 2 * c + 1, c] = 1.0, -1.0
+
+
+def _initialise_encoder(encoder, fit: LinearFit) -> None:
+    coords = encoder.in_channels
+    convs = list(encoder.convs)
+    _split_in(convs[0], coords)
+    for conv in convs[1:]:
+        _pass_pairs(conv, coords)
+    linear = encoder.to_latent
+    features = convs[-1].out_channels
+    n = encoder.n_vertices
+    matrix = torch.from_numpy(fit.encoder_matrix.T.astype(np.float32)).view(-1, n, coords)  # (r, n, 3)
+    weight = linear.weight.view(-1, n, features)
+    weight.zero_()
+    weight[:, :, 0:2 * coords:2] = matrix     # from v+
+    weight[:, :, 1:2 * coords:2] = -matrix    # from v-
+    linear.bias.copy_(torch.from_numpy(fit.encoder_bias.astype(np.float32)))
+
+
+def _initialise_decoder(decoder, fit: LinearFit) -> None:
+    convs = list(decoder.convs)
+    coords = convs[-1].out_channels
+    n, features = decoder.n_vertices, decoder.first_channels
+    linear = decoder.from_latent
+    weight = linear.weight.view(n, features, -1)  # (n, channels, r)
+    bias = linear.bias.view(n, features)
+    weight[:, :coords] = torch.from_numpy(fit.decoder_matrix.T.astype(np.float32)).view(n, coords, -1)
+    bias[:, :coords] = torch.from_numpy(fit.decoder_bias.astype(np.float32)).view(n, coords)
+    _split_in(convs[0], coords)
+    for conv in convs[1:-1]:
+        _pass_pairs(conv, coords)
+    _merge_pairs(convs[-1], coords)
+
+
+def _initialise_identity_mlp(layers: list[torch.nn.Linear], width: int) -> None:
+    """An MLP ``Linear, ReLU, ..., Linear`` made the identity on its first ``width`` inputs."""
+    first, *middle, last = layers
+    first.weight[:2 * width] = 0.0
+    first.bias[:2 * width] = 0.0
+    for j in range(width):
+        first.weight[2 * j, j], first.weight[2 * j + 1, j] = 1.0, -1.0
+    for layer in middle:
+        layer.weight[:2 * width] = 0.0
+        layer.bias[:2 * width] = 0.0
+        for j in range(width):
+            p, m = 2 * j, 2 * j + 1
+            layer.weight[p, p], layer.weight[p, m] = 1.0, -1.0
+            layer.weight[m, p], layer.weight[m, m] = -1.0, 1.0
+    last.weight.zero_()
+    last.bias.zero_()
+    for j in range(width):
+        last.weight[j, 2 * j], last.weight[j, 2 * j + 1] = 1.0, -1.0
