@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from facelab.atomic import atomic_write_text
 from facelab.data.layouts import load_dataset
 from facelab.evaluation.evaluate import evaluate_model
@@ -48,15 +50,41 @@ def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tup
     return sources
 
 
-def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seed: int, ict_identities: int) -> dict:
-    results: dict = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "datasets": {}}
+def linear_start_error(dataset, config: TrainConfig) -> float:
+    """Mean test error (mm) of the rank-25 linear neutraliser the networks start from
+    (``weight_init="linear"``): the same fit on the same fit subjects as the trainer's."""
+    from facelab.data.dataset import DatasetSplit
+    from facelab.evaluation.metrics import per_vertex_error
+    from facelab.training.data import make_training_split
+    from facelab.training.linear_init import fit_linear_neutraliser
+
+    split = make_training_split(dataset, config.train_fraction, config.split_seed, config.validation_fraction)
+    normalisation = dataset.normalisation(DatasetSplit(split.fit_subjects, split.test_subjects, config.split_seed,
+                                                       config.train_fraction))
+    fit = fit_linear_neutraliser(dataset, dataset.pairs_of(split.fit_subjects), normalisation, config.latent,
+                                 seed=config.seed)
+    test = dataset.pairs_of(split.test_subjects)
+    expressive = normalisation.normalise(np.asarray(dataset.vertices[[p.expressive for p in test]]))
+    predicted = normalisation.denormalise(fit.predict(expressive))
+    return float(per_vertex_error(predicted, np.asarray(dataset.vertices[[p.neutral for p in test]])).mean())
+
+
+def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seed: int, ict_identities: int,
+        weight_init: str = "auto") -> dict:
+    results: dict = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "weight_init": weight_init,
+                     "datasets": {}}
     for label, (source, options) in dataset_sources(datasets, ict_identities).items():
         dataset = load_dataset(source, **options)
         split = dataset.split()
         rows = {}
+        start = None
         for variant in VARIANTS:
             config = TrainConfig(data=source, data_options=options, variant=variant, epochs=epochs,
-                                 batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0)
+                                 batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
+                                 weight_init=weight_init)
+            if start is None and config.linear_start:
+                start = linear_start_error(dataset, config)
+                print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
             run_dir = runs_dir / f"{label}-{variant}"
             started = time.perf_counter()
             Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
@@ -67,14 +95,15 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seed:
             print(f"{label} {variant}: {evaluation['mean_error_mm']:.3f} mm, rank-1 {evaluation['rank1']:.3f}")
         results["datasets"][label] = {"name": dataset.name, "options": options, "vertices": dataset.n_vertices,
                                       "test_subjects": len(split.test_subjects), "variants": rows,
-                                      "baselines": rows["full"]["baselines"]}
+                                      "baselines": rows["full"]["baselines"], "linear_start_mm": start}
     return results
 
 
 def markdown(results: dict) -> str:
     labels = list(results["datasets"])
-    lines = [f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seed {results['seed']}) "
-             "on the same split; errors are mean per-vertex Euclidean distances on unseen test subjects.", "",
+    lines = [f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seed {results['seed']}, "
+             f"weight initialisation {results.get('weight_init', 'random')}) on the same split; errors are mean "
+             "per-vertex Euclidean distances on unseen test subjects.", "",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
     data = results["datasets"]
@@ -82,6 +111,9 @@ def markdown(results: dict) -> str:
         f"{data[l]['baselines']['do_nothing']['mean_error_mm']:.3f}" for l in labels) + " |")
     lines.append("| linear (ridge on PCA) | " + " | ".join(
         f"{data[l]['baselines']['linear']['mean_error_mm']:.3f}" for l in labels) + " |")
+    if any(data[l].get("linear_start_mm") is not None for l in labels):
+        lines.append("| rank-25 linear start (every variant at step 0) | " + " | ".join(
+            "-" if data[l].get("linear_start_mm") is None else f"{data[l]['linear_start_mm']:.3f}" for l in labels) + " |")
     for variant in ("gca", "no-l2l", "no-id", "full"):
         lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
             f"{data[l]['variants'][variant]['mean_error_mm']:.3f}" for l in labels) + " |")
@@ -109,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["synth", "ict"], choices=["synth", "ict"])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     parser.add_argument("--runs", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
+                        help="how every variant starts (default auto: the rank-25 linear start)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seed, args.ict_identities)
+        results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seed, args.ict_identities,
+                      args.weight_init)
     atomic_write_text(args.out / "paper_tables.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / "paper_tables.md", markdown(results))
     print(markdown(results))

@@ -104,9 +104,7 @@ def run(options: Options) -> list[Result]:
             started = time.perf_counter()
             epoch, index = divmod(step, batches.steps_per_epoch)
             trainer.train_step(*batches.batch(epoch, index))
-            step += 1
-            if step % batches.steps_per_epoch == 0:
-                trainer.scheduler.step()  # as the trainer does at each epoch's end
+            step += 1  # train_step also steps the learning-rate schedule
             trained_s += time.perf_counter() - started
             if trained_s >= next_check or trained_s >= budget_s:
                 predicted = _predict(trainer, expressive)

@@ -128,7 +128,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run directory")
     parser.add_argument("--epochs", type=_positive_int, default=30)
     parser.add_argument("--batch-size", type=_positive_int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, x0.99 per epoch)")
+    parser.add_argument("--lr", type=float, default=3e-4,
+                        help="Adam learning rate of Enc, Dec and G (default 3e-4; warm-up, then cosine to 0 at the "
+                             "last step); R and D learn at 1e-3")
+    parser.add_argument("--lr-schedule", choices=("cosine", "exponential"), default="cosine",
+                        help="cosine (default) or exponential (x0.99 per epoch, the reference implementations')")
+    parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
+                        help="linear: start as the rank-25 linear neutraliser of the training pairs; random: plain "
+                             "initialisation; auto (default): linear unless --downsample or the PyG layer is used")
     parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca"), default="full")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
@@ -170,7 +177,8 @@ def train_config_from_args(args: argparse.Namespace):
         laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         deterministic=args.deterministic, device=args.device, num_threads=args.threads,
         amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
-        num_workers=getattr(args, "workers", 0),
+        num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
+        weight_init=getattr(args, "weight_init", "auto"),
     )
 
 

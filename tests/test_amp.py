@@ -22,6 +22,7 @@ class LossRecorder(TrainingCallback):
 
 def _config(**overrides) -> TrainConfig:
     values = dict(data="tiny", epochs=8, batch_size=4, lr=2e-3, seed=3, tensorboard=False, preview_every=0,
+                  weight_init="random",
                   num_threads=1, amp="bf16")
     values.update(overrides)
     return TrainConfig(**values)

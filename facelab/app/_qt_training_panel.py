@@ -125,8 +125,8 @@ class TrainingPanel(QWidget):
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(0.00001, 1.0)
-        self.lr.setSingleStep(0.0005)
-        self.lr.setValue(0.001)
+        self.lr.setSingleStep(0.0001)
+        self.lr.setValue(TrainConfig.lr)  # the core default (3e-4)
         numbers = QHBoxLayout()
         for label, widget in (("epochs", self.epochs), ("batch", self.batch_size), ("lr", self.lr)):
             numbers.addWidget(QLabel(label))

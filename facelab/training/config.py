@@ -51,16 +51,26 @@ class TrainConfig:
     downsample: list[int] = field(default_factory=list)
     # How the network starts (the paper gives no initialisation): "linear" starts it as the rank-25
     # linear neutraliser of the training pairs, written exactly into the layers; "random" is the
-    # plain initialisation. See facelab/training/linear_init.py.
-    weight_init: str = "linear"
+    # plain initialisation; "auto" is linear where the architecture allows it (the fast Chebyshev
+    # layer, no downsampling), else random. See facelab/training/linear_init.py.
+    weight_init: str = "auto"
     # optimisation
     epochs: int = 30
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-4                    # Enc, Dec and G; see the module docstring
+    recognizer_lr: float = 1e-3         # R starts random, like D
+    lr_schedule: str = "cosine"         # or "exponential" (x lr_decay per epoch); facelab/training/schedule.py
+    warmup_steps: int = 200             # linear warm-up of the cosine schedule
     lr_decay: float = 0.99
+    # The encoder's fully connected layer (fan-in n x 32) learns at lr x min(1, this / fan-in); 0 turns
+    # the scaling off. See facelab/training/schedule.py.
+    wide_layer_lr_fan_in: int = 4096
     discriminator_lr: float = 1e-3
     weight_decay: float = 0.0           # decoupled (AdamW) weight decay of the network, not of D
     weights: LossWeights = field(default_factory=LossWeights)
+    # L_rec as an L1 in millimetres (each normalised coordinate's error weighted by std / mean std),
+    # the error the paper reports; "normalized" weights every coordinate alike in normalised units.
+    rec_space: str = "mm"
     gan_loss: str = "non-saturating"    # or "minimax" (Eq. 3 literally)
     # Whether the latent-to-latent losses (L_L1 and the adversarial term, Eq. 2-4) also move the
     # encoder. By default they train G (and D) only, on the encoder's codes taken as given; the
@@ -90,8 +100,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "K"):
             if getattr(self, name) < 1:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
-        if self.weight_init not in ("linear", "random"):
-            raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected linear or random.")
+        if self.rec_space not in ("mm", "normalized"):
+            raise FacelabError(f"unknown reconstruction-loss space '{self.rec_space}': expected mm or normalized.")
+        if self.lr_schedule not in ("cosine", "exponential"):
+            raise FacelabError(f"unknown learning-rate schedule '{self.lr_schedule}': expected cosine or exponential.")
+        if self.weight_init not in ("auto", "linear", "random"):
+            raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected auto, linear or random.")
         if self.amp not in ("off", "bf16"):
             raise FacelabError(f"unknown mixed precision '{self.amp}': expected off or bf16.")
         if self.num_workers < 0:
@@ -102,6 +116,13 @@ class TrainConfig:
         if not self.lr > 0:
             raise FacelabError(f"the learning rate must be positive, got {self.lr}.")
         return self
+
+    @property
+    def linear_start(self) -> bool:
+        """Whether the run starts from the linear initialisation (``weight_init`` resolved)."""
+        if self.weight_init == "auto":
+            return not self.downsample and self.conv == "fast"
+        return self.weight_init == "linear"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

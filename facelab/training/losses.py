@@ -1,8 +1,11 @@
 """The paper's losses, Eq. 2 to 7.
 
 All norms are means over elements (``|.|_1`` as a mean absolute error), so the loss weights do
-not depend on the mesh size or the latent size. Reconstruction losses are taken on normalised
-vertices, the space the network works in.
+not depend on the mesh size or the latent size. Reconstruction losses compare normalised
+vertices, the space the network works in, optionally weighted per coordinate
+(``vertex_weights``): the trainer passes std / mean(std) (``TrainConfig.rec_space = "mm"``), which
+makes L_rec an L1 in millimetres at the normalised loss's scale, the error the paper reports,
+instead of one that weights every coordinate by 1 / its spread over the training faces.
 
 The adversarial term: Eq. 3 is the conditional GAN objective of pix2pix (the paper's [12]).
 The discriminator maximises it (we minimise the equivalent binary cross-entropy on logits, which
@@ -59,6 +62,7 @@ def network_losses(
     fake_logits: torch.Tensor | None = None,
     gan_kind: str = "non-saturating",
     l2l_trains_encoder: bool = False,
+    vertex_weights: torch.Tensor | None = None,
 ) -> LossTerms:
     """L_tot (Eq. 7) for one batch.
 
@@ -69,24 +73,31 @@ def network_losses(
         labels: (B,) subject indices, for L_id.
         fake_logits: D(G(z_e), z_e), needed by the full and no-id variants.
         l2l_trains_encoder: let L_L1 move the encoder through z_n (else z_n is a fixed target).
+        vertex_weights: (n, 3) weights of each coordinate's absolute error in L_rec (None: 1).
     """
     zero = x_n.new_zeros(())
+
+    def vertex_l1(predicted: torch.Tensor) -> torch.Tensor:
+        if vertex_weights is None:
+            return F.l1_loss(predicted, x_n)
+        return ((predicted - x_n).abs() * vertex_weights).mean()
+
     if variant == "gca":
         # The adapted GCA baseline: the autoencoder maps an expressive face to its neutral.
-        rec = F.l1_loss(outputs["rec_e"], x_n)
+        rec = vertex_l1(outputs["rec_e"])
         return LossTerms(weights.rec * rec, zero, zero, zero, zero, rec)
-    rec = F.l1_loss(outputs["rec_n"], x_n) + F.l1_loss(outputs["rec_e"], x_n)           # Eq. 6
+    rec = vertex_l1(outputs["rec_n"]) + vertex_l1(outputs["rec_e"])                      # Eq. 6
     # See TrainConfig.l2l_trains_encoder: by default L_l2l sees G(z_e) and z_n as constants of
     # the encoder ("z_g_l2l" computed on a detached z_e, z_n detached), so it trains G only.
     z_g = outputs.get("z_g_l2l", outputs["z_g"])
     target = outputs["z_n"] if l2l_trains_encoder else outputs["z_n"].detach()
-    l1 = F.l1_loss(z_g, target)                                                            # Eq. 2
+    latent_l1 = F.l1_loss(z_g, target)                                                     # Eq. 2
     gan = generator_adversarial_loss(fake_logits, gan_kind) if fake_logits is not None else zero  # Eq. 3
-    l2l = weights.l1 * l1 + weights.gan * gan                                              # Eq. 4
+    l2l = weights.l1 * latent_l1 + weights.gan * gan                                       # Eq. 4
     identity = zero
     if "logits_g" in outputs and labels is not None:
         identity = F.cross_entropy(outputs["logits_g"], labels) + F.cross_entropy(outputs["logits_n"], labels)  # Eq. 5
     use_l2l = variant != "no-l2l"
     use_id = variant != "no-id"
     total = (weights.l2l * l2l if use_l2l else zero) + (weights.id * identity if use_id else zero) + weights.rec * rec  # Eq. 7
-    return LossTerms(total, l1, gan, l2l, identity, rec)
+    return LossTerms(total, latent_l1, gan, l2l, identity, rec)

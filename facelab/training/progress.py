@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from tqdm.auto import tqdm
 
 from facelab.training.events import EpochDone, RunFinished, RunStarted, StepDone, TrainingCallback
@@ -10,14 +12,17 @@ from facelab.training.events import EpochDone, RunFinished, RunStarted, StepDone
 class TqdmProgress(TrainingCallback):
     """One bar over all steps of the run, with the current losses, and a line per epoch."""
 
-    def __init__(self, disable: bool | None = None) -> None:
+    def __init__(self, disable: bool | None = False) -> None:
         self.disable = disable
         self.bar: tqdm | None = None
 
     def on_run_started(self, event: RunStarted) -> None:
         total = event.epochs * event.steps_per_epoch
         done = event.start_epoch * event.steps_per_epoch + event.start_step
-        self.bar = tqdm(total=total, initial=done, unit="step", desc=f"train {event.variant}", disable=self.disable)
+        # Written to a log (no terminal), the bar still reports, every 30 s rather than every step.
+        interval = 0.1 if sys.stderr.isatty() else 30.0
+        self.bar = tqdm(total=total, initial=done, unit="step", desc=f"train {event.variant}", disable=self.disable,
+                        mininterval=interval)
 
     def on_step(self, event: StepDone) -> None:
         if self.bar is not None:

@@ -57,6 +57,7 @@ from facelab.training.events import (
     TrainingControl,
 )
 from facelab.training.losses import discriminator_loss, network_losses
+from facelab.training.schedule import make_scheduler, parameter_groups
 
 METRIC_COLUMNS = ("epoch", "total", "l1", "gan", "l2l", "id", "rec", "d", "val_mean_error_mm", "lr", "seconds")
 
@@ -187,15 +188,14 @@ class Trainer:
                                              template_vertices=self.template_vertices).to(self.device)
         if init is not None:
             self._load_init_weights(init)
-        elif source is None and config.weight_init == "linear":
+        elif source is None and config.linear_start:
             from facelab.training.linear_init import linear_initialisation
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
             linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
                                   self.normalisation, seed=config.seed)
-        self.optimizer = torch.optim.AdamW(self.network.generator_parameters(), lr=config.lr,
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
                                            weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
         self.d_optimizer = None
         if self.network.discriminator is not None:
             self.d_optimizer = torch.optim.Adam(self.network.discriminator_parameters(), lr=config.discriminator_lr,
@@ -206,7 +206,6 @@ class Trainer:
             self.optimizer.load_state_dict(source.optimizer_states["network"])
             if self.d_optimizer is not None:
                 self.d_optimizer.load_state_dict(source.optimizer_states["discriminator"])
-            self.scheduler.load_state_dict(source.meta["scheduler"])
             pos = source.meta["position"]
             best_val = pos.get("best_val")
             self.position = _Position(pos["epoch"], pos["step"], pos["global_step"],
@@ -219,6 +218,14 @@ class Trainer:
                                          self.group.rank, self.group.world_size, config.num_workers)
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
+        self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps_per_epoch)
+        std = self.train_batches.std
+        self.rec_weights = std / std.mean() if config.rec_space == "mm" else None
+        if source is not None:
+            self.scheduler.load_state_dict(source.meta["scheduler"])
+            # Building the schedule set every group's rate for step 0; the saved one is the current.
+            for group, rate in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = rate
         self._wrap_for_data_parallel()
         self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
         test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
@@ -344,7 +351,6 @@ class Trainer:
             metrics["val_mean_error_mm"] = self.validation_error()
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
             metrics["seconds"] = time.perf_counter() - epoch_started
-            self.scheduler.step()
             position.epoch += 1
             position.step = 0
             is_best = metrics["val_mean_error_mm"] < position.best_val
@@ -413,10 +419,11 @@ class Trainer:
                 fake_logits = torch.func.functional_call(network.discriminator, frozen, (z_g, z_e))
         with precision:
             terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
-                                   config.l2l_trains_encoder)
+                                   config.l2l_trains_encoder, self.rec_weights)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
+        self.scheduler.step()
         if not torch.isfinite(terms.total):
             if not self.group.is_distributed:
                 raise FacelabError("training diverged (the loss became NaN or infinite): lower the learning rate.")
