@@ -22,9 +22,11 @@ TIMEOUT_S = 90
 
 
 def _config(**overrides) -> TrainConfig:
-    # The tiny set has 12 fit pairs: a global batch of 4 gives 3 steps per epoch.
+    # The tiny set has 12 fit pairs: a global batch of 4 gives 3 steps per epoch. The runs here are
+    # extended (2 -> 3 epochs) on resume; a per-epoch schedule makes an extended run equal a
+    # straight one, where the cosine would be recomputed over the new length.
     values = dict(data="tiny", epochs=2, batch_size=WORLD * PER_RANK_BATCH, lr=2e-3, seed=3, tensorboard=False,
-                  preview_every=0, num_threads=1)
+                  preview_every=0, num_threads=1, lr_schedule="exponential")
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -1,11 +1,14 @@
 """Everything a training run needs, serialised to the run directory's ``config.json``.
 
-Optimiser (the paper names none): Adam, lr 1e-3, decayed by 0.99 per epoch, for both the
-network and the discriminator. The reference implementations of this family of mesh
-autoencoders use Adam or SGD between 1e-3 and 8e-3 with a 0.99 per-epoch decay (CoMA: SGD 8e-3
-with momentum; Neural3DMM and SpiralNet++: Adam 1e-3, decay 0.99). Adam is chosen because the
-latent GAN is trained jointly with the autoencoder and adaptive steps are the usual choice for
-GANs (pix2pix, the paper's [12], uses Adam); 1e-3 is the middle of that range.
+Optimiser (the paper names none): Adam (AdamW, no decay by default), lr 3e-4 for Enc, Dec and
+G, 1e-3 for R and for the discriminator, a 200-step warm-up and a cosine to zero at the last
+step; the encoder's fully connected layer learns at a rate scaled by 1/fan-in. The network
+starts as the rank-25 linear neutraliser of the training pairs (``weight_init``). The reasons
+and the measurements behind each choice are in facelab/training/schedule.py and
+facelab/training/linear_init.py. The reference implementations of this family of mesh
+autoencoders (CoMA: SGD 8e-3 with momentum; Neural3DMM and SpiralNet++: Adam 1e-3, decay 0.99
+per epoch) start from random weights; ``weight_init="random", lr=1e-3, lr_schedule="exponential"``
+is that recipe. Adam is the usual choice for a jointly trained GAN (pix2pix, the paper's [12]).
 """
 
 from __future__ import annotations
