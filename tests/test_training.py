@@ -195,3 +195,17 @@ def test_damaged_checkpoints_are_clear_errors(tmp_path, tiny_dataset, damage, ma
 def test_resume_without_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(FacelabError, match="no run to resume"):
         Trainer(_config(), tmp_path / "empty", resume=True)
+
+
+def test_resuming_a_run_with_another_optimiser_layout_is_a_clear_error(tmp_path, tiny_dataset):
+    # Runs saved before the per-layer learning rates had one parameter group.
+    run = tmp_path / "old"
+    Trainer(_config(epochs=1), run, dataset=tiny_dataset).run()
+    checkpoint = load_checkpoint(run / "last")
+    state = checkpoint.optimizer_states["network"]
+    groups = state["param_groups"]
+    groups[0]["params"] = [index for group in groups for index in group["params"]]
+    del groups[1:]
+    save_checkpoint(run / "last", checkpoint)
+    with pytest.raises(FacelabError, match="older facelab"):
+        Trainer(_config(epochs=2), run, dataset=tiny_dataset, resume=True).prepare()

@@ -43,9 +43,6 @@ import torch
 from facelab.data.dataset import FaceDataset, Normalisation, Pair
 from facelab.errors import FacelabError
 
-WEIGHT_INITS = ("linear", "random")
-
-
 @dataclass(frozen=True)
 class LinearFit:
     """The rank-r linear neutraliser in normalised, flattened vertex space (3n = 3 x vertices).

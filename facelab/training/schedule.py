@@ -33,9 +33,6 @@ import math
 import torch
 from torch import nn
 
-SCHEDULES = ("cosine", "exponential")
-
-
 def parameter_groups(network: nn.Module, config) -> list[dict]:
     """The network's (not D's) parameters for its optimiser: the encoder's fully connected
     weight in a group of its own, with a learning rate scaled down by its fan-in."""

@@ -203,7 +203,13 @@ class Trainer:
         self.position = _Position()
         if source is not None:
             self.network.load_state_dict(source.model_state)
-            self.optimizer.load_state_dict(source.optimizer_states["network"])
+            try:
+                self.optimizer.load_state_dict(source.optimizer_states["network"])
+            except ValueError:
+                raise FacelabError(
+                    f"{self.run_dir} was saved by an older facelab whose optimiser had another layout: it cannot be "
+                    f"resumed, but it can be fine-tuned (--init {self.run_dir / 'last'})."
+                ) from None
             if self.d_optimizer is not None:
                 self.d_optimizer.load_state_dict(source.optimizer_states["discriminator"])
             pos = source.meta["position"]
