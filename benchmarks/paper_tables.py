@@ -62,7 +62,7 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
     normalisation = dataset.normalisation(DatasetSplit(split.fit_subjects, split.test_subjects, config.split_seed,
                                                        config.train_fraction))
     fit = fit_linear_neutraliser(dataset, dataset.pairs_of(split.fit_subjects), normalisation, config.latent,
-                                 seed=config.seed)
+                                 seed=config.seed, ridge=config.linear_ridge)
     test = dataset.pairs_of(split.test_subjects)
     expressive = normalisation.normalise(np.asarray(dataset.vertices[[p.expressive for p in test]]))
     predicted = normalisation.denormalise(fit.predict(expressive))

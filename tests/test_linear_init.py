@@ -71,3 +71,20 @@ def test_unsupported_architectures_are_clear_errors(tiny_dataset, options, match
     _, normalisation, pairs, network = _setup(tiny_dataset, **options)
     with pytest.raises(FacelabError, match=match):
         linear_initialisation(network, tiny_dataset, pairs, normalisation)
+
+
+def test_the_ridge_is_chosen_on_held_out_subjects():
+    from facelab.training.linear_init import RIDGES, _select_ridge
+
+    rng = np.random.default_rng(0)
+    subjects = np.repeat([f"s{i}" for i in range(20)], 10)
+    inputs = np.c_[rng.normal(size=(200, 30)), np.ones(200)]
+    signal = inputs[:, :30] @ rng.normal(size=(30, 30))
+    # Outputs that the inputs predict: almost no shrinkage; outputs unrelated to them: the most.
+    assert _select_ridge(inputs, signal + 0.01 * rng.normal(size=signal.shape), subjects, 25, 0) <= 1e-4
+    assert _select_ridge(inputs, rng.normal(size=signal.shape), subjects, 25, 0) == RIDGES[-1]
+
+
+def test_a_fixed_ridge_is_used(tiny_dataset):
+    _, normalisation, pairs, _ = _setup(tiny_dataset)
+    assert fit_linear_neutraliser(tiny_dataset, pairs, normalisation, rank=8, ridge=1e-3).ridge == 1e-3

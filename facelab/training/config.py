@@ -57,6 +57,7 @@ class TrainConfig:
     # plain initialisation; "auto" is linear where the architecture allows it (the fast Chebyshev
     # layer, no downsampling), else random. See facelab/training/linear_init.py.
     weight_init: str = "auto"
+    linear_ridge: float | None = None   # the linear start's ridge; None: chosen on held-out training subjects
     # optimisation
     epochs: int = 30
     batch_size: int = 16

@@ -193,7 +193,7 @@ class Trainer:
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
             linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
-                                  self.normalisation, seed=config.seed)
+                                  self.normalisation, seed=config.seed, ridge=config.linear_ridge)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.d_optimizer = None
