@@ -136,6 +136,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
                         help="linear: start as the rank-25 linear neutraliser of the training pairs; random: plain "
                              "initialisation; auto (default): linear unless --downsample or the PyG layer is used")
+    parser.add_argument("--linear-ridge", type=float, default=None,
+                        help="ridge of the linear start, relative to the mean eigenvalue (default: chosen on "
+                             "held-out training subjects)")
     parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca"), default="full")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
@@ -178,7 +181,7 @@ def train_config_from_args(args: argparse.Namespace):
         deterministic=args.deterministic, device=args.device, num_threads=args.threads,
         amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
         num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
-        weight_init=getattr(args, "weight_init", "auto"),
+        weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
     )
 
 

@@ -123,3 +123,12 @@ def test_ctrl_c_stops_training_with_a_valid_checkpoint(trained, tmp_path):
     assert process.returncode == 0, err
     assert out.strip().splitlines()[-1].startswith("stopped") and "Traceback" not in err
     assert load_checkpoint(run / "last").meta["position"]["global_step"] > 0
+
+
+@pytest.mark.parametrize("flags, message", [(["--linear-ridge", "-1"], "ridge cannot be negative"),
+                                            (["--weight-init", "linear", "--downsample", "2"], "full mesh")])
+def test_bad_training_options_exit_2_with_one_sentence(trained, tmp_path, capsys, flags, message):
+    code = main(["train", "--data", str(trained / "data"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--batch-size", "4", "--threads", "1", *flags])
+    assert code == EXIT_USER_ERROR
+    assert message in capsys.readouterr().err

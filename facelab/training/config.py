@@ -108,6 +108,8 @@ class TrainConfig:
             raise FacelabError(f"unknown reconstruction-loss space '{self.rec_space}': expected mm or normalized.")
         if self.lr_schedule not in ("cosine", "exponential"):
             raise FacelabError(f"unknown learning-rate schedule '{self.lr_schedule}': expected cosine or exponential.")
+        if self.linear_ridge is not None and not self.linear_ridge >= 0:
+            raise FacelabError(f"the linear start's ridge cannot be negative, got {self.linear_ridge}.")
         if self.weight_init not in ("auto", "linear", "random"):
             raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected auto, linear or random.")
         if self.amp not in ("off", "bf16"):
