@@ -134,6 +134,8 @@ class TrainingPanel(QWidget):
         form.addRow("Variant", self.variant)
         form.addRow("Run", numbers)
         self.scratch = QRadioButton("from scratch")
+        self.scratch.setToolTip("a new network, started as the rank-25 linear neutraliser of the training pairs "
+                                "(see the README's training notes)")
         self.finetune = QRadioButton("fine-tune the current model")
         self.scratch.setChecked(True)
         self._start_group = QButtonGroup(self)

@@ -3,14 +3,15 @@
 The paper gives no initialisation. From a random one, on 2 CPU cores, the autoencoder spends its
 whole budget learning what a PCA already knows (the bundled model of the earlier sessions rebuilt
 unseen neutral faces at 0.95 mm after 44 minutes, where 25 linear numbers reach 0.24-0.33 mm).
-So by default (``TrainConfig.weight_init = "linear"``) the network starts as the *rank-25 linear
+So by default (``TrainConfig.weight_init``, ``"auto"`` or ``"linear"``) the network starts as the *rank-25 linear
 neutraliser* fitted on the training pairs, and training only has to learn what is not linear:
 
-1. A PCA basis of the training faces (``components`` directions, normalised units), from a
+1. A PCA basis of the training faces (``components`` directions, in millimetres, the space the
+   error is measured in; the result is rewritten for the network's normalised units), from a
    seeded sample of at most ``basis_samples`` meshes (randomised SVD).
 2. Ridge regression on the PCA coefficients of every training pair, stacked the way L_rec pairs
    them: expressive -> its neutral and neutral -> itself (Eq. 6 asks Dec(G(Enc(F_e))) and
-   Dec(Enc(F_n)) for the same F_n). The ridge (relative to the mean eigenvalue, 1e-6 to 0.1) is
+   Dec(Enc(F_n)) for the same F_n). The ridge (relative to the mean eigenvalue, 1e-6 to 10) is
    chosen on a fifth of the training subjects held out, then the model is refitted on all: with
    many identities it is tiny, since what tells an expression from a resting face lies in
    low-variance directions (900 SynthFaces identities: 1e-6 gives 0.471 mm on the test subjects,
@@ -31,7 +32,8 @@ This linear model is written into the layers exactly:
   from it; G starts as the identity through the same (v, -v) pairs; D and R stay random.
 
 So before the first step ``Dec(G(Enc(F_e)))`` is the rank-25 linear prediction (a test checks
-this). ``weight_init = "random"`` is the plain initialisation. The linear start needs the fast
+this). ``weight_init = "random"`` is the plain initialisation; ``"auto"`` falls back to it where the
+linear start cannot be written. The linear start needs the fast
 Chebyshev layer, no mesh downsampling, and hidden widths of G of at least twice the latent;
 otherwise :func:`linear_initialisation` raises :class:`~facelab.errors.FacelabError`.
 """
@@ -45,6 +47,7 @@ import torch
 
 from facelab.data.dataset import FaceDataset, Normalisation, Pair
 from facelab.errors import FacelabError
+
 
 @dataclass(frozen=True)
 class LinearFit:
