@@ -24,9 +24,12 @@ TIMEOUT_S = 90
 def _config(**overrides) -> TrainConfig:
     # The tiny set has 12 fit pairs: a global batch of 4 gives 3 steps per epoch. The runs here are
     # extended (2 -> 3 epochs) on resume; a per-epoch schedule makes an extended run equal a
-    # straight one, where the cosine would be recomputed over the new length.
+    # straight one, where the cosine would be recomputed over the new length. A random start: on
+    # this tiny set the linear one leaves most code numbers unused, and Adam turns the rounding
+    # differences of their near-zero gradients (another all-reduce order) into full-size steps,
+    # beyond the 1e-4 these comparisons allow.
     values = dict(data="tiny", epochs=2, batch_size=WORLD * PER_RANK_BATCH, lr=2e-3, seed=3, tensorboard=False,
-                  preview_every=0, num_threads=1, lr_schedule="exponential")
+                  preview_every=0, num_threads=1, lr_schedule="exponential", weight_init="random")
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -71,10 +74,16 @@ def _train_on_two_processes(config: TrainConfig, run_dir: Path, out: Path, resum
     return [torch.load(out / f"rank{rank}.pt") for rank in range(WORLD)]
 
 
+#: Another number of processes adds the gradients in another order; where an L1 residual sits at
+#: zero its sign can flip, which nudges the weights it feeds (measured: at most 1.6e-5, on 2 of
+#: 129,600 weights). A wrong shard or batch moves every weight by about lr (2e-3).
+ACROSS_PROCESS_COUNTS_ATOL = 3e-5
+
+
 def _assert_same_weights(a: dict, b: dict, rtol: float, atol: float) -> None:
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol, msg=lambda detail, key=key: f"{key}: {detail}")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +104,7 @@ def test_two_gloo_processes_hold_identical_weights_equal_to_one_process_over_the
     assert [r["status"] for r in ranks] == ["completed", "completed"]
     assert ranks[0]["batch"] == PER_RANK_BATCH
     _assert_same_weights(ranks[0]["state"], ranks[1]["state"], rtol=0, atol=0)  # DDP keeps ranks bit-identical
-    _assert_same_weights(ranks[0]["state"], single.network.state_dict(), rtol=1e-4, atol=1e-5)
+    _assert_same_weights(ranks[0]["state"], single.network.state_dict(), rtol=1e-4, atol=ACROSS_PROCESS_COUNTS_ATOL)
     run = runs["root"] / "ddp"
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 2  # one writer: rank 0
     assert (run / "last.json").is_file() and (run / "best.json").is_file()
@@ -107,11 +116,11 @@ def test_a_distributed_run_resumes_in_one_process_and_back(runs):
     resumed = Trainer(_config(epochs=3), root / "ddp", dataset=make_tiny_dataset(), resume=True)
     resumed.run()
     assert resumed.train_batches.global_batch_size == WORLD * PER_RANK_BATCH
-    _assert_same_weights(resumed.network.state_dict(), straight.network.state_dict(), rtol=1e-4, atol=1e-5)
+    _assert_same_weights(resumed.network.state_dict(), straight.network.state_dict(), rtol=1e-4, atol=ACROSS_PROCESS_COUNTS_ATOL)
     # 1 process -> 2: each takes half of the saved batch of 4.
     ranks = _train_on_two_processes(_config(epochs=3), root / "single", root / "single-out", resume=True)
     assert ranks[0]["batch"] == PER_RANK_BATCH
-    _assert_same_weights(ranks[0]["state"], straight.network.state_dict(), rtol=1e-4, atol=1e-5)
+    _assert_same_weights(ranks[0]["state"], straight.network.state_dict(), rtol=1e-4, atol=ACROSS_PROCESS_COUNTS_ATOL)
 
 
 def test_the_backend_follows_the_device_and_a_plain_process_is_not_distributed(monkeypatch):
