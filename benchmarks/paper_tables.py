@@ -64,8 +64,7 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
     fit = fit_linear_neutraliser(dataset, dataset.pairs_of(split.fit_subjects), normalisation, config.latent,
                                  seed=config.seed, ridge=config.linear_ridge)
     test = dataset.pairs_of(split.test_subjects)
-    expressive = normalisation.normalise(np.asarray(dataset.vertices[[p.expressive for p in test]]))
-    predicted = normalisation.denormalise(fit.predict(expressive))
+    predicted = fit.neutralise(dataset.vertices[[p.expressive for p in test]], normalisation)
     return float(per_vertex_error(predicted, np.asarray(dataset.vertices[[p.neutral for p in test]])).mean())
 
 

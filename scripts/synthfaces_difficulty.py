@@ -64,12 +64,11 @@ def same_data_references(identities: int, test_subjects: list[str]) -> dict:
     normalisation = dataset.normalisation(DatasetSplit(split.train_subjects, split.test_subjects, 0, 0.7))
     pairs = dataset.pairs_of(split.train_subjects)
     test_pairs = dataset.pairs_of(split.test_subjects)
-    expressive = normalisation.normalise(np.asarray(dataset.vertices[[p.expressive for p in test_pairs]]))
+    expressive = np.asarray(dataset.vertices[[p.expressive for p in test_pairs]])
     truth = np.asarray(dataset.vertices[[p.neutral for p in test_pairs]])
     result = {"identities": identities, "train_subjects": len(split.train_subjects)}
     for name, rank in (("linear_rank25_mm", 25), ("linear_full_rank_mm", 300)):
-        fit = fit_linear_neutraliser(dataset, pairs, normalisation, rank)
-        predicted = normalisation.denormalise(fit.predict(expressive))
+        predicted = fit_linear_neutraliser(dataset, pairs, normalisation, rank).neutralise(expressive, normalisation)
         result[name] = float(per_vertex_error(predicted, truth).mean())
     neutral_of = {p.subject: p.neutral for p in dataset.pairs}
     meshes = lambda indices: np.asarray(dataset.vertices[np.asarray(indices)], dtype=np.float64)

@@ -70,6 +70,11 @@ class LinearFit:
         return ((flat @ self.encoder_matrix + self.encoder_bias) @ self.decoder_matrix
                 + self.decoder_bias).reshape(np.shape(x)).astype(np.float32)
 
+    def neutralise(self, vertices: np.ndarray, normalisation: Normalisation) -> np.ndarray:
+        """Faces (B, n, 3) in mm -> the linear model's neutral faces in mm, through the
+        normalisation it was fitted with."""
+        return normalisation.denormalise(self.predict(normalisation.normalise(np.asarray(vertices))))
+
 
 def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisation: Normalisation, rank: int,
                            components: int = 300, basis_samples: int = 4000, ridge: float | None = None,
@@ -87,11 +92,11 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
     # Fitted in millimetres, the space the error is measured in (a fit in normalised units would
     # weight each coordinate by 1 / its std: 0.53 against 0.47 mm on SynthFaces' test subjects),
     # then rewritten for the network's normalised inputs and outputs.
-    def normalised(rows: np.ndarray) -> torch.Tensor:
+    def flat_mm(rows: np.ndarray) -> torch.Tensor:
         block = np.asarray(dataset.vertices[rows], dtype=np.float32)
         return torch.from_numpy(block.reshape(len(rows), -1))
 
-    x = normalised(sample)
+    x = flat_mm(sample)
     mean = x.mean(dim=0)
     k = int(min(components, len(sample) - 1, x.shape[1]))
     if k < 1:
@@ -110,7 +115,7 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
     coefficients = np.empty((len(meshes), k), dtype=np.float64)
     for start in range(0, len(meshes), 512):
         rows = meshes[start:start + 512]
-        coefficients[start:start + len(rows)] = ((normalised(rows) - mean).double() @ basis).numpy()
+        coefficients[start:start + len(rows)] = ((flat_mm(rows) - mean).double() @ basis).numpy()
     position = {int(mesh): i for i, mesh in enumerate(meshes)}
     neutral_of = {p.subject: p.neutral for p in pairs}
     subjects = sorted(neutral_of)
@@ -121,8 +126,7 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
     outputs = coefficients[target]
     if ridge is None:
         ridge = _select_ridge(inputs, outputs, row_subject, rank, seed)
-    weights, fitted_mean, directions = _reduced_rank_regression(inputs, outputs, ridge, rank)
-    fitted = inputs @ weights
+    weights, fitted, fitted_mean, directions = _reduced_rank_regression(inputs, outputs, ridge, rank)
     codes = (fitted - fitted_mean) @ directions
     spread = codes.std(axis=0)
     scale = np.where(spread > 1e-8 * max(spread.max(), 1e-12), spread, 1.0)
@@ -147,10 +151,11 @@ RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 def _reduced_rank_regression(inputs: np.ndarray, outputs: np.ndarray, ridge: float,
-                             rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                             rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ridge regression ``outputs ~ inputs @ weights`` (the last input column is the intercept,
     not shrunk; the ridge is relative to the mean eigenvalue), then the ``rank`` main directions
-    of the fitted values, padded with zero columns when there are fewer: (weights, mean, directions)."""
+    of the fitted values, padded with zero columns when there are fewer:
+    (weights, fitted values, their mean, directions)."""
     k = outputs.shape[1]
     gram = inputs.T @ inputs
     penalty = ridge * np.trace(gram[:k, :k]) / k * np.eye(k + 1)
@@ -164,7 +169,7 @@ def _reduced_rank_regression(inputs: np.ndarray, outputs: np.ndarray, ridge: flo
         # Fewer PCA directions than code numbers (a tiny dataset): the spare code numbers start
         # unused (zero in, zero out) and are left to training.
         directions = np.c_[directions, np.zeros((k, rank - directions.shape[1]))]
-    return weights, fitted_mean, directions
+    return weights, fitted, fitted_mean, directions
 
 
 def _select_ridge(inputs: np.ndarray, outputs: np.ndarray, row_subject: np.ndarray, rank: int, seed: int) -> float:
@@ -178,7 +183,7 @@ def _select_ridge(inputs: np.ndarray, outputs: np.ndarray, row_subject: np.ndarr
     held_out = np.isin(row_subject, subjects[order[: len(subjects) // 5]])
     errors = []
     for ridge in RIDGES:
-        weights, fitted_mean, directions = _reduced_rank_regression(inputs[~held_out], outputs[~held_out], ridge, rank)
+        weights, _, fitted_mean, directions = _reduced_rank_regression(inputs[~held_out], outputs[~held_out], ridge, rank)
         predicted = ((inputs[held_out] @ weights - fitted_mean) @ directions) @ directions.T + fitted_mean
         errors.append(float(np.mean(np.square(predicted - outputs[held_out]))))
     return RIDGES[int(np.argmin(errors))]
