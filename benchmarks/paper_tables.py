@@ -53,14 +53,12 @@ def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tup
 def linear_start_error(dataset, config: TrainConfig) -> float:
     """Mean test error (mm) of the rank-25 linear neutraliser the networks start from
     (``weight_init="linear"``): the same fit on the same fit subjects as the trainer's."""
-    from facelab.data.dataset import DatasetSplit
     from facelab.evaluation.metrics import per_vertex_error
     from facelab.training.data import make_training_split
     from facelab.training.linear_init import fit_linear_neutraliser
 
     split = make_training_split(dataset, config.train_fraction, config.split_seed, config.validation_fraction)
-    normalisation = dataset.normalisation(DatasetSplit(split.fit_subjects, split.test_subjects, config.split_seed,
-                                                       config.train_fraction))
+    normalisation = dataset.normalisation(split.fit_only())
     fit = fit_linear_neutraliser(dataset, dataset.pairs_of(split.fit_subjects), normalisation, config.latent,
                                  seed=config.seed, ridge=config.linear_ridge)
     test = dataset.pairs_of(split.test_subjects)

@@ -54,14 +54,13 @@ def latent_floor(train_neutrals: np.ndarray, test_neutrals: np.ndarray, k: int) 
 
 def same_data_references(identities: int, test_subjects: list[str]) -> dict:
     """The linear references fitted on every training subject of a larger SynthFaces."""
-    from facelab.data.dataset import DatasetSplit
     from facelab.training.linear_init import fit_linear_neutraliser
 
     dataset = load_synthfaces(identities)
     split = make_training_split(dataset, train_fraction=0.7, seed=0, validation_fraction=0.0).split
     if set(split.test_subjects) != set(test_subjects):
         raise RuntimeError("the larger set's test subjects differ from the default set's")
-    normalisation = dataset.normalisation(DatasetSplit(split.train_subjects, split.test_subjects, 0, 0.7))
+    normalisation = dataset.normalisation(split)
     pairs = dataset.pairs_of(split.train_subjects)
     test_pairs = dataset.pairs_of(split.test_subjects)
     expressive = np.asarray(dataset.vertices[[p.expressive for p in test_pairs]])

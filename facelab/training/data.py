@@ -28,6 +28,11 @@ class TrainingSplit:
     def test_subjects(self) -> tuple[str, ...]:
         return self.split.test_subjects
 
+    def fit_only(self) -> DatasetSplit:
+        """The split with the fit subjects as its training part: what the normalisation
+        statistics are computed from, so that validation subjects stay unseen."""
+        return DatasetSplit(self.fit_subjects, self.test_subjects, self.split.seed, self.split.train_fraction)
+
 
 def make_training_split(dataset: FaceDataset, train_fraction: float, seed: int, validation_fraction: float) -> TrainingSplit:
     split = dataset.split(train_fraction=train_fraction, seed=seed)

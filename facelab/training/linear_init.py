@@ -215,39 +215,47 @@ def linear_initialisation(network, dataset: FaceDataset, pairs: list[Pair], norm
     return fit
 
 
-def _split_in(conv, channels: int) -> None:
-    """Outputs 0..2c-1 of ``conv`` become (v, -v) pairs of its first ``channels`` inputs (no ReLU before)."""
-    conv.weight[:, :, :2 * channels] = 0.0
-    conv.bias[:2 * channels] = 0.0
+# The pass-through patterns, on a layer's (in, out) matrix and bias: a Chebyshev layer's T_0
+# weights (see _t0) or a linear layer's transposed weight.
+def _split_in(matrix: torch.Tensor, bias: torch.Tensor, channels: int) -> None:
+    """Outputs 0..2c-1 become (v, -v) pairs of the first ``channels`` inputs (no ReLU before)."""
+    matrix[:, :2 * channels] = 0.0
+    bias[:2 * channels] = 0.0
     for c in range(channels):
-        conv.weight[0, c, 2 * c] = 1.0
-        conv.weight[0, c, 2 * c + 1] = -1.0
+        matrix[c, 2 * c], matrix[c, 2 * c + 1] = 1.0, -1.0
 
 
-def _pass_pairs(conv, channels: int) -> None:
+def _pass_pairs(matrix: torch.Tensor, bias: torch.Tensor, channels: int) -> None:
     """Outputs 0..2c-1 become (v, -v) from the ReLU'd input pairs (v+, v-): v = v+ - v-."""
-    conv.weight[:, :, :2 * channels] = 0.0
-    conv.bias[:2 * channels] = 0.0
+    matrix[:, :2 * channels] = 0.0
+    bias[:2 * channels] = 0.0
     for c in range(channels):
         positive, negative = 2 * c, 2 * c + 1
-        conv.weight[0, positive, positive], conv.weight[0, negative, positive] = 1.0, -1.0
-        conv.weight[0, positive, negative], conv.weight[0, negative, negative] = -1.0, 1.0
+        matrix[positive, positive], matrix[negative, positive] = 1.0, -1.0
+        matrix[positive, negative], matrix[negative, negative] = -1.0, 1.0
 
 
-def _merge_pairs(conv, channels: int) -> None:
-    """The last layer: output c = v+ - v- of input pair c; nothing else reaches the output yet."""
-    conv.weight.zero_()
-    conv.bias.zero_()
+def _merge_pairs(matrix: torch.Tensor, bias: torch.Tensor, channels: int) -> None:
+    """Outputs 0..c-1 become v+ - v- of input pair c; nothing else reaches them yet."""
+    matrix[:, :channels] = 0.0
+    bias[:channels] = 0.0
     for c in range(channels):
-        conv.weight[0, 2 * c, c], conv.weight[0, 2 * c + 1, c] = 1.0, -1.0
+        matrix[2 * c, c], matrix[2 * c + 1, c] = 1.0, -1.0
+
+
+def _t0(conv, outputs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Chebyshev layer's T_0 matrix (in, out) and bias, its higher orders into the first
+    ``outputs`` channels zeroed: what the pass-through writes then acts on x itself."""
+    conv.weight[1:, :, :outputs] = 0.0
+    return conv.weight[0], conv.bias
 
 
 def _initialise_encoder(encoder, fit: LinearFit) -> None:
     coords = encoder.in_channels
     convs = list(encoder.convs)
-    _split_in(convs[0], coords)
+    _split_in(*_t0(convs[0], 2 * coords), coords)
     for conv in convs[1:]:
-        _pass_pairs(conv, coords)
+        _pass_pairs(*_t0(conv, 2 * coords), coords)
     linear = encoder.to_latent
     features = convs[-1].out_channels
     n = encoder.n_vertices
@@ -268,27 +276,16 @@ def _initialise_decoder(decoder, fit: LinearFit) -> None:
     bias = linear.bias.view(n, features)
     weight[:, :coords] = torch.from_numpy(fit.decoder_matrix.T.astype(np.float32)).view(n, coords, -1)
     bias[:, :coords] = torch.from_numpy(fit.decoder_bias.astype(np.float32)).view(n, coords)
-    _split_in(convs[0], coords)
+    _split_in(*_t0(convs[0], 2 * coords), coords)
     for conv in convs[1:-1]:
-        _pass_pairs(conv, coords)
-    _merge_pairs(convs[-1], coords)
+        _pass_pairs(*_t0(conv, 2 * coords), coords)
+    _merge_pairs(*_t0(convs[-1], coords), coords)
 
 
 def _initialise_identity_mlp(layers: list[torch.nn.Linear], width: int) -> None:
     """An MLP ``Linear, ReLU, ..., Linear`` made the identity on its first ``width`` inputs."""
     first, *middle, last = layers
-    first.weight[:2 * width] = 0.0
-    first.bias[:2 * width] = 0.0
-    for j in range(width):
-        first.weight[2 * j, j], first.weight[2 * j + 1, j] = 1.0, -1.0
+    _split_in(first.weight.T, first.bias, width)
     for layer in middle:
-        layer.weight[:2 * width] = 0.0
-        layer.bias[:2 * width] = 0.0
-        for j in range(width):
-            p, m = 2 * j, 2 * j + 1
-            layer.weight[p, p], layer.weight[p, m] = 1.0, -1.0
-            layer.weight[m, p], layer.weight[m, m] = -1.0, 1.0
-    last.weight.zero_()
-    last.bias.zero_()
-    for j in range(width):
-        last.weight[j, 2 * j], last.weight[j, 2 * j + 1] = 1.0, -1.0
+        _pass_pairs(layer.weight.T, layer.bias, width)
+    _merge_pairs(last.weight.T, last.bias, width)

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from facelab.atomic import atomic_write_text
-from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation
+from facelab.data.dataset import FaceDataset, Normalisation
 from facelab.data.layouts import load_dataset
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
@@ -170,9 +170,7 @@ class Trainer:
         elif init is not None:
             self.normalisation = Normalisation(init.norm_mean, init.norm_std)
         else:
-            fit_only = DatasetSplit(self.split.fit_subjects, self.split.test_subjects, config.split_seed,
-                                    config.train_fraction)
-            self.normalisation = dataset.normalisation(fit_only)
+            self.normalisation = dataset.normalisation(self.split.fit_only())
 
         network_config = NetworkConfig(
             n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
