@@ -30,6 +30,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
 # ---- facelab synth ------------------------------------------------------------------------------
 def _add_synth(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -139,6 +146,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--linear-ridge", type=float, default=None,
                         help="ridge of the linear start, relative to the mean eigenvalue (default: chosen on "
                              "held-out training subjects)")
+    parser.add_argument("--recognizer-warmup", type=_non_negative_int, default=0, metavar="PAIRS",
+                        help="before training from the linear start (or with a new recogniser head), fit R alone "
+                             "on the codes of this many training pairs, e.g. 6400 (default 0: off; see the README)")
     parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca"), default="full")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
@@ -182,6 +192,7 @@ def train_config_from_args(args: argparse.Namespace):
         amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
         num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
         weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
+        recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
     )
 
 

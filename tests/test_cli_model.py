@@ -132,3 +132,11 @@ def test_bad_training_options_exit_2_with_one_sentence(trained, tmp_path, capsys
                  "--batch-size", "4", "--threads", "1", *flags])
     assert code == EXIT_USER_ERROR
     assert message in capsys.readouterr().err
+
+
+def test_a_negative_recognizer_warmup_is_refused_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "synth", "--out", str(tmp_path / "run"), "--recognizer-warmup", "-5"])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    assert "non-negative integer" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

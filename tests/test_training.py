@@ -18,6 +18,7 @@ from facelab.training import (
     load_checkpoint,
     save_checkpoint,
 )
+from facelab.training.losses import network_losses
 from tests.conftest import make_tiny_dataset
 
 
@@ -209,3 +210,19 @@ def test_resuming_a_run_with_another_optimiser_layout_is_a_clear_error(tmp_path,
     save_checkpoint(run / "last", checkpoint)
     with pytest.raises(FacelabError, match="older facelab"):
         Trainer(_config(epochs=2), run, dataset=tiny_dataset, resume=True).prepare()
+
+
+def test_the_reconstruction_loss_is_a_millimetre_error_at_the_normalised_scale(tiny_dataset, tmp_path):
+    # rec_space="mm": L_rec is the mean absolute coordinate error of the reconstructions in mm,
+    # divided by the mean coordinate std (the normalised loss's scale, which the loss weights
+    # were tuned at; see the README's training notes).
+    trainer = Trainer(_config(variant="gca"), tmp_path / "run", dataset=tiny_dataset)
+    trainer.prepare()
+    x_e, x_n, labels = trainer.train_batches.batch(0, 0)
+    batches = trainer.train_batches
+    with torch.no_grad():
+        outputs = trainer.network(x_e, x_n)
+        terms = network_losses(outputs, x_n, labels, trainer.config.weights, "gca", vertex_weights=trainer.rec_weights)
+    in_mm = ((outputs["rec_e"] * batches.std + batches.mean) - (x_n * batches.std + batches.mean)).abs().mean()
+    assert float(terms.rec) == pytest.approx(float(in_mm / batches.std.mean()), rel=1e-5)
+

@@ -58,6 +58,12 @@ class TrainConfig:
     # layer, no downsampling), else random. See facelab/training/linear_init.py.
     weight_init: str = "auto"
     linear_ridge: float | None = None   # the linear start's ridge; None: chosen on held-out training subjects
+    # Opt-in: before joint training from the linear start (or from --init with a rebuilt
+    # recogniser head), fit R alone on the start's codes of this many training pairs (0: off).
+    # Off by default: it helped short runs and hurt the bundled model's full run; see
+    # facelab/training/recognizer_warmup.py.
+    recognizer_warmup_samples: int = 0
+    recognizer_warmup_steps: int = 600
     # optimisation
     epochs: int = 30
     batch_size: int = 16
@@ -114,6 +120,8 @@ class TrainConfig:
             raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected auto, linear or random.")
         if self.amp not in ("off", "bf16"):
             raise FacelabError(f"unknown mixed precision '{self.amp}': expected off or bf16.")
+        if self.recognizer_warmup_samples < 0 or self.recognizer_warmup_steps < 0:
+            raise FacelabError("the recogniser's warm-up cannot have a negative number of samples or steps.")
         if self.num_workers < 0:
             raise FacelabError(f"the number of data workers cannot be negative, got {self.num_workers}.")
         self.downsample = [int(factor) for factor in self.downsample]

@@ -57,6 +57,7 @@ from facelab.training.events import (
     TrainingControl,
 )
 from facelab.training.losses import discriminator_loss, network_losses
+from facelab.training.recognizer_warmup import warm_up_recognizer
 from facelab.training.schedule import make_scheduler, parameter_groups
 
 METRIC_COLUMNS = ("epoch", "total", "l1", "gan", "l2l", "id", "rec", "d", "val_mean_error_mm", "lr", "seconds")
@@ -115,7 +116,7 @@ class Trainer:
             raise FacelabError(f"{self.run_dir} holds no run to resume: expected config.json and a 'last' checkpoint in it.")
         try:
             saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as error:
+        except (json.JSONDecodeError, TypeError, AttributeError) as error:
             raise FacelabError(f"{config_path} is corrupt: expected the config.json of a facelab run ({error}).") from None
         saved.epochs = max(saved.epochs, requested.epochs)  # resuming may extend the run
         # Where and how fast it runs is this session's choice (a GPU run may resume on a CPU and
@@ -184,14 +185,16 @@ class Trainer:
         self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
         self.network = NeutralisationNetwork(network_config, dataset.triangles,
                                              template_vertices=self.template_vertices).to(self.device)
+        fresh_recognizer = False
         if init is not None:
-            self._load_init_weights(init)
+            fresh_recognizer = self._load_init_weights(init)
         elif source is None and config.linear_start:
             from facelab.training.linear_init import linear_initialisation
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
             linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
                                   self.normalisation, seed=config.seed, ridge=config.linear_ridge)
+            fresh_recognizer = True
         self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.d_optimizer = None
@@ -222,6 +225,13 @@ class Trainer:
                                          self.group.rank, self.group.world_size, config.num_workers)
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
+        self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
+        if fresh_recognizer:
+            # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
+            # rank 0's parameters (so it must stay after this), whatever the summation order did.
+            self.recognizer_warmup_loss = warm_up_recognizer(
+                self.network, self.train_batches, config.recognizer_warmup_samples, config.recognizer_warmup_steps,
+                lr=config.recognizer_lr, seed=config.seed)
         self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps_per_epoch)
         std = self.train_batches.std
         self.rec_weights = std / std.mean() if config.rec_space == "mm" else None
@@ -286,18 +296,21 @@ class Trainer:
         if network.discriminator is not None:
             self.discriminator_step = DistributedDataParallel(network.discriminator, **options)
 
-    def _load_init_weights(self, init: Checkpoint) -> None:
+    def _load_init_weights(self, init: Checkpoint) -> bool:
+        """Load the fine-tuning start; True when the recogniser (or part of it) starts fresh."""
         from facelab.nn import adapt_cheb_state_dict
 
         state = adapt_cheb_state_dict(dict(init.model_state), self.network)  # either Chebyshev layout
         own = self.network.state_dict()
         if init.meta.get("subjects") != self.subjects:
-            # Other subjects: the recognizer's last layer is rebuilt (fresh), the rest is kept.
-            state = {k: v for k, v in state.items() if not (k in own and own[k].shape != v.shape)}
+            # Other subjects (even as many): the recognizer's last layer is rebuilt (fresh), the rest is kept.
+            state = {k: v for k, v in state.items()
+                     if not k.startswith("recognizer.head.") and not (k in own and own[k].shape != v.shape)}
         state = {k: v for k, v in state.items() if k in own}
         missing = self.network.load_state_dict(state, strict=False).missing_keys
         if any(not key.startswith(("recognizer", "discriminator", "generator")) for key in missing):
             raise FacelabError(f"{self.init_checkpoint} does not hold the autoencoder this run needs (missing {missing[0]}).")
+        return any(key.startswith("recognizer") for key in missing)
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> RunFinished:

@@ -1,0 +1,105 @@
+"""Short training runs that compare training recipes on the default SynthFaces test split.
+
+Each run prepares a trainer with `facelab train`'s defaults (linear start, schedule, loss
+weights, ...) except the linear start's ridge, fixed at the bundled model's 1e-6 (``--linear-ridge``),
+then trains for ``--steps`` steps with the cosine schedule compressed to that length (its
+200-step warm-up kept), and prints the mean error (mm) on the default split's 30 unseen test
+subjects every ``--every`` steps. It is
+how the recipe choices in facelab/training/recognizer_warmup.py and the README's training notes were
+screened before a full run (about 3.5 minutes per 600-step run of `full` on 2 cores at 900
+identities; `gca` steps cost half). Short screens did not predict full runs here (the warm-up
+and plain-millimetre L_rec won at 600 steps and lost at 5,283): confirm with a full run. Example,
+the recogniser warm-up on:
+
+    python scripts/recipe_screen.py --identities 900 --steps 600 --set recognizer_warmup_samples=6400
+
+``--set`` takes TrainConfig fields (``weights.<name>`` for the loss weights); values are parsed
+as JSON where they can be (numbers, true/false, null), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelab.evaluation.metrics import per_vertex_error
+from facelab.training.config import TrainConfig
+from facelab.training.schedule import make_scheduler
+from facelab.training.trainer import Trainer
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def configure(args) -> TrainConfig:
+    config = TrainConfig(data="synth", data_options={"identities": args.identities}, variant=args.variant,
+                         tensorboard=False, preview_every=0, num_threads=args.threads, linear_ridge=args.linear_ridge)
+    for assignment in args.set:
+        key, _, text = assignment.partition("=")
+        if key.startswith("weights."):
+            setattr(config.weights, key.removeprefix("weights."), float(text))
+        elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
+            setattr(config, key, _value(text))
+        else:
+            raise SystemExit(f"unknown TrainConfig field '{key}'")
+    return config.validate()
+
+
+@torch.no_grad()
+def test_error(trainer: Trainer, expressive: np.ndarray, neutral: np.ndarray) -> float:
+    return float(per_vertex_error(trainer.predict(expressive), np.asarray(trainer.dataset.vertices[neutral])).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--identities", type=int, default=900)
+    parser.add_argument("--variant", default="full")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--every", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--linear-ridge", type=float, default=1e-6, help="the bundled model's (default 1e-6)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    args = parser.parse_args()
+
+    # prepare() writes nothing into the run directory; only run() would.
+    trainer = Trainer(configure(args), Path(tempfile.mkdtemp(prefix="facelab-recipe-screen-")))
+    started = time.perf_counter()
+    trainer.prepare()
+    print(f"prepared in {time.perf_counter() - started:.0f} s; recogniser warm-up loss "
+          f"{trainer.recognizer_warmup_loss}", flush=True)
+    trainer.scheduler = make_scheduler(trainer.optimizer, dataclasses.replace(trainer.config, epochs=1), args.steps)
+    test = trainer.dataset.pairs_of(trainer.split.test_subjects)
+    expressive = np.array([p.expressive for p in test])
+    neutral = np.array([p.neutral for p in test])
+    print(f"step 0 test {test_error(trainer, expressive, neutral):.3f} mm", flush=True)
+    step, epoch, sums, window = 0, 0, {}, 0
+    started = time.perf_counter()
+    while step < args.steps:
+        for batch in trainer.train_batches.epoch_batches(epoch):
+            for key, value in trainer.train_step(*batch).items():
+                sums[key] = sums.get(key, 0.0) + value
+            step += 1
+            window += 1
+            if step % args.every == 0 or step == args.steps:
+                losses = " ".join(f"{key} {value / window:.4f}" for key, value in sorted(sums.items()))
+                print(f"step {step} ({time.perf_counter() - started:.0f} s) test "
+                      f"{test_error(trainer, expressive, neutral):.3f} mm | {losses}", flush=True)
+                sums, window = {}, 0
+            if step >= args.steps:
+                break
+        epoch += 1
+
+
+if __name__ == "__main__":
+    main()
