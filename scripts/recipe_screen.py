@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.training.config import TrainConfig
@@ -56,7 +55,6 @@ def configure(args) -> TrainConfig:
     return config.validate()
 
 
-@torch.no_grad()
 def test_error(trainer: Trainer, expressive: np.ndarray, neutral: np.ndarray) -> float:
     return float(per_vertex_error(trainer.predict(expressive), np.asarray(trainer.dataset.vertices[neutral])).mean())
 
@@ -83,22 +81,18 @@ def main() -> None:
     expressive = np.array([p.expressive for p in test])
     neutral = np.array([p.neutral for p in test])
     print(f"step 0 test {test_error(trainer, expressive, neutral):.3f} mm", flush=True)
-    step, epoch, sums, window = 0, 0, {}, 0
+    batches, sums, window = trainer.train_batches, {}, 0
     started = time.perf_counter()
-    while step < args.steps:
-        for batch in trainer.train_batches.epoch_batches(epoch):
-            for key, value in trainer.train_step(*batch).items():
-                sums[key] = sums.get(key, 0.0) + value
-            step += 1
-            window += 1
-            if step % args.every == 0 or step == args.steps:
-                losses = " ".join(f"{key} {value / window:.4f}" for key, value in sorted(sums.items()))
-                print(f"step {step} ({time.perf_counter() - started:.0f} s) test "
-                      f"{test_error(trainer, expressive, neutral):.3f} mm | {losses}", flush=True)
-                sums, window = {}, 0
-            if step >= args.steps:
-                break
-        epoch += 1
+    for step in range(1, args.steps + 1):
+        epoch, index = divmod(step - 1, batches.steps_per_epoch)  # the order `facelab train` sees
+        for key, value in trainer.train_step(*batches.batch(epoch, index)).items():
+            sums[key] = sums.get(key, 0.0) + value
+        window += 1
+        if step % args.every == 0 or step == args.steps:
+            losses = " ".join(f"{key} {value / window:.4f}" for key, value in sorted(sums.items()))
+            print(f"step {step} ({time.perf_counter() - started:.0f} s) test "
+                  f"{test_error(trainer, expressive, neutral):.3f} mm | {losses}", flush=True)
+            sums, window = {}, 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ This linear model is written into the layers exactly:
   receive gradients at the first step, like a zero-initialised residual branch).
 * The encoder's fully connected layer projects onto the code, the decoder's rebuilds the face
   from it; G starts as the identity through the same (v, -v) pairs; D and R stay random
-  (the trainer then fits R alone to the start's codes: facelab/training/recognizer_warmup.py).
+  (the trainer can first fit R alone to the start's codes, an opt-in measured in
+  facelab/training/recognizer_warmup.py).
 
 So before the first step ``Dec(G(Enc(F_e)))`` is the rank-25 linear prediction (a test checks
 this). ``weight_init = "random"`` is the plain initialisation; ``"auto"`` falls back to it where the
