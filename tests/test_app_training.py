@@ -59,6 +59,9 @@ def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_p
     window.viewer.rendered.connect(lambda _s: titles.append(window.viewer.views["predicted"].title.GetInput()))
     message_boxes.answer = __import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox.StandardButton.Yes
     selected = window.entry
+    shown_while_preparing = []
+    show_stage = panel._on_preparing
+    panel._on_preparing = lambda event: (show_stage(event), shown_while_preparing.append(panel.progress.format()))
     ticks = Ticks()
     assert panel.start()
     assert panel.running and not panel.start_button.isEnabled()
@@ -70,6 +73,7 @@ def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_p
     print(f"UI timer: {len(ticks.times)} ticks in {last_step[-1] - started:.1f} s of training, "
           f"max gap {max_gap * 1000:.0f} ms")
     assert max_gap < 1.0, f"the UI was blocked for {max_gap:.2f} s"
+    assert shown_while_preparing == ["fitting the linear start ..."], "the busy bar names the slow set-up"
     assert finished and finished[0].status == "completed" and finished[0].epochs_done == 2
     steps = finished[0].epochs_done * (panel._run_info.steps_per_epoch)
     assert panel.progress.maximum() == steps and panel.progress.value() == steps

@@ -26,6 +26,9 @@ class Recorder(TrainingCallback):
     def __init__(self):
         self.events = []
 
+    def on_preparing(self, event):
+        self.events.append(("preparing", event))
+
     def on_run_started(self, event):
         self.events.append(("started", event))
 
@@ -75,6 +78,26 @@ def test_training_lowers_the_loss_and_writes_a_run(tmp_path, tiny_dataset):
     assert previews and previews[0].predicted.shape == (tiny_dataset.n_vertices, 3)
     np.testing.assert_allclose(previews[0].error, np.linalg.norm(previews[0].predicted - previews[0].ground_truth, axis=1), rtol=1e-5)
     assert recorder.events[0][0] == "started" and recorder.events[-1][0] == "finished"
+
+
+def test_slow_set_up_stages_are_reported_before_the_run_starts(tmp_path, tiny_dataset):
+    # The GUI's busy bar and the CLI name what the first minute of a big run is spent on.
+    recorder = Recorder()
+    config = _config(epochs=1, recognizer_warmup_samples=8, recognizer_warmup_steps=2)
+    control = TrainingControl()
+
+    class StopAtOnce(TrainingCallback):
+        def on_step(self, event):
+            control.stop()
+
+    Trainer(config, tmp_path / "run", [recorder, StopAtOnce()], control=control, dataset=tiny_dataset).run()
+    kinds = [kind for kind, _ in recorder.events]
+    stages = [event.stage for event in recorder.of("preparing")]
+    assert stages == ["fitting the linear start", "warming up the recogniser"]
+    assert kinds.index("started") == len(stages)
+    resumed = Recorder()
+    Trainer(config, tmp_path / "run", [resumed], dataset=tiny_dataset, resume=True).run()
+    assert resumed.of("preparing") == [] and resumed.of("finished")
 
 
 class StopAfterFirstEpoch(TrainingCallback):
@@ -226,3 +249,20 @@ def test_the_reconstruction_loss_is_a_millimetre_error_at_the_normalised_scale(t
     in_mm = ((outputs["rec_e"] * batches.std + batches.mean) - (x_n * batches.std + batches.mean)).abs().mean()
     assert float(terms.rec) == pytest.approx(float(in_mm / batches.std.mean()), rel=1e-5)
 
+
+
+def test_the_generator_can_learn_at_a_rate_of_its_own(tiny_dataset, tmp_path):
+    def after_steps(**overrides):
+        trainer = Trainer(_config(**overrides), tmp_path / f"run{len(overrides)}", dataset=tiny_dataset)
+        trainer.prepare()
+        before = {k: v.clone() for k, v in trainer.network.state_dict().items()}
+        for index in range(3):
+            trainer.train_step(*trainer.train_batches.batch(0, index))
+        after = trainer.network.state_dict()
+        return {prefix: any(not torch.equal(before[k], after[k]) for k in after if k.startswith(prefix))
+                for prefix in ("generator.", "encoder.", "decoder.")}
+
+    assert after_steps() == {"generator.": True, "encoder.": True, "decoder.": True}
+    assert after_steps(generator_lr=0.0) == {"generator.": False, "encoder.": True, "decoder.": True}
+    with pytest.raises(FacelabError, match="generator's learning rate"):
+        _config(generator_lr=-1e-3).validate()

@@ -267,6 +267,7 @@ class TrainingPanel(QWidget):
             return False
         self.worker = TrainingWorker(request.config, request.run_dir, request.dataset, request.init_checkpoint)
         worker = self.worker
+        worker.preparing.connect(self._on_preparing)
         worker.run_started.connect(self._on_run_started)
         worker.step_done.connect(self._on_step)
         worker.epoch_done.connect(self._on_epoch)
@@ -281,7 +282,7 @@ class TrainingPanel(QWidget):
         self._run_info = None
         self._started_at = time.perf_counter()
         self.progress.setRange(0, 0)        # busy until the trainer reports its size
-        self.progress.setFormat("loading data ...")
+        self.progress.setFormat("preparing ...")
         self.status.setText(f"Training {request.config.variant} into {request.run_dir}")
         self._set_running(True)
         self.runner.start()
@@ -316,7 +317,7 @@ class TrainingPanel(QWidget):
         self._closing = True
         self.timer.stop()
         if self.worker is not None:
-            for signal in (self.worker.run_started, self.worker.step_done, self.worker.epoch_done,
+            for signal in (self.worker.preparing, self.worker.run_started, self.worker.step_done, self.worker.epoch_done,
                            self.worker.checkpoint_saved, self.worker.preview, self.worker.finished,
                            self.worker.failed):
                 try:
@@ -340,6 +341,10 @@ class TrainingPanel(QWidget):
         self.running_changed.emit(running)
 
     # ---- events from the worker (queued to the UI thread) ------------------------------------
+    @Slot(object)
+    def _on_preparing(self, event) -> None:
+        self.progress.setFormat(f"{event.stage} ...")
+
     @Slot(object)
     def _on_run_started(self, event) -> None:
         self._run_info = event

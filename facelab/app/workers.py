@@ -37,6 +37,9 @@ class _Forward(TrainingCallback):
     def __init__(self, worker: TrainingWorker) -> None:
         self.worker = worker
 
+    def on_preparing(self, event) -> None:
+        self.worker.preparing.emit(event)
+
     def on_run_started(self, event) -> None:
         self.worker.run_started.emit(event)
 
@@ -56,6 +59,7 @@ class _Forward(TrainingCallback):
 class TrainingWorker(QObject):
     """Runs one :class:`Trainer` to its end; ``done`` is always the last signal."""
 
+    preparing = Signal(object)         # Preparing
     run_started = Signal(object)       # RunStarted
     step_done = Signal(object)         # StepDone
     epoch_done = Signal(object)        # EpochDone

@@ -60,7 +60,7 @@ class TrainConfig:
     linear_ridge: float | None = None   # the linear start's ridge; None: chosen on held-out training subjects
     # Opt-in: before joint training from the linear start (or from --init with a rebuilt
     # recogniser head), fit R alone on the start's codes of this many training pairs (0: off).
-    # Off by default: it helped short runs and hurt the bundled model's full run; see
+    # Off by default: it helped short runs and hurt the (previous) bundled model's full run; see
     # facelab/training/recognizer_warmup.py.
     recognizer_warmup_samples: int = 0
     recognizer_warmup_steps: int = 600
@@ -69,6 +69,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 3e-4                    # Enc, Dec and G; see the module docstring
     recognizer_lr: float = 1e-3         # R starts random, like D
+    generator_lr: float | None = None   # G's own rate (None: lr); see facelab/training/schedule.py
     lr_schedule: str = "cosine"         # or "exponential" (x lr_decay per epoch); facelab/training/schedule.py
     warmup_steps: int = 200             # linear warm-up of the cosine schedule
     lr_decay: float = 0.99
@@ -127,6 +128,8 @@ class TrainConfig:
         self.downsample = [int(factor) for factor in self.downsample]
         if any(factor < 2 for factor in self.downsample):
             raise FacelabError(f"each downsampling factor must be at least 2, got {self.downsample}.")
+        if self.generator_lr is not None and not self.generator_lr >= 0:
+            raise FacelabError(f"the generator's learning rate must be zero or positive, got {self.generator_lr}.")
         if not self.lr > 0:
             raise FacelabError(f"the learning rate must be positive, got {self.lr}.")
         return self

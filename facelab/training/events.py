@@ -16,6 +16,13 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Preparing:
+    """A slow set-up stage before the first step (``prepare`` can take a minute on big data)."""
+
+    stage: str            # "loading data", "fitting the linear start" or "warming up the recogniser"
+
+
+@dataclass(frozen=True)
 class RunStarted:
     run_dir: Path
     epochs: int
@@ -81,6 +88,7 @@ class RunFinished:
 class TrainingCallback:
     """Override what you need; every method is a no-op by default."""
 
+    def on_preparing(self, event: Preparing) -> None: ...
     def on_run_started(self, event: RunStarted) -> None: ...
     def on_step(self, event: StepDone) -> None: ...
     def on_epoch(self, event: EpochDone) -> None: ...

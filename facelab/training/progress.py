@@ -6,7 +6,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from facelab.training.events import EpochDone, RunFinished, RunStarted, StepDone, TrainingCallback
+from facelab.training.events import EpochDone, Preparing, RunFinished, RunStarted, StepDone, TrainingCallback
 
 
 class TqdmProgress(TrainingCallback):
@@ -15,6 +15,10 @@ class TqdmProgress(TrainingCallback):
     def __init__(self, disable: bool | None = False) -> None:
         self.disable = disable
         self.bar: tqdm | None = None
+
+    def on_preparing(self, event: Preparing) -> None:
+        if not self.disable:
+            tqdm.write(f"{event.stage} ...", file=sys.stderr)
 
     def on_run_started(self, event: RunStarted) -> None:
         total = event.epochs * event.steps_per_epoch

@@ -10,7 +10,7 @@ al., "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distri
 2022). This fits R alone first, on the frozen start's codes of a sample of training pairs,
 with an optimiser of its own that is then discarded.
 
-Measured on SynthFaces (900 identities, the bundled model's data; test error on the default
+Measured on SynthFaces (900 identities, the previous bundled model's data; test error on the default
 split's 30 unseen subjects), it helps a short run and hurts a full one, so it is opt-in
 (``TrainConfig.recognizer_warmup_samples``, ``facelab train --recognizer-warmup 6400``):
 
@@ -18,7 +18,7 @@ split's 30 unseen subjects), it helps a short run and hurts a full one, so it is
   0.471 mm without the warm-up (R's cross-entropy still 12.5 after 150 steps), 0.459 mm with it
   (0.04 at step 0); ``gca``, which has no R, reached 0.453 mm. Fitting D the same way as well
   changed the result by 0.002 mm, so only R is fitted here.
-* The bundled model's full run (3 epochs, 5,283 steps): 0.483 mm with it (validation 0.557,
+* The previous bundled model's full run (3 epochs, 5,283 steps): 0.483 mm with it (validation 0.557,
   0.535, 0.537 by epoch) against 0.456 mm without (0.558, 0.525, 0.526). A recogniser that fits
   the training subjects from the first step drives L_id to ~0 at once; without the warm-up its
   slow start leaves the encoder a long stretch trained mostly by L_rec. We have not tested that

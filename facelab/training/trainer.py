@@ -49,6 +49,7 @@ from facelab.training.data import PairBatches, TrainingSplit, make_training_spli
 from facelab.training.events import (
     CheckpointSaved,
     EpochDone,
+    Preparing,
     Preview,
     RunFinished,
     RunStarted,
@@ -149,6 +150,7 @@ class Trainer:
         self.device = distributed.device_for(config.device, self.group.local_rank, self.group.is_distributed)
         check_amp(config.amp, self.device)
         if self.dataset is None:
+            self._emit("on_preparing", Preparing("loading data"))
             self.dataset = self._load_dataset_in_turn()
         dataset = self.dataset
         self.split: TrainingSplit = make_training_split(dataset, config.train_fraction, config.split_seed,
@@ -192,6 +194,7 @@ class Trainer:
             from facelab.training.linear_init import linear_initialisation
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
+            self._emit("on_preparing", Preparing("fitting the linear start"))
             linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
                                   self.normalisation, seed=config.seed, ridge=config.linear_ridge)
             fresh_recognizer = True
@@ -226,6 +229,8 @@ class Trainer:
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
         self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
+        if fresh_recognizer and config.recognizer_warmup_samples > 0:
+            self._emit("on_preparing", Preparing("warming up the recogniser"))
         if fresh_recognizer:
             # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
             # rank 0's parameters (so it must stay after this), whatever the summation order did.
