@@ -82,12 +82,13 @@ def main() -> None:
     test_data = load_synthfaces(identities=100, seed=0)
     test = test_data.pairs_of(test_data.split().test_subjects)
     expressive = np.array([p.expressive for p in test])
-    truth = np.asarray(test_data.vertices[np.array([p.neutral for p in test])])
+    neutral = np.array([p.neutral for p in test])
+    truth = np.asarray(test_data.vertices[neutral])
     for path in args.checkpoints:
         model = FaceLabModel.load(path)
         model.network.eval()
         z_e = _codes(model, test_data.vertices, expressive)
-        z_n = _codes(model, test_data.vertices, np.array([p.neutral for p in test]))
+        z_n = _codes(model, test_data.vertices, neutral)
         with torch.no_grad():
             z_g = model.network.translate(z_e)
         result = {"checkpoint": path, "variant": model.variant, "prediction": _decoded_error(model, z_g, truth),

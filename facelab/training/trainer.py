@@ -229,9 +229,9 @@ class Trainer:
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
         self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
-        if fresh_recognizer and config.recognizer_warmup_samples > 0:
-            self._emit("on_preparing", Preparing("warming up the recogniser"))
         if fresh_recognizer:
+            if config.recognizer_warmup_samples > 0:
+                self._emit("on_preparing", Preparing("warming up the recogniser"))
             # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
             # rank 0's parameters (so it must stay after this), whatever the summation order did.
             self.recognizer_warmup_loss = warm_up_recognizer(
