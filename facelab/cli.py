@@ -140,6 +140,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                              "last step); R and D learn at 1e-3")
     parser.add_argument("--generator-lr", type=float, default=None,
                         help="learning rate of G alone (default: --lr)")
+    parser.add_argument("--l1-reduction", choices=("mean", "sum"), default="mean",
+                        help="|.|_1 of Eq. 2 and 6 as a mean over elements (default) or as each sample's L1 norm "
+                             "(a sum, as the paper writes it)")
     parser.add_argument("--lr-schedule", choices=("cosine", "exponential"), default="cosine",
                         help="cosine (default) or exponential (x0.99 per epoch, the reference implementations')")
     parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
@@ -195,7 +198,7 @@ def train_config_from_args(args: argparse.Namespace):
         num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
         weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
         recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
-        generator_lr=getattr(args, "generator_lr", None),
+        generator_lr=getattr(args, "generator_lr", None), l1_reduction=getattr(args, "l1_reduction", "mean"),
     )
 
 

@@ -115,6 +115,30 @@ class FaceLabModel:
         result = np.concatenate(out)
         return result[0] if single else result
 
+    @torch.no_grad()
+    def encode(self, vertices: np.ndarray) -> np.ndarray:
+        """Latent codes Enc(F) of faces in mm: (B, n, 3) -> (B, latent); (n, 3) -> (latent,)."""
+        single = np.ndim(vertices) == 2
+        result = np.concatenate([self.network.encode(x).cpu().numpy() for x in self._batches(vertices)])
+        return result[0] if single else result
+
+    @torch.no_grad()
+    def translate(self, codes: np.ndarray) -> np.ndarray:
+        """Expressive codes -> generated neutral codes G(z_e) (the codes themselves for ``gca``)."""
+        z = torch.as_tensor(np.asarray(codes, dtype=np.float32), device=self.device)
+        return self.network.translate(z).cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Faces in mm Dec(z) from latent codes: (B, latent) -> (B, n, 3); (latent,) -> (n, 3)."""
+        codes = np.asarray(codes, dtype=np.float32)
+        single = codes.ndim == 1
+        codes = np.atleast_2d(codes)
+        out = [(self.network.decode(torch.from_numpy(codes[start:start + batch_size]).to(self.device)) * self._std
+                + self._mean).cpu().numpy() for start in range(0, len(codes), batch_size)]
+        result = np.concatenate(out)
+        return result[0] if single else result
+
     def neutralise_mesh(self, mesh: FaceMesh) -> FaceMesh:
         self.check_mesh(mesh)
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")

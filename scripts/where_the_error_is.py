@@ -31,13 +31,11 @@ from facelab.model import FaceLabModel
 
 
 def _codes(model: FaceLabModel, vertices, rows: np.ndarray) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model.network.encode(x) for x in model._batches(vertices[rows], batch_size=128)])
+    return torch.from_numpy(model.encode(vertices[rows]))
 
 
 def _decoded_error(model: FaceLabModel, codes: torch.Tensor, truth: np.ndarray) -> float:
-    with torch.no_grad():
-        faces = (model.network.decode(codes) * model._std + model._mean).numpy()
+    faces = model.decode(codes.detach().numpy())
     return float(np.linalg.norm(faces - truth, axis=-1).mean())
 
 
@@ -49,8 +47,7 @@ def _fitted_maps(model: FaceLabModel, identities: int, test_codes: torch.Tensor,
     chosen = [pairs[i] for i in np.sort(rng.choice(len(pairs), min(16000, len(pairs)), replace=False))]
     z_e = _codes(model, data.vertices, np.array([p.expressive for p in chosen]))
     z_n = _codes(model, data.vertices, np.array([p.neutral for p in chosen]))
-    with torch.no_grad():
-        g_l1 = float((model.network.translate(z_e) - z_n).abs().mean())
+    g_l1 = float((torch.from_numpy(model.translate(z_e.numpy())) - z_n).abs().mean())
     ones = torch.ones(len(z_e), 1)
     inputs = torch.cat([z_e, ones], 1)
     weights = torch.linalg.solve(inputs.T @ inputs + 1e-3 * torch.eye(inputs.shape[1]), inputs.T @ z_n)
@@ -89,8 +86,7 @@ def main() -> None:
         model.network.eval()
         z_e = _codes(model, test_data.vertices, expressive)
         z_n = _codes(model, test_data.vertices, neutral)
-        with torch.no_grad():
-            z_g = model.network.translate(z_e)
+        z_g = torch.from_numpy(model.translate(z_e.numpy()))
         result = {"checkpoint": path, "variant": model.variant, "prediction": _decoded_error(model, z_g, truth),
                   "neutral_rebuilt": _decoded_error(model, z_n, truth), "without_g": _decoded_error(model, z_e, truth),
                   "latent_relative_error": float(((z_g - z_n).norm(dim=1) / z_n.norm(dim=1)).mean())}

@@ -140,3 +140,18 @@ def test_a_negative_recognizer_warmup_is_refused_before_training(tmp_path, capsy
     assert exit_info.value.code == EXIT_USER_ERROR
     assert "non-negative integer" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_models_latent_steps_compose_to_its_neutralisation(trained):
+    # Scripts that inspect the latent space (scripts/where_the_error_is.py) rely on
+    # decode(translate(encode(F_e))) being exactly what neutralise() returns.
+    from facelab.model import FaceLabModel
+
+    model = FaceLabModel.load(trained / "run")
+    faces = np.stack([read_mesh(path).vertices for path in _pair(trained)])
+    codes = model.encode(faces)
+    assert codes.shape == (2, model.network.config.latent)
+    assert model.encode(faces[0]).shape == (model.network.config.latent,)
+    composed = model.decode(model.translate(codes))
+    np.testing.assert_allclose(composed, model.neutralise(faces), atol=1e-5)
+    assert model.decode(codes[0]).shape == faces[0].shape

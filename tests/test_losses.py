@@ -60,3 +60,21 @@ def test_the_neutral_code_is_a_fixed_target_by_default():
     outputs["z_g"].requires_grad_(True)
     network_losses(outputs, x_n, labels, LossWeights(), "full", None).l1.backward()
     assert outputs["z_n"].grad is None and outputs["z_g"].grad is not None
+
+
+def test_the_sum_reduction_is_each_samples_l1_norm():
+    outputs, x_n, labels = _outputs()
+    w = LossWeights()
+    fake = torch.tensor([0.3, -1.2])
+    terms = network_losses(outputs, x_n, labels, w, "full", fake, l1_reduction="sum")
+
+    def per_sample(a, b):
+        return (a - b).abs().flatten(1).sum(1).mean()
+
+    assert float(terms.l1) == pytest.approx(float(per_sample(outputs["z_g"], outputs["z_n"])), rel=1e-6)
+    rec = per_sample(outputs["rec_n"], x_n) + per_sample(outputs["rec_e"], x_n)
+    assert float(terms.rec) == pytest.approx(float(rec), rel=1e-6)
+    # The adversarial and identity terms are means over the batch either way.
+    mean = network_losses(outputs, x_n, labels, w, "full", fake)
+    assert float(terms.gan) == pytest.approx(float(mean.gan), rel=1e-6)
+    assert float(terms.id) == pytest.approx(float(mean.id), rel=1e-6)

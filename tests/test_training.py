@@ -266,3 +266,18 @@ def test_the_generator_can_learn_at_a_rate_of_its_own(tiny_dataset, tmp_path):
     assert after_steps(generator_lr=0.0) == {"generator.": False, "encoder.": True, "decoder.": True}
     with pytest.raises(FacelabError, match="generator's learning rate"):
         _config(generator_lr=-1e-3).validate()
+
+
+def test_the_l1_reduction_reaches_the_training_step(tiny_dataset, tmp_path):
+    def first_step(**overrides):
+        trainer = Trainer(_config(**overrides), tmp_path / f"run{len(overrides)}", dataset=tiny_dataset)
+        trainer.prepare()
+        batch = trainer.train_batches.batch(0, 0)
+        return trainer.train_step(*batch), batch[1][0].numel()
+
+    mean, elements = first_step()
+    summed, _ = first_step(l1_reduction="sum")
+    assert summed["rec"] == pytest.approx(mean["rec"] * elements, rel=1e-4)
+    assert summed["id"] == pytest.approx(mean["id"], rel=1e-4)
+    with pytest.raises(FacelabError, match="L1 reduction"):
+        _config(l1_reduction="max").validate()

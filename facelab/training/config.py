@@ -83,6 +83,10 @@ class TrainConfig:
     # the error the paper reports; "normalized" weights every coordinate alike in normalised units.
     rec_space: str = "mm"
     gan_loss: str = "non-saturating"    # or "minimax" (Eq. 3 literally)
+    # How |.|_1 in Eq. 2 and 6 reduces: "mean" (mean absolute error over elements: the weights
+    # do not depend on the mesh or latent size) or "sum" (the L1 norm of each sample, as written,
+    # averaged over the batch: L_rec then outweighs L_GAN and L_id by the mesh's n x 3).
+    l1_reduction: str = "mean"
     # Whether the latent-to-latent losses (L_L1 and the adversarial term, Eq. 2-4) also move the
     # encoder. By default they train G (and D) only, on the encoder's codes taken as given; the
     # encoder is trained end to end through L_rec (Dec(G(Enc(F_e)))) and L_id. Letting the
@@ -113,6 +117,8 @@ class TrainConfig:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
         if self.rec_space not in ("mm", "normalized"):
             raise FacelabError(f"unknown reconstruction-loss space '{self.rec_space}': expected mm or normalized.")
+        if self.l1_reduction not in ("mean", "sum"):
+            raise FacelabError(f"unknown L1 reduction '{self.l1_reduction}': expected mean or sum.")
         if self.lr_schedule not in ("cosine", "exponential"):
             raise FacelabError(f"unknown learning-rate schedule '{self.lr_schedule}': expected cosine or exponential.")
         if self.linear_ridge is not None and not self.linear_ridge >= 0:

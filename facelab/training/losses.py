@@ -1,8 +1,10 @@
 """The paper's losses, Eq. 2 to 7.
 
-All norms are means over elements (``|.|_1`` as a mean absolute error), so the loss weights do
-not depend on the mesh size or the latent size. Reconstruction losses compare normalised
-vertices, the space the network works in, optionally weighted per coordinate
+By default the norms are means over elements (``|.|_1`` as a mean absolute error), so the loss
+weights do not depend on the mesh size or the latent size; ``l1_reduction="sum"`` takes
+``|.|_1`` literally, as the L1 norm of each sample (see ``TrainConfig.l1_reduction`` and the
+README's "What |.|_1 means"). Reconstruction losses compare normalised vertices, the space the
+network works in, optionally weighted per coordinate
 (``vertex_weights``): the trainer passes std / mean(std) (``TrainConfig.rec_space = "mm"``), which
 makes L_rec an L1 in millimetres at the normalised loss's scale, the error the paper reports,
 instead of one that weights every coordinate by 1 / its spread over the training faces.
@@ -63,6 +65,7 @@ def network_losses(
     gan_kind: str = "non-saturating",
     l2l_trains_encoder: bool = False,
     vertex_weights: torch.Tensor | None = None,
+    l1_reduction: str = "mean",
 ) -> LossTerms:
     """L_tot (Eq. 7) for one batch.
 
@@ -74,13 +77,18 @@ def network_losses(
         fake_logits: D(G(z_e), z_e), needed by the full and no-id variants.
         l2l_trains_encoder: let L_L1 move the encoder through z_n (else z_n is a fixed target).
         vertex_weights: (n, 3) weights of each coordinate's absolute error in L_rec (None: 1).
+        l1_reduction: ``"mean"`` (mean absolute error over elements) or ``"sum"``, the per-sample
+            L1 norm that Eq. 2 and 6 write (summed over a sample's elements, averaged over the
+            batch); see ``TrainConfig.l1_reduction``.
     """
     zero = x_n.new_zeros(())
+    # "sum" is the mean times the elements of one sample: n x 3 for a face, the latent size for a code.
+    face_scale = float(x_n[0].numel()) if l1_reduction == "sum" else 1.0
 
     def vertex_l1(predicted: torch.Tensor) -> torch.Tensor:
         if vertex_weights is None:
-            return F.l1_loss(predicted, x_n)
-        return ((predicted - x_n).abs() * vertex_weights).mean()
+            return face_scale * F.l1_loss(predicted, x_n)
+        return face_scale * ((predicted - x_n).abs() * vertex_weights).mean()
 
     if variant == "gca":
         # The adapted GCA baseline: the autoencoder maps an expressive face to its neutral.
@@ -91,7 +99,7 @@ def network_losses(
     # the encoder ("z_g_l2l" computed on a detached z_e, z_n detached), so it trains G only.
     z_g = outputs.get("z_g_l2l", outputs["z_g"])
     target = outputs["z_n"] if l2l_trains_encoder else outputs["z_n"].detach()
-    latent_l1 = F.l1_loss(z_g, target)                                                     # Eq. 2
+    latent_l1 = F.l1_loss(z_g, target) * (float(z_g.shape[1]) if l1_reduction == "sum" else 1.0)  # Eq. 2
     gan = generator_adversarial_loss(fake_logits, gan_kind) if fake_logits is not None else zero  # Eq. 3
     l2l = weights.l1 * latent_l1 + weights.gan * gan                                       # Eq. 4
     identity = zero

@@ -441,7 +441,7 @@ class Trainer:
                 fake_logits = torch.func.functional_call(network.discriminator, frozen, (z_g, z_e))
         with precision:
             terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
-                                   config.l2l_trains_encoder, self.rec_weights)
+                                   config.l2l_trains_encoder, self.rec_weights, config.l1_reduction)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
