@@ -108,19 +108,19 @@ class FaceLabModel:
             yield (chunk - self._mean) / self._std
 
     @torch.no_grad()
+    def _per_face(self, method, vertices: np.ndarray) -> np.ndarray:
+        """``method`` (normalised faces -> per-face rows) over faces in mm, in batches: (B, n, 3)
+        -> (B, ...); one face (n, 3) -> its row alone."""
+        result = np.concatenate([method(x).cpu().numpy() for x in self._batches(vertices)])
+        return result[0] if np.ndim(vertices) == 2 else result
+
     def neutralise(self, vertices: np.ndarray) -> np.ndarray:
         """Predicted neutral vertices in mm: (n, 3) -> (n, 3), or (B, n, 3) -> (B, n, 3)."""
-        single = np.ndim(vertices) == 2
-        out = [(self.network.neutralise(x)[0] * self._std + self._mean).cpu().numpy() for x in self._batches(vertices)]
-        result = np.concatenate(out)
-        return result[0] if single else result
+        return self._per_face(lambda x: self.network.neutralise(x)[0] * self._std + self._mean, vertices)
 
-    @torch.no_grad()
     def encode(self, vertices: np.ndarray) -> np.ndarray:
         """Latent codes Enc(F) of faces in mm: (B, n, 3) -> (B, latent); (n, 3) -> (latent,)."""
-        single = np.ndim(vertices) == 2
-        result = np.concatenate([self.network.encode(x).cpu().numpy() for x in self._batches(vertices)])
-        return result[0] if single else result
+        return self._per_face(self.network.encode, vertices)
 
     @torch.no_grad()
     def translate(self, codes: np.ndarray) -> np.ndarray:
@@ -143,13 +143,9 @@ class FaceLabModel:
         self.check_mesh(mesh)
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")
 
-    @torch.no_grad()
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""
-        single = np.ndim(vertices) == 2
-        out = [self.network.identity_embedding(x).cpu().numpy() for x in self._batches(vertices)]
-        result = np.concatenate(out)
-        return result[0] if single else result
+        return self._per_face(self.network.identity_embedding, vertices)
 
     def top_subjects(self, vertices: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable training subjects for one face (softmax of the recognizer).

@@ -250,7 +250,6 @@ def test_the_reconstruction_loss_is_a_millimetre_error_at_the_normalised_scale(t
     assert float(terms.rec) == pytest.approx(float(in_mm / batches.std.mean()), rel=1e-5)
 
 
-
 def test_the_generator_can_learn_at_a_rate_of_its_own(tiny_dataset, tmp_path):
     def after_steps(**overrides):
         trainer = Trainer(_config(**overrides), tmp_path / f"run{len(overrides)}", dataset=tiny_dataset)

@@ -82,13 +82,15 @@ def network_losses(
             batch); see ``TrainConfig.l1_reduction``.
     """
     zero = x_n.new_zeros(())
-    # "sum" is the mean times the elements of one sample: n x 3 for a face, the latent size for a code.
-    face_scale = float(x_n[0].numel()) if l1_reduction == "sum" else 1.0
+
+    def reduced(mean_abs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # "sum" is the mean times the elements of one sample: n x 3 for a face, the latent size for a code.
+        return mean_abs * target[0].numel() if l1_reduction == "sum" else mean_abs
 
     def vertex_l1(predicted: torch.Tensor) -> torch.Tensor:
         if vertex_weights is None:
-            return face_scale * F.l1_loss(predicted, x_n)
-        return face_scale * ((predicted - x_n).abs() * vertex_weights).mean()
+            return reduced(F.l1_loss(predicted, x_n), x_n)
+        return reduced(((predicted - x_n).abs() * vertex_weights).mean(), x_n)
 
     if variant == "gca":
         # The adapted GCA baseline: the autoencoder maps an expressive face to its neutral.
@@ -99,7 +101,7 @@ def network_losses(
     # the encoder ("z_g_l2l" computed on a detached z_e, z_n detached), so it trains G only.
     z_g = outputs.get("z_g_l2l", outputs["z_g"])
     target = outputs["z_n"] if l2l_trains_encoder else outputs["z_n"].detach()
-    latent_l1 = F.l1_loss(z_g, target) * (float(z_g.shape[1]) if l1_reduction == "sum" else 1.0)  # Eq. 2
+    latent_l1 = reduced(F.l1_loss(z_g, target), target)                                    # Eq. 2
     gan = generator_adversarial_loss(fake_logits, gan_kind) if fake_logits is not None else zero  # Eq. 3
     l2l = weights.l1 * latent_l1 + weights.gan * gan                                       # Eq. 4
     identity = zero
