@@ -12,10 +12,8 @@ None below 30 minutes of budget, since the target could still be reached; False 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +22,6 @@ from benchmarks.results import Result, Target
 
 TARGET = Target("the bundled model's test error reached in <= 30 min of training on 2 cores", "<=", 30.0,
                 n_vertices=None)
-REPO = Path(__file__).resolve().parents[1]
-EVALUATION_FILE = REPO / "docs" / "results" / "bundled_model.json"
 
 
 def _mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -34,36 +30,14 @@ def _mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(per_vertex_error(predicted, truth).mean())
 
 
-def _linear_baseline(dataset, split, test_pairs, do_nothing: float) -> tuple[float, str]:
-    """The linear baseline's error on the test pairs, as ``facelab evaluate`` computes it.
-
-    Fitting it takes minutes (seven ridge fits on the training subjects), so it is taken from
-    ``facelab evaluate``'s recorded output when that is of the same data (its do-nothing error
-    matches ours), else from this suite's cache when the same vertices were fitted before, else
-    fitted now and cached.
-    """
-    import hashlib
-
+def _linear_baseline(dataset, split, test_pairs) -> float:
+    """The linear baseline's error on the test pairs, as ``facelab evaluate`` computes it (seconds)."""
     from facelab.evaluation.baselines import LinearNeutraliser
-    from facelab.paths import cache_dir
 
-    try:
-        recorded = json.loads(EVALUATION_FILE.read_text())
-        baselines = recorded["baselines"]
-        if abs(baselines["do_nothing"]["mean_error_mm"] - do_nothing) < 1e-4:
-            return float(baselines["linear"]["mean_error_mm"]), f"from {EVALUATION_FILE.name} (same data)"
-    except (OSError, KeyError, ValueError):
-        pass
-    digest = hashlib.sha256(np.ascontiguousarray(dataset.vertices[::7]).tobytes()).hexdigest()[:16]
-    cached = cache_dir("benchmarks") / f"linear-baseline-{digest}.json"
-    if cached.exists():
-        return float(json.loads(cached.read_text())["mean_error_mm"]), "cached fit of the same data"
     linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(split.train_subjects))
     expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])])
     truth = np.asarray(dataset.vertices[np.array([p.neutral for p in test_pairs])])
-    error = _mean_error(linear.neutralise(expressive), truth)
-    cached.write_text(json.dumps({"mean_error_mm": error, "data": dataset.name}))
-    return error, "fitted in this run"
+    return _mean_error(linear.neutralise(expressive), truth)
 
 
 def run(options: Options) -> list[Result]:
@@ -89,7 +63,7 @@ def run(options: Options) -> list[Result]:
     truth = np.asarray(evaluation_data.vertices[np.array([p.neutral for p in test_pairs])])
     bundled_error = _mean_error(bundled.neutralise(expressive), truth)
     do_nothing = _mean_error(expressive, truth)
-    linear, linear_source = _linear_baseline(evaluation_data, split, test_pairs, do_nothing)
+    linear = _linear_baseline(evaluation_data, split, test_pairs)
 
     budget_s = 60 * options.time_to_quality_minutes
     curve: list[dict[str, float]] = []
@@ -123,7 +97,7 @@ def run(options: Options) -> list[Result]:
     best = min(point["test_error_mm"] for point in curve)
     notes = (f"budget {options.time_to_quality_minutes:g} min of training; bundled model {bundled_error:.3f} mm, "
              f"best reached {best:.3f} mm after {curve[-1]['train_s'] / 60:.1f} min; do-nothing {do_nothing:.3f} mm, "
-             f"linear {linear:.3f} mm ({linear_source})")
+             f"linear {linear:.3f} mm")
     if reached_s is None and met_override is None:
         notes += "; not reached within the budget: run with --time-to-quality-minutes 30 to judge the target"
     result = Result(
@@ -133,7 +107,7 @@ def run(options: Options) -> list[Result]:
         mesh=dataset.name, n_vertices=dataset.n_vertices,
         params={"budget_minutes": options.time_to_quality_minutes, "recipe": recipe.to_dict(),
                 "test_pairs": len(test_pairs)},
-        extra={"data_loading_s": loading, "linear_baseline_source": linear_source},
+        extra={"data_loading_s": loading},
         notes=notes, met_override=met_override,
     )
     return [result]

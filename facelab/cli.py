@@ -23,18 +23,19 @@ EXIT_USER_ERROR = 2
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _int_at_least(minimum: int, kind: str):
+    """An argparse type: an integer of at least ``minimum`` (``kind`` names it in the error)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text}")
+        return value
+    parse.__name__ = f"{kind} integer"  # argparse names the type in "invalid ... value" errors
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
+_positive_int = _int_at_least(1, "positive")
+_non_negative_int = _int_at_least(0, "non-negative")
 
 
 # ---- facelab synth ------------------------------------------------------------------------------
@@ -295,6 +296,10 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                         help="'synth' or a dataset path (default: the data the model was trained on; "
                              "SynthFaces is evaluated on its default 100 identities)")
     parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
+    parser.add_argument("--identities", type=_positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (SynthFaces default 100; "
+                             "extra SynthFaces identities only join the training split, so the test subjects stay "
+                             "the same and the linear baseline is fitted on more data, e.g. the model's own)")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--no-baselines", action="store_true", help="skip the do-nothing and linear baselines")
     parser.set_defaults(handler=_run_evaluate)
@@ -313,6 +318,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if source == "synth":
         # Extra SynthFaces identities only ever train: the default set holds every test subject.
         options.pop("identities", None)
+    if args.identities is not None:
+        options["identities"] = args.identities
     dataset = load_dataset(source, format=args.data_format, **options)
     split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
     result = evaluate_model(model, dataset, split, baselines=not args.no_baselines)

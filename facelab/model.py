@@ -154,7 +154,14 @@ class FaceLabModel:
         """
         if not self.has_recognizer or not self.subjects:
             return []
-        logits = torch.from_numpy(np.asarray(self.identity_embedding(vertices), dtype=np.float32))
+        return self.top_subjects_of_embedding(self.identity_embedding(vertices), k)
+
+    def top_subjects_of_embedding(self, embedding: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """:meth:`top_subjects` from one face's :meth:`identity_embedding` (R's logits), for a
+        caller that keeps the embedding too and should not run the network twice."""
+        if not self.has_recognizer or not self.subjects:
+            return []
+        logits = torch.from_numpy(np.asarray(embedding, dtype=np.float32))
         probabilities = torch.softmax(logits, dim=-1).numpy()
         order = np.argsort(-probabilities)[:k]
         return [(self.subjects[i], float(probabilities[i])) for i in order]

@@ -14,7 +14,7 @@ When the latent floor lies above the linear baseline, no training recipe makes t
 the linear baseline on that data: the expressions are too close to linearly removable and the
 identity space too rich for 25 numbers. Written to ``docs/results/synthfaces_difficulty.json``.
 
-With ``--identities N`` (N > 100; the bundled model trains on 900) it also fits the linear models
+With ``--identities N`` (N > 100; the bundled model trains on 2,700) it also fits the linear models
 on every training identity, the data such a model saw, on the same 30 test subjects: the
 rank-25 linear neutraliser the network starts from (``facelab/training/linear_init.py``), the same
 fit at full rank (300 PCA components), and the latent floor from all training neutrals. These are

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,20 @@ def test_evaluate_json_contract(trained, tmp_path, capsys):
     assert result["baselines"]["do_nothing"]["mean_error_mm"] > 0
     assert {"mean_error_mm", "rank1"} <= set(result["baselines"]["linear"])
     assert "facelab" in capsys.readouterr().out
+
+
+def test_evaluate_with_more_synthfaces_identities_keeps_the_test_pairs(tmp_path, monkeypatch):
+    """--identities only adds training subjects (for the linear baseline's fit): the bundled model
+    is measured on the default split's test pairs, so its error is the one recorded for it."""
+    monkeypatch.setenv("FACELAB_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--identities", "110", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    recorded = json.loads((Path(__file__).parents[1] / "docs" / "results" / "bundled_model.json").read_text())
+    assert "110 identities" in result["data"]
+    assert (result["test_subjects"], result["test_pairs"]) == (recorded["test_subjects"], recorded["test_pairs"])
+    assert result["mean_error_mm"] == pytest.approx(recorded["mean_error_mm"], abs=1e-5)
+    assert result["baselines"]["linear"]["mean_error_mm"] < result["baselines"]["do_nothing"]["mean_error_mm"]
 
 
 def test_resume_and_init_exclude_each_other(trained, capsys):

@@ -69,3 +69,64 @@ def test_linear_baseline_undoes_a_linear_expression_model():
     error = per_vertex_error(predicted, dataset.vertices[[p.neutral for p in test]]).mean()
     do_nothing = per_vertex_error(dataset.vertices[[p.expressive for p in test]], dataset.vertices[[p.neutral for p in test]]).mean()
     assert error < 0.05 * do_nothing
+
+
+def _random_pairs_dataset(subjects: int, expressions: int, n: int, rank: int | None = None):
+    from facelab.data import FaceDataset, MeshRecord
+
+    rng = np.random.default_rng(1)
+    count = subjects * (expressions + 1)
+    if rank is None:
+        vertices = rng.normal(size=(count, n, 3))
+    else:  # every face in a rank-dimensional affine subspace
+        vertices = 5.0 + (rng.normal(size=(count, rank)) @ rng.normal(size=(rank, n * 3))).reshape(count, n, 3)
+    records = [MeshRecord(f"s{s}", "neutral" if e == 0 else f"e{e}") for s in range(subjects) for e in range(expressions + 1)]
+    return FaceDataset("random", "generic", vertices.astype(np.float32), np.array([[0, 1, 2]]), records)
+
+
+def _reference_ridge(dataset, pairs, components: int, alpha: float):
+    """The linear baseline's definition, in memory: PCA of all expressive faces, ridge on its coefficients."""
+    x_e = np.asarray(dataset.vertices[[p.expressive for p in pairs]], np.float64).reshape(len(pairs), -1)
+    x_n = np.asarray(dataset.vertices[[p.neutral for p in pairs]], np.float64).reshape(len(pairs), -1)
+    _, singular, vt = np.linalg.svd(x_e - x_e.mean(0), full_matrices=False)
+    basis = vt[:components]
+    c = (x_e - x_e.mean(0)) @ basis.T
+    weights = np.linalg.solve(c.T @ c + alpha * singular[0] ** 2 * np.eye(len(basis)), c.T @ (x_n - x_n.mean(0)))
+    return lambda faces: x_n.mean(0) + ((faces.reshape(len(faces), -1) - x_e.mean(0)) @ basis.T) @ weights
+
+
+def test_linear_baseline_read_in_chunks_equals_the_in_memory_fit(monkeypatch):
+    """The fit reads faces in blocks (here of 7) and sums; the result is the plain ridge regression."""
+    import facelab.evaluation.baselines as baselines
+
+    monkeypatch.setattr(baselines, "_CHUNK", 7)
+    dataset = _random_pairs_dataset(subjects=12, expressions=5, n=30)
+    pairs = dataset.pairs_of(sorted({r.subject for r in dataset.records}))
+    model = LinearNeutraliser.fit(dataset, pairs, components=20, alphas=(1e-2,))
+    probes = np.asarray(dataset.vertices[:9], np.float64)
+    expected = _reference_ridge(dataset, pairs, components=20, alpha=1e-2)(probes)
+    np.testing.assert_allclose(model.predict(probes.reshape(9, -1)), expected, rtol=1e-7, atol=1e-7)
+
+
+def test_linear_baseline_basis_from_a_sample_spans_low_rank_faces():
+    """With more pairs than ``basis_samples`` the basis comes from a sample; when the sample spans
+    the faces (here rank 6), the fit is still the exact one."""
+    dataset = _random_pairs_dataset(subjects=12, expressions=5, n=30, rank=6)
+    pairs = dataset.pairs_of(sorted({r.subject for r in dataset.records}))
+    model = LinearNeutraliser.fit(dataset, pairs, components=20, alphas=(1e-3,), basis_samples=15)
+    assert model.components.shape[0] <= 6  # directions of zero variance are dropped
+    probes = np.asarray(dataset.vertices[:9], np.float64)
+    expected = _reference_ridge(dataset, pairs, components=6, alpha=1e-3)(probes)
+    np.testing.assert_allclose(model.predict(probes.reshape(9, -1)), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_split_baselines_measure_the_test_pairs_of_the_split():
+    from facelab.evaluation.evaluate import split_baselines
+
+    dataset = _random_pairs_dataset(subjects=10, expressions=3, n=30)
+    split = dataset.split()
+    baselines = split_baselines(dataset, split)
+    test = dataset.pairs_of(split.test_subjects)
+    do_nothing = per_vertex_error(dataset.vertices[[p.expressive for p in test]], dataset.vertices[[p.neutral for p in test]])
+    assert baselines["do_nothing"]["mean_error_mm"] == pytest.approx(float(do_nothing.mean()))
+    assert 0 <= baselines["linear"]["rank1"] <= baselines["linear"]["rank5"] <= 1

@@ -65,6 +65,6 @@ def compute_sample(model, expressive: np.ndarray, truth: np.ndarray | None = Non
     sample.predicted = np.asarray(model.neutralise(expressive), dtype=np.float32)
     if truth is not None:
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
-    sample.top5 = model.top_subjects(expressive, k=5)
     sample.embedding = np.asarray(model.identity_embedding(expressive))
+    sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
     return sample

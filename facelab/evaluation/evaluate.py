@@ -25,6 +25,12 @@ def _mesh_errors(dataset: FaceDataset, pairs, predicted: np.ndarray) -> np.ndarr
     return per_vertex_error(predicted, truth)  # (P, n)
 
 
+def _gallery(dataset: FaceDataset, split: DatasetSplit) -> list[int]:
+    """The identification gallery: the neutral faces of the test subjects (paper 4.2)."""
+    test = set(split.test_subjects)
+    return [i for i, r in enumerate(dataset.records) if r.is_neutral and r.subject in test]
+
+
 def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True) -> dict:
     """The ``--json`` contract of ``facelab evaluate`` (see the README), as a dict."""
     if dataset.n_vertices != model.n_vertices or dataset.topology_hash != model.meta.get("template_hash", dataset.topology_hash):
@@ -43,7 +49,7 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
     for pair, mesh_error in zip(test_pairs, errors.mean(axis=1)):
         per_expression[pair.expression].append(float(mesh_error))
 
-    gallery = [i for i, r in enumerate(dataset.records) if r.is_neutral and r.subject in set(split.test_subjects)]
+    gallery = _gallery(dataset, split)
     gallery_labels = [dataset.records[i].subject for i in gallery]
     probe_labels = [p.subject for p in test_pairs]
     gallery_vertices = np.asarray(dataset.vertices[np.array(gallery)])
@@ -80,3 +86,11 @@ def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, ga
         "do_nothing": {"mean_error_mm": float(do_nothing.mean())},
         "linear": {"mean_error_mm": float(linear_errors.mean()), "rank1": ranks[1], "rank5": ranks[5]},
     }
+
+
+def split_baselines(dataset: FaceDataset, split: DatasetSplit) -> dict:
+    """The ``baselines`` entry of the ``--json`` contract for ``split``, without a model."""
+    test_pairs = dataset.pairs_of(split.test_subjects)
+    gallery = _gallery(dataset, split)
+    return evaluate_baselines(dataset, split, test_pairs, gallery, [dataset.records[i].subject for i in gallery],
+                              [p.subject for p in test_pairs])
