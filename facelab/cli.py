@@ -144,6 +144,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--l1-reduction", choices=("mean", "sum"), default="mean",
                         help="|.|_1 of Eq. 2 and 6 as a mean over elements (default) or as each sample's L1 norm "
                              "(a sum, as the paper writes it)")
+    parser.add_argument("--loss-weights", type=_loss_weights, default={}, metavar="NAME=VALUE,...",
+                        help="change the paper's loss weights (l2l 0.5, l1 0.4, gan 1, id 0.05, rec 2), e.g. "
+                             "id=0.1,gan=0.5; the others keep their defaults")
     parser.add_argument("--lr-schedule", choices=("cosine", "exponential"), default="cosine",
                         help="cosine (default) or exponential (x0.99 per epoch, the reference implementations')")
     parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
@@ -175,6 +178,26 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_train)
 
 
+def _loss_weights(text: str) -> dict[str, float]:
+    import dataclasses
+
+    from facelab.training.config import LossWeights
+
+    names = [f.name for f in dataclasses.fields(LossWeights)]
+    weights = {}
+    for part in text.split(","):
+        name, separator, value = (piece.strip() for piece in part.partition("="))
+        try:
+            if not separator or name not in names:
+                raise ValueError
+            weights[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=VALUE pairs with NAME one of {', '.join(names)}, e.g. id=0.1,gan=0.5; got {text}"
+            ) from None
+    return weights
+
+
 def _downsample_factors(text: str) -> list[int]:
     if text.strip().lower() in ("", "none", "off"):
         return []
@@ -188,7 +211,7 @@ def _downsample_factors(text: str) -> list[int]:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from facelab.training.config import TrainConfig
+    from facelab.training.config import LossWeights, TrainConfig
 
     options = {"identities": args.identities} if args.identities else {}
     return TrainConfig(
@@ -200,6 +223,7 @@ def train_config_from_args(args: argparse.Namespace):
         weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
         recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
         generator_lr=getattr(args, "generator_lr", None), l1_reduction=getattr(args, "l1_reduction", "mean"),
+        weights=LossWeights(**getattr(args, "loss_weights", {})),
     )
 
 

@@ -170,3 +170,20 @@ def test_the_models_latent_steps_compose_to_its_neutralisation(trained):
     composed = model.decode(model.translate(codes))
     np.testing.assert_allclose(composed, model.neutralise(faces), atol=1e-5)
     assert model.decode(codes[0]).shape == faces[0].shape
+
+
+def test_train_loss_weights_reach_the_config_and_bad_ones_are_refused(tmp_path, capsys):
+    from facelab.cli import build_parser, train_config_from_args
+
+    args = build_parser().parse_args(["train", "--out", str(tmp_path / "run"), "--loss-weights", "id=0.1, gan=0.5"])
+    weights = train_config_from_args(args).weights
+    assert (weights.id, weights.gan, weights.l2l, weights.l1, weights.rec) == (0.1, 0.5, 0.5, 0.4, 2.0)
+    for bad in ("idd=0.1", "id", "id=x"):
+        with pytest.raises(SystemExit) as exited:
+            main(["train", "--out", str(tmp_path / "run"), "--loss-weights", bad])
+        assert exited.value.code == EXIT_USER_ERROR
+        assert "NAME=VALUE pairs with NAME one of l2l, l1, gan, id, rec" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"),
+                 "--loss-weights", "rec=-1"]) == EXIT_USER_ERROR
+    assert "loss weight rec must be zero or positive" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

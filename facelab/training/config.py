@@ -138,6 +138,9 @@ class TrainConfig:
             raise FacelabError(f"the generator's learning rate must be zero or positive, got {self.generator_lr}.")
         if not self.lr > 0:
             raise FacelabError(f"the learning rate must be positive, got {self.lr}.")
+        for name, weight in dataclasses.asdict(self.weights).items():
+            if not 0 <= weight < float("inf"):
+                raise FacelabError(f"the loss weight {name} must be zero or positive and finite, got {weight}.")
         return self
 
     @property
