@@ -103,9 +103,9 @@ def refresh_baselines(results: dict) -> dict:
     """``results`` with every dataset's do-nothing and linear rows measured again on its split."""
     from facelab.evaluation.evaluate import split_baselines
 
-    for data in results["datasets"].values():
-        source = "synth" if data["name"].startswith("SynthFaces") else str(ICT_MODEL)
-        dataset = load_dataset(source, **data["options"])
+    sources = dataset_sources(["synth", "ict"])
+    for label, data in results["datasets"].items():
+        dataset = load_dataset(sources[label][0], **data["options"])
         data["baselines"] = split_baselines(dataset, dataset.split())
         data["variants"]["full"]["baselines"] = data["baselines"]
         print(f"{data['name']}: linear {data['baselines']['linear']['mean_error_mm']:.3f} mm")

@@ -131,8 +131,10 @@ class LinearNeutraliser:
             neutral = np.array([p.neutral for p in val_pairs])
             for rows, block in _blocks(dataset, expressive):
                 truth = _flat(dataset, neutral[rows]).reshape(len(block), -1, 3)
+                coefficients = (block - problem.mean_e) @ problem.components.T  # shared by every candidate
                 for i, model in enumerate(candidates):
-                    errors[i] += np.linalg.norm(model.predict(block).reshape(truth.shape) - truth, axis=-1).mean(axis=1).sum()
+                    predicted = (problem.mean_n + coefficients @ model.weights).reshape(truth.shape)
+                    errors[i] += np.linalg.norm(predicted - truth, axis=-1).mean(axis=1).sum()
             best_alpha = alphas[int(np.argmin(errors))]
         return _RidgeProblem.of(dataset, pairs, components, basis_samples, seed).solve(best_alpha)
 
