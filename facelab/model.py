@@ -143,6 +143,19 @@ class FaceLabModel:
         self.check_mesh(mesh)
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")
 
+    @torch.no_grad()
+    def neutralise_and_embed(self, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`neutralise` and :meth:`identity_embedding` of the same faces from one pass of the
+        encoder and G (the app shows both for every sample): (n, 3) -> ((n, 3), (d,)), or
+        (B, n, 3) -> ((B, n, 3), (B, d))."""
+        faces, embeddings = [], []
+        for x in self._batches(vertices):
+            z = self.network.translate(self.network.encode(x))
+            faces.append((self.network.decode(z) * self._std + self._mean).cpu().numpy())
+            embeddings.append(self.network.embedding_of_code(z).cpu().numpy())
+        faces, embeddings = np.concatenate(faces), np.concatenate(embeddings)
+        return (faces[0], embeddings[0]) if np.ndim(vertices) == 2 else (faces, embeddings)
+
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""
         return self._per_face(self.network.identity_embedding, vertices)

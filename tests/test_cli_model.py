@@ -172,6 +172,21 @@ def test_the_models_latent_steps_compose_to_its_neutralisation(trained):
     assert model.decode(codes[0]).shape == faces[0].shape
 
 
+def test_neutralise_and_embed_matches_the_two_separate_calls(trained):
+    # The app and facelab evaluate take both from one pass; they must be what the two calls give.
+    from facelab.model import FaceLabModel
+
+    model = FaceLabModel.load(trained / "run")
+    faces = np.stack([read_mesh(path).vertices for path in _pair(trained)])
+    neutral, embedding = model.neutralise_and_embed(faces)
+    np.testing.assert_allclose(neutral, model.neutralise(faces), atol=1e-5)
+    np.testing.assert_allclose(embedding, model.identity_embedding(faces), atol=1e-5)
+    one_neutral, one_embedding = model.neutralise_and_embed(faces[1])
+    np.testing.assert_allclose(one_neutral, neutral[1], atol=1e-5)
+    np.testing.assert_allclose(one_embedding, embedding[1], atol=1e-5)
+    assert one_embedding.shape == (len(model.subjects),)
+
+
 def test_train_loss_weights_reach_the_config_and_bad_ones_are_refused(tmp_path, capsys):
     from facelab.cli import build_parser, train_config_from_args
 

@@ -7,6 +7,7 @@ import pytest
 
 from facelab.data import FaceDataset, MeshRecord
 from facelab.errors import DatasetError
+from facelab.mesh.validation import triangles_hash
 
 
 def _dataset(subjects=("a", "b", "c", "d", "e"), expressions=("smile", "frown"), n=4, seed=0):
@@ -105,3 +106,11 @@ def test_a_larger_synthfaces_keeps_the_default_test_subjects():
     default, larger = load_synthfaces(identities=100), load_synthfaces(identities=103)
     assert larger.split().test_subjects == default.split().test_subjects
     assert {"synth_100", "synth_101", "synth_102"} <= set(larger.split().train_subjects)
+
+
+def test_topology_hash_follows_the_triangles():
+    dataset = _dataset()
+    kept = dataset.topology_hash
+    assert dataset.topology_hash == kept == triangles_hash(dataset.triangles)
+    dataset.triangles = dataset.triangles[:-1]
+    assert dataset.topology_hash == triangles_hash(dataset.triangles) != kept

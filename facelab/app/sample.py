@@ -1,7 +1,7 @@
 """One sample as the app shows it: an expressive face, the model's neutral, the ground truth.
 
 Qt-free: the app, ``facelab render`` and tests compute samples the same way, through the core
-(``FaceLabModel.neutralise``, ``per_vertex_error``, ``error_summary``, ``top_subjects``).
+(``FaceLabModel.neutralise_and_embed``, ``per_vertex_error``, ``error_summary``, ``top_subjects``).
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ def compute_sample(model, expressive: np.ndarray, truth: np.ndarray | None = Non
     sample = Sample(label, expressive, truth, subject=subject, part=part, index=index)
     if model is None:
         return sample
-    sample.predicted = np.asarray(model.neutralise(expressive), dtype=np.float32)
+    predicted, embedding = model.neutralise_and_embed(expressive)
+    sample.predicted = np.asarray(predicted, dtype=np.float32)
     if truth is not None:
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
-    sample.embedding = np.asarray(model.identity_embedding(expressive))
+    sample.embedding = np.asarray(embedding)
     sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
     return sample

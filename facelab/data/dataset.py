@@ -122,6 +122,7 @@ class FaceDataset:
             raise ValueError(f"{len(self.records)} records for {len(self.vertices)} meshes")
         self.triangles = np.asarray(self.triangles, dtype=np.int64)
         self._pairs: list[Pair] | None = None
+        self._topology_hash: tuple[np.ndarray, str] | None = None
 
     # ---- what it holds -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -133,7 +134,11 @@ class FaceDataset:
 
     @property
     def topology_hash(self) -> str:
-        return triangles_hash(self.triangles)
+        """``triangles_hash`` of the triangles, kept while ``triangles`` is the same array: the app
+        checks it on every sample it shows, and hashing sorts every triangle."""
+        if self._topology_hash is None or self._topology_hash[0] is not self.triangles:
+            self._topology_hash = (self.triangles, triangles_hash(self.triangles))
+        return self._topology_hash[1]
 
     @property
     def subjects(self) -> list[str]:

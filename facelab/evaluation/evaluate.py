@@ -42,7 +42,7 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
     if not test_pairs:
         raise FacelabError(f"{dataset.name} has no expressive/neutral pairs among its test subjects.")
     expressive = np.array([p.expressive for p in test_pairs])
-    predicted = model.neutralise(np.asarray(dataset.vertices[expressive]))
+    predicted, probe_embeddings = model.neutralise_and_embed(np.asarray(dataset.vertices[expressive]))
     errors = _mesh_errors(dataset, test_pairs, predicted)
     summary = error_summary(errors)
     per_expression: dict[str, list[float]] = defaultdict(list)
@@ -53,8 +53,8 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
     gallery_labels = [dataset.records[i].subject for i in gallery]
     probe_labels = [p.subject for p in test_pairs]
     gallery_vertices = np.asarray(dataset.vertices[np.array(gallery)])
-    ranks = rank_k_identification(model.identity_embedding(np.asarray(dataset.vertices[expressive])), probe_labels,
-                                  model.identity_embedding(gallery_vertices), gallery_labels, ks=(1, 5))
+    ranks = rank_k_identification(probe_embeddings, probe_labels, model.identity_embedding(gallery_vertices),
+                                  gallery_labels, ks=(1, 5))
     result = {
         "checkpoint": str(model.source) if model.source else None,
         "data": dataset.name,

@@ -225,7 +225,11 @@ class NeutralisationNetwork(nn.Module):
         ``gca`` uses the bottleneck ``Enc(x_e)`` as the paper does for its GCA baseline, and
         ``no-id`` the generated neutral code ``G(Enc(x_e))``; both (B, latent).
         """
-        z = self.translate(self.encode(x_e))
+        return self.embedding_of_code(self.translate(self.encode(x_e)))
+
+    def embedding_of_code(self, z: Tensor) -> Tensor:
+        """The identity embedding of a generated neutral code ``z = G(Enc(x_e))`` (B, latent):
+        R's logits, or ``z`` itself without a recogniser (see :meth:`identity_embedding`)."""
         return z if self.recognizer is None else self.recognizer(z)
 
     def forward(self, x_e: Tensor, x_n: Tensor | None = None) -> dict[str, Tensor]:
