@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from facelab.errors import FacelabError
+
 
 _UMASK_LOCK = threading.Lock()
 
@@ -42,11 +44,14 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     temporary file is removed and the target is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.tmp-", suffix=target.suffix if suffix is None else suffix,
-        dir=target.parent,
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.tmp-", suffix=target.suffix if suffix is None else suffix,
+            dir=target.parent,
+        )
+    except OSError as error:
+        raise cannot_write(target, error) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -55,9 +60,23 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         # mesh or checkpoint gets the permissions any new file of the user gets.
         os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
+    except OSError as error:
+        tmp_path.unlink(missing_ok=True)
+        # A full disk or a folder gone read-only is the user's to fix; an OSError about some other
+        # file (one the writer reads) is not this write's and keeps its own message.
+        if error.filename in (None, tmp, str(tmp_path), str(target)):
+            raise cannot_write(target, error) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def cannot_write(target: str | os.PathLike, error: OSError) -> FacelabError:
+    """The one-sentence error for a file that could not be written (no such folder, no
+    permission, no space left)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return FacelabError(f"cannot write {target} ({reason}): expected a folder you can write to, with space left.")
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -478,6 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacelabError as error:
         print(f"facelab: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as error:
+        # A path the system refused (no such folder, no permission, disk full) outside the
+        # writers that say so themselves: still the user's to fix, so one sentence, no traceback.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"facelab: error: {where}{error.strerror or error}: expected a path you can read and write.",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("facelab: interrupted", file=sys.stderr)
         return 130

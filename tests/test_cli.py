@@ -71,6 +71,14 @@ def test_folder_in_no_known_layout(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_a_path_the_system_refuses_exits_2_with_one_sentence(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main(["synth", "--out", str(tmp_path / "a_file" / "synth"), "--identities", "2"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("facelab: error: ") and "a_file" in err and err.count("\n") == 1
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
 def test_argument_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["synth", "--identities", "0", "--out", "x"])

@@ -118,3 +118,30 @@ def test_written_files_get_the_usual_permissions(tmp_path, grid_mesh):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_ply_cut_inside_its_header_is_called_truncated(tmp_path):
+    (tmp_path / "cut.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n")
+    with pytest.raises(MeshError, match="could not be read as PLY: it is truncated"):
+        read_mesh(tmp_path / "cut.ply")
+
+
+def test_a_write_the_system_refuses_is_one_sentence_and_leaves_the_old_file(tmp_path, grid_mesh):
+    from facelab.atomic import atomic_path
+    from facelab.errors import FacelabError
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(FacelabError, match=r"cannot write .*a_file/face\.ply \(.*\): expected a folder"):
+        write_mesh(grid_mesh, tmp_path / "a_file" / "face.ply")
+    old = write_mesh(grid_mesh, tmp_path / "face.ply").read_bytes()
+    # The disk fills up half-way through the write: the old file stays, no temporary is left.
+    with pytest.raises(FacelabError, match="No space left on device"):
+        with atomic_path(tmp_path / "face.ply") as tmp:
+            tmp.write_bytes(b"ply\n")
+            raise OSError(28, "No space left on device")
+    assert (tmp_path / "face.ply").read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "face.ply"]
+    # An OSError about another file than the one written is not turned into a write error.
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "face.ply"):
+            (tmp_path / "missing.txt").read_text()

@@ -110,9 +110,13 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
             **({"maintain_order": True} if suffix == ".obj" else {}),
         )
     except IndexError as error:
+        if suffix == ".obj":  # a face line naming a vertex past the last one read
+            raise MeshError(
+                f"{path} has faces that refer to vertices it does not contain ({error}): "
+                "the file may be truncated."
+            ) from None
         raise MeshError(
-            f"{path} has faces that refer to vertices it does not contain ({error}): "
-            "the file may be truncated."
+            f"{path} could not be read as {kind}: it is truncated or not a valid {kind} file ({error})."
         ) from None
     except Exception as error:  # trimesh raises many types for unparsable input
         raise MeshError(
