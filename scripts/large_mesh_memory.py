@@ -4,7 +4,7 @@ For each architecture (the paper's, and CoMA-style downsampling 4,4,4,4) a fresh
 builds a synthetic dataset on a generated 26,317-vertex template (a curved grid, face-sized, in
 mm), sets up the real :class:`~facelab.training.Trainer` and runs a few of its training steps
 (discriminator update, then the network's). Peak memory is ``torch.cuda.max_memory_allocated``
-on a GPU, and the process's peak resident set (``ru_maxrss``) on a CPU, which includes Python,
+on a GPU, and the process's peak resident set (``VmHWM``) on a CPU, which includes Python,
 torch and the data (the ``baseline`` column is the peak before the network is built).
 
     python scripts/large_mesh_memory.py --device cpu --steps 3
@@ -44,12 +44,12 @@ def face_like_template(n_vertices: int = N_VERTICES, columns: int = 163):
     return vertices, np.asarray(triangles, dtype=np.int64)
 
 
-def synthetic_dataset(subjects: int = 24, expressions: int = 4):
+def synthetic_dataset(subjects: int = 24, expressions: int = 4, n_vertices: int = N_VERTICES):
     import numpy as np
 
     from facelab.data import FaceDataset, MeshRecord
 
-    template, triangles = face_like_template()
+    template, triangles = face_like_template(n_vertices)
     rng = np.random.default_rng(0)
     records, meshes = [], []
     for s in range(subjects):
@@ -63,7 +63,20 @@ def synthetic_dataset(subjects: int = 24, expressions: int = 4):
     return FaceDataset("large synthetic", "generic", np.asarray(meshes, np.float32), triangles, records)
 
 
-def measure(architecture: str, device: str, steps: int, amp: str, batch: int) -> dict:
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
+    import resource
+
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(architecture: str, device: str, steps: int, amp: str, batch: int, n_vertices: int = N_VERTICES) -> dict:
     """Runs in the subprocess: set up the trainer, run ``steps`` training steps, report."""
     import resource
 
@@ -71,20 +84,23 @@ def measure(architecture: str, device: str, steps: int, amp: str, batch: int) ->
 
     from facelab.training import TrainConfig, Trainer
 
-    dataset = synthetic_dataset()
+    dataset = synthetic_dataset(n_vertices=n_vertices)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     config = TrainConfig(data="synthetic", epochs=1, batch_size=batch, seed=0, tensorboard=False, preview_every=0,
                          device=device, amp=amp, downsample=ARCHITECTURES[architecture])
     trainer = Trainer(config, tempfile.mkdtemp(prefix="facelab-memory-"), dataset=dataset)
-    trainer._setup()
+    trainer.prepare()            # data split, network (with its linear start where it applies), optimisers
+    trainer.network.train()
+    prepared_peak_mb = _peak_rss_mb()
     parameters = sum(p.numel() for p in trainer.network.parameters())
     dense = trainer.network.encoder.to_latent.weight.numel()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     times = []
+    batches = trainer.train_batches
     for step in range(steps):
         started = time.perf_counter()
-        trainer._train_step(*trainer.train_batches.batch(0, step % trainer.train_batches.steps_per_epoch))
+        trainer.train_step(*batches.batch(*divmod(step, batches.steps_per_epoch)))
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - started)
@@ -98,7 +114,8 @@ def measure(architecture: str, device: str, steps: int, amp: str, batch: int) ->
     if device.startswith("cuda"):
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["gpu"] = torch.cuda.get_device_name()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_before_training_mb"] = prepared_peak_mb
     result["baseline_rss_mb"] = baseline_mb
     return result
 
@@ -110,15 +127,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--amp", default="off", choices=("off", "bf16"))
     parser.add_argument("--only", choices=tuple(ARCHITECTURES), default=None)
+    parser.add_argument("--vertices", type=int, default=N_VERTICES, help=f"template size (default {N_VERTICES:,})")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement per process, so that each peak is its own
-        print(json.dumps(measure(args.child, args.device, args.steps, args.amp, args.batch)))
+        print(json.dumps(measure(args.child, args.device, args.steps, args.amp, args.batch, args.vertices)))
         return
     results = []
     for architecture in ([args.only] if args.only else ARCHITECTURES):
         command = [sys.executable, __file__, "--child", architecture, "--device", args.device, "--steps",
-                   str(args.steps), "--amp", args.amp, "--batch", str(args.batch)]
+                   str(args.steps), "--amp", args.amp, "--batch", str(args.batch), "--vertices", str(args.vertices)]
         output = subprocess.run(command, check=True, capture_output=True, text=True, env=dict(os.environ)).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
