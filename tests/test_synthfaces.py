@@ -308,6 +308,31 @@ def test_generation_is_deterministic_and_per_subject():
     assert not np.array_equal(first.vertices[0], first.vertices[PER_SUBJECT]), "subjects differ"
 
 
+def test_blocks_of_subjects_are_bitwise_the_whole_set():
+    whole = generate_synthfaces(identities=5, seed=2)
+    blocks = [generate_synthfaces(identities=2, seed=2), generate_synthfaces(identities=3, seed=2, first=2)]
+    assert np.array_equal(np.concatenate([b.vertices for b in blocks]), whole.vertices)
+    assert blocks[0].subjects + blocks[1].subjects == whole.subjects
+    assert blocks[1].subjects[0] == "synth_002"
+    with pytest.raises(ValueError):
+        generate_synthfaces(identities=1, first=-1)
+
+
+def test_the_cache_is_generated_block_by_block_and_equals_one_generation(tmp_path, monkeypatch):
+    from facelab.data import synth_dataset
+
+    monkeypatch.setenv("FACELAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(synth_dataset, "GENERATION_BLOCK", 2)
+    dataset = synth_dataset.load_synthfaces(identities=5, seed=3, progress=False)
+    whole = generate_synthfaces(identities=5, seed=3)
+    assert np.array_equal(np.asarray(dataset.vertices), whole.vertices)
+    assert [r.subject for r in dataset.records] == whole.subjects
+    assert [r.expression for r in dataset.records] == whole.expressions
+    again = synth_dataset.load_synthfaces(identities=5, seed=3, progress=False)   # read from the cache
+    assert isinstance(again.vertices, np.memmap) and np.array_equal(np.asarray(again.vertices), whole.vertices)
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+
+
 def test_custom_intensities_and_argument_checks():
     data = generate_synthfaces(identities=1, seed=0, intensities=(1.0, 0.5))
     assert len(data.vertices) == 1 + 2 * len(EXPRESSIONS)

@@ -19,6 +19,7 @@ from facelab.paths import cache_dir
 
 DEFAULT_IDENTITIES = 100
 DEFAULT_SEED = 0
+GENERATION_BLOCK = 100  # identities generated at once into the cache (about 190 MB of meshes)
 
 
 def _split_pool(subjects: list[str]) -> tuple[str, ...]:
@@ -63,14 +64,48 @@ def load_synthfaces(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SE
         except Exception:  # a damaged cache entry is regenerated, never trusted
             array_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
-    data = generate_synthfaces(identities=identities, seed=seed)
-    records = [MeshRecord(s, e) for s, e in zip(data.subjects, data.expressions)]
-    dataset = FaceDataset(name, "synth", data.vertices, data.triangles, records, split_pool=_split_pool(data.subjects))
-    if use_cache:
-        with atomic_path(array_path) as tmp:
-            np.save(tmp, data.vertices)
-        atomic_write_text(meta_path, json.dumps({
-            "subjects": data.subjects, "expressions": data.expressions,
-            "triangles": np.asarray(data.triangles).tolist(), "seed": seed,
-        }))
-    return dataset
+    if not use_cache:
+        data = generate_synthfaces(identities=identities, seed=seed)
+        records = [MeshRecord(s, e) for s, e in zip(data.subjects, data.expressions)]
+        return FaceDataset(name, "synth", data.vertices, data.triangles, records,
+                           split_pool=_split_pool(data.subjects))
+    subjects, expressions, triangles = _generate_into(array_path, identities, seed, progress)
+    atomic_write_text(meta_path, json.dumps({
+        "subjects": subjects, "expressions": expressions, "triangles": triangles.tolist(), "seed": seed,
+    }))
+    records = [MeshRecord(s, e) for s, e in zip(subjects, expressions)]
+    return FaceDataset(name, "synth", np.load(array_path, mmap_mode="r"), triangles, records,
+                       split_pool=_split_pool(subjects))
+
+
+def _generate_into(array_path: Path, identities: int, seed: int, progress: bool):
+    """Generate SynthFaces block by block straight into the cache's array (written atomically):
+    memory stays at one block's, whatever the number of identities (2,700 would be 5 GB at once).
+    Returns the subjects, expressions and triangles of the records, in the array's order."""
+    from tqdm.auto import tqdm
+
+    from facelab.data.synth import generate_synthfaces
+
+    subjects: list[str] = []
+    expressions: list[str] = []
+    triangles = None
+    with atomic_path(array_path) as tmp:
+        array = None
+        bar = tqdm(total=identities, desc="Generating SynthFaces", unit="identity",
+                   disable=not progress or identities <= GENERATION_BLOCK, leave=False)
+        for first in range(0, identities, GENERATION_BLOCK):
+            block = generate_synthfaces(identities=min(GENERATION_BLOCK, identities - first), seed=seed, first=first)
+            if array is None:
+                per_subject = len(block.vertices) // min(GENERATION_BLOCK, identities)
+                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                  shape=(identities * per_subject, *block.vertices.shape[1:]))
+                triangles = block.triangles
+            row = len(subjects)
+            array[row:row + len(block.vertices)] = block.vertices
+            subjects += block.subjects
+            expressions += block.expressions
+            bar.update(min(GENERATION_BLOCK, identities - first))
+        bar.close()
+        array.flush()
+        del array
+    return subjects, expressions, triangles

@@ -39,17 +39,22 @@ def subject_params(seed: int, index: int) -> np.ndarray:
     return sample_identity_params(np.random.default_rng([seed, index]), 1)[0]
 
 
-def generate_synthfaces(identities: int = 100, seed: int = 0, intensities=DEFAULT_INTENSITIES) -> SynthFaces:
+def generate_synthfaces(identities: int = 100, seed: int = 0, intensities=DEFAULT_INTENSITIES,
+                        first: int = 0) -> SynthFaces:
     """Generate ``identities`` subjects x (neutral + len(EXPRESSIONS) x len(intensities)) meshes.
 
     Records are ordered subject by subject: the neutral, then each expression of ``EXPRESSIONS``
     at each intensity in increasing order. Deterministic: the same arguments give bitwise equal
-    arrays.
+    arrays. ``first`` starts at another subject: subjects ``first .. first + identities - 1`` are
+    bitwise the same as in one call for all of them (each subject has its own seed, and nothing
+    is computed across subjects), so a large set can be generated block by block.
     """
     if identities < 1:
         raise ValueError(f"identities must be at least 1, got {identities}")
+    if first < 0:
+        raise ValueError(f"the first subject's index must be at least 0, got {first}")
     intensities = sorted(float(level) for level in intensities)
-    params = np.stack([subject_params(seed, k) for k in range(identities)])
+    params = np.stack([subject_params(seed, k) for k in range(first, first + identities)])
     geometry = identity_geometry(params)
     neutral = geometry.neutral
     per_subject = 1 + len(EXPRESSIONS) * len(intensities)
@@ -63,7 +68,7 @@ def generate_synthfaces(identities: int = 100, seed: int = 0, intensities=DEFAUL
             vertices[:, slot] = deform(neutral, name, intensity, geometry)
             labels.append(f"{name}_{level}")
             slot += 1
-    subjects = [f"synth_{k:03d}" for k in range(identities) for _ in range(per_subject)]
+    subjects = [f"synth_{k:03d}" for k in range(first, first + identities) for _ in range(per_subject)]
     return SynthFaces(
         vertices=vertices.reshape(identities * per_subject, n, 3),
         triangles=np.array(face_chart().triangles, dtype=np.int64),
