@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facelab import __version__
-from facelab.errors import FacelabError
+from facelab.errors import FacelabError, os_error_sentence
 
 EXIT_USER_ERROR = 2
 
@@ -481,9 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         # A path the system refused (no such folder, no permission, disk full) outside the
         # writers that say so themselves: still the user's to fix, so one sentence, no traceback.
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"facelab: error: {where}{error.strerror or error}: expected a path you can read and write.",
-              file=sys.stderr)
+        print(f"facelab: error: {os_error_sentence(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("facelab: interrupted", file=sys.stderr)

@@ -20,3 +20,11 @@ class TopologyMismatchError(MeshError):
 
 class DatasetError(FacelabError):
     """A dataset folder or file cannot be recognised or read."""
+
+
+def os_error_sentence(error: OSError) -> str:
+    """One sentence for a path the system refused (no such folder, no permission, disk full)
+    where no facelab code said it first: the user's to fix, not a bug, so the CLI and the app
+    show it as they show a :class:`FacelabError`."""
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}: expected a path you can read and write."

@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from facelab.errors import FacelabError
+
 from facelab.training import load_checkpoint
 from tests.test_app_fixtures import (  # noqa: F401  (fixtures)
     app_settings,
@@ -116,6 +118,15 @@ def test_pause_resume_and_stop_leave_a_valid_checkpoint(window, qtbot, tmp_path,
     assert checkpoint.meta["position"]["global_step"] == steps[-1]
     assert FaceLabModel.load(tmp_path / "run" / "last").n_vertices == 162
     assert message_boxes.kinds("question"), "the app offers to load the model of a stopped run too"
+
+
+def test_failures_are_shown_as_sentences_and_bugs_with_their_type():
+    from facelab.app.workers import error_message
+
+    refused = FileNotFoundError(2, "No such file or directory", "/media/gone/run")
+    assert error_message(refused) == "/media/gone/run: No such file or directory: expected a path you can read and write."
+    assert error_message(FacelabError("the data is bad.")) == "the data is bad."
+    assert error_message(KeyError("mean")) == "KeyError: 'mean'"
 
 
 def test_a_failing_run_is_shown_and_the_app_survives(window, qtbot, tmp_path, message_boxes):

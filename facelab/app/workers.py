@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from facelab.errors import FacelabError
+from facelab.errors import FacelabError, os_error_sentence
 from facelab.training.events import TrainingCallback, TrainingControl
 
 
@@ -25,9 +25,12 @@ def ui_friendly_threads() -> int:
 
 
 def error_message(error: BaseException) -> str:
-    """A user error's own sentence; anything else with its type, since it is a bug."""
+    """A user error's own sentence (a path the system refused is one too); anything else with its
+    type, since it is a bug."""
     if isinstance(error, FacelabError):
         return str(error)
+    if isinstance(error, OSError):
+        return os_error_sentence(error)
     return f"{type(error).__name__}: {error}"
 
 
