@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from facelab.errors import FacelabError
-
 from facelab.training import load_checkpoint
 from tests.test_app_fixtures import (  # noqa: F401  (fixtures)
     app_settings,
