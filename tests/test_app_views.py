@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facelab.errors import FacelabError
 from facelab.evaluation.metrics import cosine_similarity, per_vertex_error
 from facelab.mesh import FaceMesh, read_mesh, read_ply_vertex_property, write_mesh
 from tests.test_app_fixtures import (  # noqa: F401  (fixtures)
@@ -298,6 +299,13 @@ def test_export_single_view_mesh_and_statistics(window, tmp_path):
     header, row = (tmp_path / "stats.csv").read_text().strip().splitlines()
     values = dict(zip(header.split(","), row.split(",")))
     assert float(values["median_error_mm"]) == pytest.approx(float(np.median(sample.error)), rel=1e-6)
+    # A folder that cannot be written: the sentence the export's message box shows, nothing left behind.
+    (tmp_path / "a_file").write_text("not a folder")
+    for export, name in ((window.export_figure, "out.png"), (window.export_mesh, "out.ply"),
+                         (window.export_stats, "out.json")):
+        with pytest.raises(FacelabError, match="cannot write .*a_file"):
+            export(tmp_path / "a_file" / name)
+    assert (tmp_path / "a_file").read_text() == "not a folder"
 
 
 def test_settings_are_remembered_in_the_test_folder(window, qtbot, app_settings, tiny_model, tiny_data, tmp_path):
