@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from facelab.atomic import atomic_path
 from facelab.errors import MeshError
@@ -24,6 +23,14 @@ from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import validate_mesh
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
+
+
+def _trimesh():
+    """trimesh, imported on first use: its import (scipy.spatial and more) is half a second of the
+    app's start, which reads no mesh file when it opens on SynthFaces and the bundled model."""
+    import trimesh
+
+    return trimesh
 
 
 def _suffix_of(path: Path) -> str:
@@ -105,7 +112,7 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
         raise MeshError(f"{path} is empty: expected a {suffix[1:].upper()} mesh with vertices and faces.")
     kind = suffix[1:].upper()
     try:
-        loaded = trimesh.load(
+        loaded = _trimesh().load(
             path, file_type=suffix[1:], process=False, force="mesh",
             **({"maintain_order": True} if suffix == ".obj" else {}),
         )
@@ -159,6 +166,7 @@ def write_mesh(
     suffix = _suffix_of(path)
     if vertex_scalars and suffix != ".ply":
         raise MeshError(f"{path}: per-vertex values can only be written to PLY, not {suffix[1:].upper()}.")
+    trimesh = _trimesh()
     tm = trimesh.Trimesh(mesh.vertices.astype(np.float64), mesh.triangles, process=False)
     for name, values in (vertex_scalars or {}).items():
         values = np.asarray(values, dtype=np.float32).reshape(-1)
@@ -181,7 +189,7 @@ def write_mesh(
 def read_ply_vertex_property(path: str | os.PathLike, name: str) -> np.ndarray:
     """Read one extra per-vertex property (e.g. ``"error"``) from a PLY written by :func:`write_mesh`."""
     path = Path(path)
-    loaded = trimesh.load(path, file_type="ply", process=False, force="mesh")
+    loaded = _trimesh().load(path, file_type="ply", process=False, force="mesh")
     raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
     if raw is None or name not in raw.dtype.names:
         raise MeshError(f"{path} has no per-vertex property '{name}'.")
