@@ -7,11 +7,14 @@ had a good one: either the old file stays or the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from facelab.errors import FacelabError
 
@@ -86,3 +89,21 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def preallocated_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
+    """A new ``.npy`` file opened as a writable memory map (``np.lib.format.open_memmap``), its
+    disk blocks reserved first. The map's file is sparse: on a full disk, writing one of its
+    pages later kills the process with SIGBUS instead of raising; reserved up front, a full disk
+    is an ``OSError`` here, which :func:`atomic_path` turns into one sentence."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    if hasattr(os, "posix_fallocate"):  # not on macOS or Windows
+        with open(path, "r+b") as handle:
+            try:
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+            except OSError as error:
+                # Some filesystems cannot reserve (EOPNOTSUPP, EINVAL); only a lack of space is final.
+                if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                    del array
+                    raise OSError(error.errno, error.strerror, str(path)) from None
+    return array

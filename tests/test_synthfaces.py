@@ -382,3 +382,28 @@ def test_a_linear_model_cannot_undo_the_expressions():
     do_nothing = per_vertex_error(expressive, neutral).mean()
     left = per_vertex_error(linear.neutralise(expressive), neutral).mean()
     assert left > 0.3 * do_nothing, (left, do_nothing)
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_no_cache_entry(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from facelab.data import synth_dataset
+    from facelab.errors import FacelabError
+
+    monkeypatch.setenv("FACELAB_CACHE_DIR", str(tmp_path))
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    with pytest.raises(FacelabError, match=r"cannot write .*\.npy \(No space left on device\)"):
+        synth_dataset.load_synthfaces(identities=2, seed=4, progress=False)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+    def unsupported(fd, offset, length):  # a filesystem that cannot reserve: the sparse file is kept
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    dataset = synth_dataset.load_synthfaces(identities=2, seed=4, progress=False)
+    assert np.array_equal(np.asarray(dataset.vertices), generate_synthfaces(identities=2, seed=4).vertices)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelab.atomic import atomic_path, atomic_write_text
+from facelab.atomic import atomic_path, atomic_write_text, preallocated_memmap
 from facelab.data.dataset import FaceDataset, MeshRecord
 from facelab.errors import DatasetError
 from facelab.paths import cache_dir
@@ -97,8 +97,7 @@ def _generate_into(array_path: Path, identities: int, seed: int, progress: bool)
             block = generate_synthfaces(identities=min(GENERATION_BLOCK, identities - first), seed=seed, first=first)
             if array is None:
                 per_subject = len(block.vertices) // min(GENERATION_BLOCK, identities)
-                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                  shape=(identities * per_subject, *block.vertices.shape[1:]))
+                array = preallocated_memmap(tmp, (identities * per_subject, *block.vertices.shape[1:]))
                 triangles = block.triangles
             row = len(subjects)
             array[row:row + len(block.vertices)] = block.vertices

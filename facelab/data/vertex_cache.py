@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facelab.atomic import atomic_path, atomic_write_text
+from facelab.atomic import atomic_path, atomic_write_text, preallocated_memmap
 from facelab.data.dataset import FaceDataset, MeshRecord
 from facelab.errors import DatasetError, MeshError
 from facelab.mesh.io import read_mesh
@@ -104,6 +104,8 @@ def load_mesh_files(
             continue
         n = mesh.n_vertices
         if n not in staging:
+            # Sparse, not preallocated: a stray vertex count gets a file sized for every record,
+            # of which only its own meshes' pages are ever written.
             staging[n] = np.lib.format.open_memmap(folder / f"{key}.staging-{n}.npy", mode="w+", dtype=np.float32,
                                                    shape=(len(records), n, 3))
         row = filled[n]
@@ -132,7 +134,7 @@ def load_mesh_files(
     source = staging[n_vertices]
 
     with atomic_path(array_path) as tmp:
-        final = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keep), n_vertices, 3))
+        final = preallocated_memmap(tmp, (len(keep), n_vertices, 3))
         for start in range(0, len(keep), 256):
             rows = keep[start:start + 256]
             final[start:start + len(rows)] = source[rows]

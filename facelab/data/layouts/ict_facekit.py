@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelab.atomic import atomic_path
+from facelab.atomic import atomic_path, preallocated_memmap
 from facelab.data.dataset import NEUTRAL, FaceDataset, MeshRecord
 from facelab.data.morphable_model import ICT_NEUTRAL_FILE, REQUIRED_KEYS, MorphableModel, import_ict
 from facelab.errors import DatasetError
@@ -146,8 +146,7 @@ def _generate(model: MorphableModel, identity_weights: np.ndarray, expression_we
     per_identity, identities, _ = expression_weights.shape
     expression_flat = model.expression_modes.reshape(model.n_expression_modes, -1)
     with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(identities * per_identity, model.n_vertices, 3))
+        out = preallocated_memmap(tmp, (identities * per_identity, model.n_vertices, 3))
         neutral_faces = model.shape(identity_weights).reshape(identities, -1)  # (identities, n*3)
         for i in range(identities):
             rows = neutral_faces[i][None] + expression_weights[:, i] @ expression_flat
