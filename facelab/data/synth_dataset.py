@@ -89,10 +89,10 @@ def _generate_into(array_path: Path, identities: int, seed: int, progress: bool)
     subjects: list[str] = []
     expressions: list[str] = []
     triangles = None
-    with atomic_path(array_path) as tmp:
+    with atomic_path(array_path) as tmp, tqdm(total=identities, desc="Generating SynthFaces", unit="identity",
+                                              disable=not progress or identities <= GENERATION_BLOCK,
+                                              leave=False) as bar:
         array = None
-        bar = tqdm(total=identities, desc="Generating SynthFaces", unit="identity",
-                   disable=not progress or identities <= GENERATION_BLOCK, leave=False)
         for first in range(0, identities, GENERATION_BLOCK):
             block = generate_synthfaces(identities=min(GENERATION_BLOCK, identities - first), seed=seed, first=first)
             if array is None:
@@ -104,7 +104,6 @@ def _generate_into(array_path: Path, identities: int, seed: int, progress: bool)
             subjects += block.subjects
             expressions += block.expressions
             bar.update(min(GENERATION_BLOCK, identities - first))
-        bar.close()
         array.flush()
         del array
     return subjects, expressions, triangles
