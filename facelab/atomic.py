@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelab.errors import FacelabError
+from facelab.errors import FacelabError, is_path_error
 
 
 _UMASK_LOCK = threading.Lock()
@@ -44,7 +44,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
     The temporary name ends with ``suffix`` (default: the target's own suffix), so writers that
     pick the format from the extension (trimesh, numpy) see the right one. On an exception the
-    temporary file is removed and the target is left untouched.
+    temporary file is removed and the target is left untouched; a path the system refuses (no such
+    folder, no permission, a full disk: :func:`~facelab.errors.is_path_error`) while creating or
+    writing the temporary file is raised as a one-sentence :class:`~facelab.errors.FacelabError`.
     """
     target = Path(target)
     try:
@@ -54,6 +56,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             dir=target.parent,
         )
     except OSError as error:
+        if not is_path_error(error):
+            raise
         raise cannot_write(target, error) from None
     os.close(fd)
     tmp_path = Path(tmp)
@@ -64,15 +68,22 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     except OSError as error:
-        tmp_path.unlink(missing_ok=True)
+        _remove(tmp_path)
         # A full disk or a folder gone read-only is the user's to fix; an OSError about some other
         # file (one the writer reads) is not this write's and keeps its own message.
-        if error.filename in (None, tmp, str(tmp_path), str(target)):
+        if is_path_error(error) and error.filename in (None, tmp, str(tmp_path), str(target)):
             raise cannot_write(target, error) from None
         raise
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _remove(tmp_path)
         raise
+
+
+def _remove(path: Path) -> None:
+    # Where the temporary file cannot be removed (Windows, while a memory map of it is still
+    # open), the error that got us here is the one to report, not this one.
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def cannot_write(target: str | os.PathLike, error: OSError) -> FacelabError:
@@ -97,13 +108,30 @@ def preallocated_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype=n
     pages later kills the process with SIGBUS instead of raising; reserved up front, a full disk
     is an ``OSError`` here, which :func:`atomic_path` turns into one sentence."""
     array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    if hasattr(os, "posix_fallocate"):  # not on macOS or Windows
-        with open(path, "r+b") as handle:
-            try:
-                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
-            except OSError as error:
-                # Some filesystems cannot reserve (EOPNOTSUPP, EINVAL); only a lack of space is final.
-                if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                    del array
-                    raise OSError(error.errno, error.strerror, str(path)) from None
+    try:
+        reserve_rows(array, 0, len(array))
+    except OSError:
+        del array
+        raise
     return array
+
+
+# posix_fallocate's answers for a filesystem that cannot reserve: the file stays sparse.
+_CANNOT_RESERVE = frozenset({errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP), errno.EINVAL,
+                             errno.ENOSYS})
+
+
+def reserve_rows(array: np.memmap, start: int, count: int) -> None:
+    """Reserve the disk blocks of rows ``start .. start + count - 1`` of a memory-mapped ``.npy``
+    (see :func:`preallocated_memmap`), for a map written row by row whose final size is unknown.
+    Raises ``OSError`` (naming the file) when the disk is full; a no-op where the system or the
+    filesystem cannot reserve (macOS, Windows, some network filesystems)."""
+    if not hasattr(os, "posix_fallocate") or count <= 0:
+        return
+    row_bytes = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+    with open(array.filename, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), array.offset + start * row_bytes, count * row_bytes)
+        except OSError as error:
+            if error.errno not in _CANNOT_RESERVE:
+                raise OSError(error.errno, error.strerror, str(array.filename)) from None

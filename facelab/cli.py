@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facelab import __version__
-from facelab.errors import FacelabError, os_error_sentence
+from facelab.errors import FacelabError, is_path_error, os_error_sentence
 
 EXIT_USER_ERROR = 2
 
@@ -481,6 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         # A path the system refused (no such folder, no permission, disk full) outside the
         # writers that say so themselves: still the user's to fix, so one sentence, no traceback.
+        if not is_path_error(error):
+            raise
         print(f"facelab: error: {os_error_sentence(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

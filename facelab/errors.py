@@ -2,8 +2,16 @@
 
 Every error a user can cause with a bad file or argument is a :class:`FacelabError` whose
 message is one sentence saying what is wrong and what was expected. The CLI prints it and exits
-with status 2; the GUI shows it in a message box. Anything else is a bug and keeps its traceback.
+with status 2; the GUI shows it in a message box. So is an :class:`OSError` about a path the
+system refused (:func:`is_path_error`: no such folder, no permission, a full disk), which the user
+fixes, not the code. Anything else is a bug and keeps its traceback.
 """
+
+import errno
+
+# What the system says about a path the user chose: missing, not a folder, not writable, full.
+PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
+                         errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG})
 
 
 class FacelabError(Exception):
@@ -20,6 +28,11 @@ class TopologyMismatchError(MeshError):
 
 class DatasetError(FacelabError):
     """A dataset folder or file cannot be recognised or read."""
+
+
+def is_path_error(error: BaseException) -> bool:
+    """Whether ``error`` is the system refusing a path (see :data:`PATH_ERRNOS`), not a bug."""
+    return isinstance(error, OSError) and error.errno in PATH_ERRNOS
 
 
 def os_error_sentence(error: OSError) -> str:

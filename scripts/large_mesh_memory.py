@@ -78,14 +78,12 @@ def _peak_rss_mb() -> float:
 
 def measure(architecture: str, device: str, steps: int, amp: str, batch: int, n_vertices: int = N_VERTICES) -> dict:
     """Runs in the subprocess: set up the trainer, run ``steps`` training steps, report."""
-    import resource
-
     import torch
 
     from facelab.training import TrainConfig, Trainer
 
     dataset = synthetic_dataset(n_vertices=n_vertices)
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline_mb = _peak_rss_mb()
     config = TrainConfig(data="synthetic", epochs=1, batch_size=batch, seed=0, tensorboard=False, preview_every=0,
                          device=device, amp=amp, downsample=ARCHITECTURES[architecture])
     trainer = Trainer(config, tempfile.mkdtemp(prefix="facelab-memory-"), dataset=dataset)
@@ -130,6 +128,8 @@ def main() -> None:
     parser.add_argument("--vertices", type=int, default=N_VERTICES, help=f"template size (default {N_VERTICES:,})")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.vertices < 2 * 163:  # face_like_template's rows of 163: two make the first triangles
+        parser.error(f"--vertices must be at least {2 * 163} (two rows of the template's grid)")
     if args.child:  # one measurement per process, so that each peak is its own
         print(json.dumps(measure(args.child, args.device, args.steps, args.amp, args.batch, args.vertices)))
         return

@@ -79,6 +79,20 @@ def test_a_path_the_system_refuses_exits_2_with_one_sentence(tmp_path, capsys):
     assert (tmp_path / "a_file").read_text() == "not a folder"
 
 
+def test_only_path_errors_become_sentences():
+    import errno
+
+    from facelab.errors import is_path_error, os_error_sentence
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/run/last.json")
+    assert is_path_error(full) and is_path_error(PermissionError(errno.EACCES, "Permission denied"))
+    assert os_error_sentence(full) == "/data/run/last.json: No space left on device: expected a path you can read and write."
+    # An I/O error of the device, or an OSError raised by a bug, keeps its traceback.
+    assert not is_path_error(OSError(errno.EIO, "Input/output error"))
+    assert not is_path_error(OSError("some library failed to load"))
+    assert not is_path_error(ValueError("not an OSError"))
+
+
 def test_argument_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["synth", "--identities", "0", "--out", "x"])

@@ -108,9 +108,15 @@ def test_a_larger_synthfaces_keeps_the_default_test_subjects():
     assert {"synth_100", "synth_101", "synth_102"} <= set(larger.split().train_subjects)
 
 
-def test_topology_hash_follows_the_triangles():
+def test_topology_hash_is_computed_once_per_triangles_array(monkeypatch):
+    from facelab.data import dataset as dataset_module
+
+    calls = []
+    monkeypatch.setattr(dataset_module, "triangles_hash", lambda t: calls.append(len(t)) or triangles_hash(t))
     dataset = _dataset()
     kept = dataset.topology_hash
-    assert dataset.topology_hash == kept == triangles_hash(dataset.triangles)
+    assert dataset.topology_hash == dataset.topology_hash == kept == triangles_hash(dataset.triangles)
+    assert calls == [2]
     dataset.triangles = dataset.triangles[:-1]
     assert dataset.topology_hash == triangles_hash(dataset.triangles) != kept
+    assert calls == [2, 1]

@@ -192,6 +192,31 @@ def test_checkpoint_round_trip(tmp_path, tiny_dataset):
     trainer.optimizer.load_state_dict(state)  # loads back into a live optimiser
 
 
+def test_a_checkpoint_write_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path, tiny_dataset, monkeypatch):
+    from pathlib import Path
+
+    from facelab.errors import FacelabError
+
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", dataset=tiny_dataset)
+    trainer.run()
+    save_checkpoint(tmp_path / "kept", trainer.checkpoint({"val_mean_error_mm": 1.5}))
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("kept.*")}
+    write_text = Path.write_text
+
+    def full_disk(self, *args, **kwargs):  # the JSON half fails after the tensors were written
+        if ".tmp-" in self.name:
+            raise OSError(28, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(FacelabError, match=r"cannot write .*kept\.json \(No space left on device\)"):
+        save_checkpoint(tmp_path / "kept", trainer.checkpoint({"val_mean_error_mm": 0.5}))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("kept.*")} == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert load_checkpoint(tmp_path / "kept").meta["metrics"]["val_mean_error_mm"] == 1.5
+
+
 @pytest.mark.parametrize("damage,match", [
     ("truncate_tensors", "corrupt"),
     ("garbage_json", "corrupt"),

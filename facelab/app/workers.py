@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from facelab.errors import FacelabError, os_error_sentence
+from facelab.errors import FacelabError, is_path_error, os_error_sentence
 from facelab.training.events import TrainingCallback, TrainingControl
 
 
@@ -29,7 +29,7 @@ def error_message(error: BaseException) -> str:
     type, since it is a bug."""
     if isinstance(error, FacelabError):
         return str(error)
-    if isinstance(error, OSError):
+    if is_path_error(error):
         return os_error_sentence(error)
     return f"{type(error).__name__}: {error}"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facelab.atomic import atomic_path, atomic_write_text, preallocated_memmap
+from facelab.atomic import atomic_path, atomic_write_text, preallocated_memmap, reserve_rows
 from facelab.data.dataset import FaceDataset, MeshRecord
 from facelab.errors import DatasetError, MeshError
 from facelab.mesh.io import read_mesh
@@ -104,12 +104,13 @@ def load_mesh_files(
             continue
         n = mesh.n_vertices
         if n not in staging:
-            # Sparse, not preallocated: a stray vertex count gets a file sized for every record,
-            # of which only its own meshes' pages are ever written.
+            # Sized for every record but reserved row by row as meshes arrive: a stray vertex
+            # count would otherwise take disk for all of them.
             staging[n] = np.lib.format.open_memmap(folder / f"{key}.staging-{n}.npy", mode="w+", dtype=np.float32,
                                                    shape=(len(records), n, 3))
         row = filled[n]
         filled[n] += 1
+        reserve_rows(staging[n], row, 1)
         staging[n][row] = mesh.vertices
         topology = (n, triangles_hash(mesh.triangles))
         topology_votes[topology] += 1

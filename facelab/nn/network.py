@@ -228,8 +228,9 @@ class NeutralisationNetwork(nn.Module):
         return self.embedding_of_code(self.translate(self.encode(x_e)))
 
     def embedding_of_code(self, z: Tensor) -> Tensor:
-        """The identity embedding of a generated neutral code ``z = G(Enc(x_e))`` (B, latent):
-        R's logits, or ``z`` itself without a recogniser (see :meth:`identity_embedding`)."""
+        """The identity embedding of a translated code ``z = translate(Enc(x_e))`` (B, latent), that
+        is G(Enc(x_e)), or Enc(x_e) for ``gca``: R's logits, or ``z`` itself without a recogniser
+        (see :meth:`identity_embedding`)."""
         return z if self.recognizer is None else self.recognizer(z)
 
     def forward(self, x_e: Tensor, x_n: Tensor | None = None) -> dict[str, Tensor]:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from facelab.atomic import atomic_path, atomic_write_text
+from facelab.atomic import atomic_path
 from facelab.errors import FacelabError
 
 FORMAT = "facelab-checkpoint"
@@ -107,12 +107,16 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
         optimizer_tensors, optimizer_scalars = _split_optimizer(name, state)
         tensors.update(optimizer_tensors)
         optimizers[name] = optimizer_scalars
-    with atomic_path(tensors_path) as tmp:
-        save_file(tensors, str(tmp))
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    # Serialised in memory and written by Python, so that a full disk is an OSError (which
+    # atomic_path turns into one sentence) rather than safetensors' own I/O error; both halves
+    # are written before either is renamed, so a failed write leaves the previous pair intact.
+    data = save(tensors)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, **checkpoint.meta,
-            "optimizers": optimizers, "tensors_sha256": digest}
-    atomic_write_text(meta_path, json.dumps(meta, indent=1, default=_json_default))
+            "optimizers": optimizers, "tensors_sha256": hashlib.sha256(data).hexdigest()}
+    text = json.dumps(meta, indent=1, default=_json_default)
+    with atomic_path(tensors_path) as tensors_tmp, atomic_path(meta_path) as meta_tmp:
+        tensors_tmp.write_bytes(data)
+        meta_tmp.write_text(text, encoding="utf-8")
     return meta_path
 
 
