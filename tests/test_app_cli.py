@@ -61,3 +61,18 @@ def test_gui_starts_on_synthfaces_without_a_bundled_model(tmp_path):
     result = _gui(tmp_path, "--screenshot", str(shot), env_extra={"FACELAB_MODEL": str(tmp_path / "no-model")})
     assert result.returncode == 0, result.stderr
     assert shot.is_file() and "Traceback" not in result.stderr
+
+
+@pytest.mark.gui
+@needs_display
+def test_gui_screenshot_with_a_corrupt_checkpoint_shows_its_box_and_exits_2(tmp_path):
+    """--screenshot is for scripts: a user error's modal box must not wait for a click (it stopped
+    the start before the dataset the screenshot waits for), and the status says it went wrong."""
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "bad.safetensors").write_bytes(b"")
+    shot = tmp_path / "app.png"
+    result = _gui(tmp_path, "--checkpoint", str(tmp_path / "bad.json"), "--screenshot", str(shot), timeout=120)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("facelab: error:")]
+    assert len(errors) == 1 and "bad.json is corrupt" in errors[0]
+    assert shot.is_file() and "Traceback" not in result.stderr and "QThread" not in result.stderr

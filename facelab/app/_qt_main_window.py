@@ -55,6 +55,7 @@ MODEL_FILTER = "Morphable models (*.npz);;All files (*)"
 class MainWindow(QMainWindow):
     sample_shown = Signal(object)        # the Sample on show
     dataset_opened = Signal(object)      # the FaceDataset
+    error_shown = Signal(str, str)       # title, message: emitted as a user error's message box opens
     busy_changed = Signal(bool)
 
     def __init__(self, settings: AppSettings | None = None) -> None:
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
         """A user error: one sentence in a message box; nothing else changes."""
         log.info("%s: %s", title, message)
         self.statusBar().showMessage(message, 10000)
+        self.error_shown.emit(title, message)
         QMessageBox.critical(self, title, message)
 
     def status(self, message: str, timeout_ms: int = 8000) -> None:
@@ -802,10 +804,14 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(checkpoint)
         else:
             self.open_bundled_model()
-        if input_mesh and self.open_mesh(input_mesh) and ground_truth:
+        # Each step may show a modal message box, and the window may be closed while it is open
+        # (the user quits, or --screenshot is done): start no loading thread into a closed window.
+        if self._closed:
+            return
+        if input_mesh and self.open_mesh(input_mesh) and ground_truth and not self._closed:
             self.open_ground_truth(ground_truth)
         self._keep_file_sample = bool(input_mesh)
-        if data:
+        if data and not self._closed:
             self.open_dataset(data, data_options)
         self.browser.focus_list()
 

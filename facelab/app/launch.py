@@ -101,15 +101,28 @@ def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mes
             window.close()
             app.quit()
 
-        def when_ready(*_args) -> None:
-            QTimer.singleShot(screenshot_delay_ms, shoot)
+        armed = []
 
+        def when_ready(*_args) -> None:
+            if not armed:
+                armed.append(True)
+                QTimer.singleShot(screenshot_delay_ms, shoot)
+
+        def on_error(_title: str, message: str) -> None:
+            # A user error's message box is modal and waits for a click that never comes here:
+            # the screenshot shows it, the sentence goes to stderr, and the exit status is 2 (a
+            # bad --checkpoint stops start() at its box, before the dataset that the screenshot
+            # would otherwise wait for is opened).
+            print(f"facelab: error: {message}", file=sys.stderr)
+            result["status"] = 2
+            when_ready()
+
+        window.error_shown.connect(on_error)
         if input_mesh or not data:
             QTimer.singleShot(500, when_ready)
         else:
             window.dataset_opened.connect(when_ready)
-            # A dataset that fails to load shows its message box; quit anyway after a while.
-            QTimer.singleShot(600_000, shoot)
+            QTimer.singleShot(600_000, shoot)  # whatever else goes wrong, quit after a while
     QTimer.singleShot(0, lambda: window.start(data, checkpoint, input_mesh, ground_truth, options))
     status = app.exec()
     return result["status"] or status
