@@ -151,3 +151,9 @@ def test_a_write_the_system_refuses_is_one_sentence_and_leaves_the_old_file(tmp_
             raise OSError(5, "Input/output error")
     assert not isinstance(info.value, FacelabError)
     assert (tmp_path / "face.ply").read_bytes() == old
+
+
+def test_a_folder_given_as_a_mesh_is_called_a_folder(tmp_path):
+    (tmp_path / "scans").mkdir()
+    with pytest.raises(MeshError, match="scans is a folder: expected a mesh file"):
+        read_mesh(tmp_path / "scans")

@@ -103,11 +103,11 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
             NaN or infinite coordinates, or faces that refer to missing vertices.
     """
     path = Path(path)
-    suffix = _suffix_of(path)
     if not path.exists():
         raise MeshError(f"{path} does not exist: expected a mesh file ({', '.join(MESH_SUFFIXES)}).")
     if path.is_dir():
         raise MeshError(f"{path} is a folder: expected a mesh file ({', '.join(MESH_SUFFIXES)}).")
+    suffix = _suffix_of(path)
     if path.stat().st_size == 0:
         raise MeshError(f"{path} is empty: expected a {suffix[1:].upper()} mesh with vertices and faces.")
     kind = suffix[1:].upper()
