@@ -202,3 +202,15 @@ def test_train_loss_weights_reach_the_config_and_bad_ones_are_refused(tmp_path, 
                  "--loss-weights", "rec=-1"]) == EXIT_USER_ERROR
     assert "loss weight rec must be zero or positive" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_training_on_data_without_pairs_exits_2_and_leaves_no_run(tmp_path, capsys):
+    neutrals = make_tiny_dataset(subjects=4, expressions=0)
+    write_generic(neutrals, tmp_path / "neutrals", "ply", progress=False)
+    for weight_init in ("random", "linear"):
+        out = tmp_path / f"run-{weight_init}"
+        assert main(["train", "--data", str(tmp_path / "neutrals"), "--out", str(out), "--epochs", "1",
+                     "--weight-init", weight_init, "--threads", "1"]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "has no expressive/neutral pairs among its" in err and err.count("facelab: error:") == 1
+        assert not out.exists()

@@ -156,6 +156,11 @@ class Trainer:
         self.split: TrainingSplit = make_training_split(dataset, config.train_fraction, config.split_seed,
                                                         config.validation_fraction)
         self.subjects = list(self.split.fit_subjects)
+        if not dataset.pairs_of(self.split.fit_subjects):
+            raise FacelabError(
+                f"{dataset.name} has no expressive/neutral pairs among its {len(self.subjects)} training subjects: "
+                "expected each subject's neutral face and at least one expression of the same subject."
+            )
         subject_index = {subject: i for i, subject in enumerate(self.subjects)}
 
         source = self._resume_from
