@@ -110,9 +110,15 @@ class FaceLabModel:
     @torch.no_grad()
     def _per_face(self, method, vertices: np.ndarray) -> np.ndarray:
         """``method`` (normalised faces -> per-face rows) over faces in mm, in batches: (B, n, 3)
-        -> (B, ...); one face (n, 3) -> its row alone."""
-        result = np.concatenate([method(x).cpu().numpy() for x in self._batches(vertices)])
-        return result[0] if np.ndim(vertices) == 2 else result
+        -> (B, ...); one face (n, 3) -> its row alone. A ``method`` that returns a tuple of such
+        tensors (several results of one pass) gives a tuple of arrays."""
+        outputs = [method(x) for x in self._batches(vertices)]
+        several = isinstance(outputs[0], tuple)
+        parts = zip(*outputs) if several else [outputs]
+        results = [np.concatenate([t.cpu().numpy() for t in part]) for part in parts]
+        if np.ndim(vertices) == 2:
+            results = [result[0] for result in results]
+        return tuple(results) if several else results[0]
 
     def neutralise(self, vertices: np.ndarray) -> np.ndarray:
         """Predicted neutral vertices in mm: (n, 3) -> (n, 3), or (B, n, 3) -> (B, n, 3)."""
@@ -143,18 +149,15 @@ class FaceLabModel:
         self.check_mesh(mesh)
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")
 
-    @torch.no_grad()
     def neutralise_and_embed(self, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`neutralise` and :meth:`identity_embedding` of the same faces from one pass of the
         encoder and G (the app shows both for every sample): (n, 3) -> ((n, 3), (d,)), or
         (B, n, 3) -> ((B, n, 3), (B, d))."""
-        faces, embeddings = [], []
-        for x in self._batches(vertices):
-            z = self.network.translate(self.network.encode(x))
-            faces.append((self.network.decode(z) * self._std + self._mean).cpu().numpy())
-            embeddings.append(self.network.embedding_of_code(z).cpu().numpy())
-        faces, embeddings = np.concatenate(faces), np.concatenate(embeddings)
-        return (faces[0], embeddings[0]) if np.ndim(vertices) == 2 else (faces, embeddings)
+        def both(x):
+            faces, z = self.network.neutralise(x)
+            return faces * self._std + self._mean, self.network.embedding_of_code(z)
+
+        return self._per_face(both, vertices)
 
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""

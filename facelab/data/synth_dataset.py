@@ -94,16 +94,17 @@ def _generate_into(array_path: Path, identities: int, seed: int, progress: bool)
                                               leave=False) as bar:
         array = None
         for first in range(0, identities, GENERATION_BLOCK):
-            block = generate_synthfaces(identities=min(GENERATION_BLOCK, identities - first), seed=seed, first=first)
+            count = min(GENERATION_BLOCK, identities - first)
+            block = generate_synthfaces(identities=count, seed=seed, first=first)
             if array is None:
-                per_subject = len(block.vertices) // min(GENERATION_BLOCK, identities)
+                per_subject = len(block.vertices) // count
                 array = preallocated_memmap(tmp, (identities * per_subject, *block.vertices.shape[1:]))
                 triangles = block.triangles
             row = len(subjects)
             array[row:row + len(block.vertices)] = block.vertices
             subjects += block.subjects
             expressions += block.expressions
-            bar.update(min(GENERATION_BLOCK, identities - first))
+            bar.update(count)
         array.flush()
         del array
     return subjects, expressions, triangles
