@@ -119,10 +119,10 @@ def _predict(trainer, expressive: np.ndarray) -> np.ndarray:
 
     network = trainer.network
     network.eval()
-    mean, std = trainer.train_batches.mean, trainer.train_batches.std
+    batches = trainer.train_batches
     out = []
     with torch.no_grad():
         for start in range(0, len(expressive), 64):
-            x = (torch.from_numpy(np.ascontiguousarray(expressive[start:start + 64])) - mean) / std
-            out.append((network.neutralise(x)[0] * std + mean).numpy())
+            x, transform = batches.faces(expressive[start:start + 64])
+            out.append(batches.restore(network.neutralise(x)[0], transform).cpu().numpy())
     return np.concatenate(out)

@@ -158,7 +158,19 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--recognizer-warmup", type=_non_negative_int, default=0, metavar="PAIRS",
                         help="before training from the linear start (or with a new recogniser head), fit R alone "
                              "on the codes of this many training pairs, e.g. 6400 (default 0: off; see the README)")
-    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca"), default="full")
+    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default="full",
+                        help="the paper's full, no-l2l, no-id or gca, or identity-preserving (the person's geometry "
+                             "outside the expression subspace passes from the input; default full)")
+    parser.add_argument("--no-align", action="store_true",
+                        help="feed faces to the network as they are, without the similarity fit to the template")
+    parser.add_argument("--neutral-pairs", type=_non_negative_int, default=0, metavar="N",
+                        help="also train each subject's neutral face as its own pair N times (default 0)")
+    parser.add_argument("--input-noise", type=float, default=0.0, metavar="MM",
+                        help="train on inputs with Gaussian noise of up to MM mm standard deviation (default 0)")
+    parser.add_argument("--expression-dims", type=_positive_int, default=50,
+                        help="identity-preserving: dimensions of the expression subspace (default 50)")
+    parser.add_argument("--identity-dims", type=_non_negative_int, default=200,
+                        help="identity-preserving: dimensions of the identity subspace (default 200)")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
     parser.add_argument("--seed", type=int, default=0)
@@ -224,6 +236,9 @@ def train_config_from_args(args: argparse.Namespace):
         recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
         generator_lr=getattr(args, "generator_lr", None), l1_reduction=getattr(args, "l1_reduction", "mean"),
         weights=LossWeights(**getattr(args, "loss_weights", {})),
+        alignment="none" if getattr(args, "no_align", False) else "similarity",
+        neutral_pairs=getattr(args, "neutral_pairs", 0), expression_dims=getattr(args, "expression_dims", 50),
+        identity_dims=getattr(args, "identity_dims", 200), input_noise_mm=getattr(args, "input_noise", 0.0),
     )
 
 
@@ -252,6 +267,9 @@ def _run_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
+    if best and not trainer.split.validation_held_out:
+        best += (" (measured on the training subjects: with fewer than 3 training subjects none is held out, "
+                 "so it says nothing about unseen faces)")
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
         print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
     return 0
@@ -269,20 +287,28 @@ def _add_neutralize(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
     parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral mesh, to measure the error")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_no_align(parser)
     parser.set_defaults(handler=_run_neutralize)
 
 
-def _load_model(checkpoint: Path | None):
+def _load_model(checkpoint: Path | None, align: bool = True):
     from facelab.model import FaceLabModel
 
-    return FaceLabModel.load(checkpoint) if checkpoint else FaceLabModel.bundled()
+    choice = None if align else False  # the checkpoint's own alignment, or none at all
+    return FaceLabModel.load(checkpoint, align=choice) if checkpoint else FaceLabModel.bundled(align=choice)
+
+
+def _add_no_align(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-align", action="store_true",
+                        help="feed the mesh to the network as it is, without fitting it to the model's template "
+                             "frame first (the paper's behaviour, for comparison)")
 
 
 def _run_neutralize(args: argparse.Namespace) -> int:
     from facelab.evaluation.metrics import per_vertex_error
     from facelab.mesh import read_mesh, write_mesh
 
-    model = _load_model(args.checkpoint)
+    model = _load_model(args.checkpoint, align=not args.no_align)
     mesh = model.check_mesh(read_mesh(args.input))
     truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
     predicted = model.neutralise_mesh(mesh)
@@ -326,6 +352,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                              "the same and the linear baseline is fitted on more data, e.g. the model's own)")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--no-baselines", action="store_true", help="skip the do-nothing and linear baselines")
+    parser.add_argument("--no-robustness", action="store_true",
+                        help="skip the robustness rows (neutral in, noise, moved inputs)")
+    _add_no_align(parser)
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -334,19 +363,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from facelab.data.layouts import load_dataset
     from facelab.evaluation.evaluate import evaluate_model
 
-    model = _load_model(args.checkpoint)
+    model = _load_model(args.checkpoint, align=not args.no_align)
     trained_on = model.meta.get("data", {})
     split_config = model.meta.get("train_config", {})
     source = args.data if args.data is not None else trained_on.get("source", "synth")
     options = dict(trained_on.get("options", {})) if source == trained_on.get("source") else {}
-    if source == "synth":
-        # Extra SynthFaces identities only ever train: the default set holds every test subject.
-        options.pop("identities", None)
+    # Extra SynthFaces identities only ever train (the default set holds every test subject), so
+    # the model's own count keeps the test subjects and fits the linear baseline on its own
+    # training identities.
     if args.identities is not None:
         options["identities"] = args.identities
     dataset = load_dataset(source, format=args.data_format, **options)
     split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
-    result = evaluate_model(model, dataset, split, baselines=not args.no_baselines)
+    result = evaluate_model(model, dataset, split, baselines=not args.no_baselines,
+                            robustness=not args.no_robustness)
+    if result["excluded_training_subjects"]:
+        print(f"warning: left out {len(result['excluded_training_subjects'])} test subject(s) the model trained on: "
+              f"{', '.join(result['excluded_training_subjects'])}", file=sys.stderr)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result, indent=2))
     _print_evaluation(result)
@@ -361,6 +394,9 @@ def _print_evaluation(result: dict) -> None:
     for name, row in result.get("baselines", {}).items():
         rank1 = f"{row['rank1']:>8.1%}" if "rank1" in row else f"{'':>8}"
         print(f"{name:<12} {row['mean_error_mm']:>10.3f} {'':>8} {'':>8} {rank1}")
+    print(f"pairs worse than their input: {result['worse_than_input']:.1%}")
+    for name, value in result.get("robustness", {}).items():
+        print(f"  {name:<18} {value:.3f} mm")
 
 
 # ---- facelab gui ---------------------------------------------------------------------------------
@@ -432,6 +468,7 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--percentile", type=float, default=99.0, help="percentile for the range (default 99)")
     parser.add_argument("--displacement", action="store_true", help="colour the input by its displacement")
     parser.add_argument("--transparent", action="store_true", help="transparent background")
+    _add_no_align(parser)
     parser.set_defaults(handler=_run_render)
 
 
@@ -443,7 +480,7 @@ def _run_render(args: argparse.Namespace) -> int:
     check_png(args.out)
     style = DisplayStyle(colormap=args.colormap, range_mode=args.range_mode, fixed_max_mm=args.fixed_max,
                          percentile=args.percentile, displacement=args.displacement).validate()
-    model = _load_model(args.checkpoint)
+    model = _load_model(args.checkpoint, align=not args.no_align)
     mesh = model.check_mesh(read_mesh(args.input))
     truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
     sample = compute_sample(model, mesh.vertices, None if truth is None else truth.vertices, label=args.input.name)

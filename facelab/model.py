@@ -19,6 +19,7 @@ import torch
 
 from facelab.data.dataset import Normalisation
 from facelab.errors import FacelabError
+from facelab.mesh.alignment import Alignment
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template
 from facelab.training.checkpoint import Checkpoint, CheckpointError, checkpoint_exists, load_checkpoint
@@ -33,9 +34,18 @@ def bundled_model_path() -> Path:
 
 
 class FaceLabModel:
-    """Inference with a trained network; inputs and outputs in millimetres."""
+    """Inference with a trained network; inputs and outputs in millimetres.
 
-    def __init__(self, checkpoint: Checkpoint, source: Path | None = None, device: str = "cpu") -> None:
+    Every face is first brought into the template's frame by the checkpoint's
+    :class:`~facelab.mesh.alignment.Alignment` (a similarity fit on a stable region) and every
+    predicted face is mapped back into its input's frame, so a face shifted, turned or scaled
+    gives the same prediction shifted, turned or scaled. ``align``: None follows the
+    checkpoint; False feeds faces to the network as they are (a model saved before alignment,
+    or a comparison); True aligns even a checkpoint that records none (on all vertices).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, source: Path | None = None, device: str = "cpu",
+                 align: bool | None = None) -> None:
         from facelab.nn import NetworkConfig, NeutralisationNetwork
 
         self.source = source
@@ -52,14 +62,20 @@ class FaceLabModel:
             raise CheckpointError(
                 f"{source or 'the checkpoint'} does not hold a network this facelab can build ({str(error).splitlines()[0]})."
             ) from None
+        self.alignment = Alignment.from_dict(checkpoint.meta.get("alignment")).check(self.n_vertices)
+        if align is False:
+            self.alignment = Alignment("none")
+        elif align and not self.alignment.enabled:
+            self.alignment = Alignment("similarity")
         self.device = torch.device(device)
         self.network.to(self.device).eval()
         self._mean = torch.from_numpy(self.normalisation.mean).to(self.device)
         self._std = torch.from_numpy(self.normalisation.std).to(self.device)
+        self._template = torch.from_numpy(np.asarray(self.template.vertices, dtype=np.float32)).to(self.device)
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> FaceLabModel:
+    def load(cls, path: str | os.PathLike, device: str = "cpu", align: bool | None = None) -> FaceLabModel:
         """Load a checkpoint (``NAME``, ``NAME.json`` or ``NAME.safetensors``) or a run folder (its ``best``)."""
         path = Path(path)
         if path.is_dir():
@@ -69,14 +85,14 @@ class FaceLabModel:
                     break
             else:
                 raise CheckpointError(f"{path} is a folder without a checkpoint: expected best.json/last.json from 'facelab train'.")
-        return cls(load_checkpoint(path, with_optimizers=False), source=path, device=device)
+        return cls(load_checkpoint(path, with_optimizers=False), source=path, device=device, align=align)
 
     @classmethod
-    def bundled(cls, device: str = "cpu") -> FaceLabModel:
+    def bundled(cls, device: str = "cpu", align: bool | None = None) -> FaceLabModel:
         path = bundled_model_path()
         if not checkpoint_exists(path):
             raise FacelabError(f"the bundled model is missing ({path}.json): pass --checkpoint, or restore models/ from git.")
-        return cls.load(path, device=device)
+        return cls.load(path, device=device, align=align)
 
     # ---- properties ------------------------------------------------------------------------
     @property
@@ -97,6 +113,7 @@ class FaceLabModel:
 
     # ---- inference -------------------------------------------------------------------------
     def _batches(self, vertices: np.ndarray, batch_size: int = 64):
+        """(normalised faces in the template's frame, their :class:`SimilarityTransform` or None)."""
         vertices = np.asarray(vertices, dtype=np.float32)
         if vertices.ndim == 2:
             vertices = vertices[None]
@@ -105,14 +122,24 @@ class FaceLabModel:
         for start in range(0, len(vertices), batch_size):
             # a copy: slices of a read-only memory map cannot back a torch tensor
             chunk = torch.from_numpy(np.array(vertices[start:start + batch_size], dtype=np.float32)).to(self.device)
-            yield (chunk - self._mean) / self._std
+            transform = self.alignment.fit(chunk, self._template)
+            if transform is not None:
+                chunk = transform.apply(chunk)
+            yield (chunk - self._mean) / self._std, transform
+
+    def _faces_in_input_frame(self, faces: torch.Tensor, transform) -> torch.Tensor:
+        """Normalised faces in the template's frame -> mm in the frame of the faces they came from."""
+        faces = faces * self._std + self._mean
+        return faces if transform is None else transform.invert(faces)
 
     @torch.no_grad()
     def _per_face(self, method, vertices: np.ndarray) -> np.ndarray:
-        """``method`` (normalised faces -> per-face rows) over faces in mm, in batches: (B, n, 3)
-        -> (B, ...); one face (n, 3) -> its row alone. A ``method`` that returns a tuple of such
-        tensors (several results of one pass) gives a tuple of arrays."""
-        outputs = [method(x) for x in self._batches(vertices)]
+        """``method(x, to_input_frame)`` (normalised aligned faces -> per-face rows; the callable
+        maps its predicted faces back to millimetres in the input's frame) over faces in mm, in
+        batches: (B, n, 3) -> (B, ...); one face (n, 3) -> its row alone. A ``method`` that
+        returns a tuple of such tensors (several results of one pass) gives a tuple of arrays."""
+        outputs = [method(x, lambda faces, t=transform: self._faces_in_input_frame(faces, t))
+                   for x, transform in self._batches(vertices)]
         several = isinstance(outputs[0], tuple)
         parts = zip(*outputs) if several else [outputs]
         results = [np.concatenate([t.cpu().numpy() for t in part]) for part in parts]
@@ -122,11 +149,11 @@ class FaceLabModel:
 
     def neutralise(self, vertices: np.ndarray) -> np.ndarray:
         """Predicted neutral vertices in mm: (n, 3) -> (n, 3), or (B, n, 3) -> (B, n, 3)."""
-        return self._per_face(lambda x: self.network.neutralise(x)[0] * self._std + self._mean, vertices)
+        return self._per_face(lambda x, back: back(self.network.neutralise(x)[0]), vertices)
 
     def encode(self, vertices: np.ndarray) -> np.ndarray:
-        """Latent codes Enc(F) of faces in mm: (B, n, 3) -> (B, latent); (n, 3) -> (latent,)."""
-        return self._per_face(self.network.encode, vertices)
+        """Latent codes Enc(F) of faces in mm (aligned first): (B, n, 3) -> (B, latent); (n, 3) -> (latent,)."""
+        return self._per_face(lambda x, back: self.network.encode(x), vertices)
 
     @torch.no_grad()
     def translate(self, codes: np.ndarray) -> np.ndarray:
@@ -136,7 +163,8 @@ class FaceLabModel:
 
     @torch.no_grad()
     def decode(self, codes: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Faces in mm Dec(z) from latent codes: (B, latent) -> (B, n, 3); (latent,) -> (n, 3)."""
+        """Faces in mm Dec(z) from latent codes, in the template's frame (a code carries no pose):
+        (B, latent) -> (B, n, 3); (latent,) -> (n, 3)."""
         codes = np.asarray(codes, dtype=np.float32)
         single = codes.ndim == 1
         codes = np.atleast_2d(codes)
@@ -153,15 +181,15 @@ class FaceLabModel:
         """:meth:`neutralise` and :meth:`identity_embedding` of the same faces from one pass of the
         encoder and G (the app shows both for every sample): (n, 3) -> ((n, 3), (d,)), or
         (B, n, 3) -> ((B, n, 3), (B, d))."""
-        def both(x):
+        def both(x, back):
             faces, z = self.network.neutralise(x)
-            return faces * self._std + self._mean, self.network.embedding_of_code(z)
+            return back(faces), self.network.embedding_of_code(z)
 
         return self._per_face(both, vertices)
 
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""
-        return self._per_face(self.network.identity_embedding, vertices)
+        return self._per_face(lambda x, back: self.network.identity_embedding(x), vertices)
 
     def top_subjects(self, vertices: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable training subjects for one face (softmax of the recognizer).

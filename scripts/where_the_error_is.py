@@ -82,7 +82,7 @@ def main() -> None:
     neutral = np.array([p.neutral for p in test])
     truth = np.asarray(test_data.vertices[neutral])
     for path in args.checkpoints:
-        model = FaceLabModel.load(path)
+        model = FaceLabModel.load(path, align=False)  # codes and decoded faces in the template's frame
         model.network.eval()
         z_e = _codes(model, test_data.vertices, expressive)
         z_n = _codes(model, test_data.vertices, neutral)

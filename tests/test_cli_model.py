@@ -159,10 +159,11 @@ def test_a_negative_recognizer_warmup_is_refused_before_training(tmp_path, capsy
 
 def test_the_models_latent_steps_compose_to_its_neutralisation(trained):
     # Scripts that inspect the latent space (scripts/where_the_error_is.py) rely on
-    # decode(translate(encode(F_e))) being exactly what neutralise() returns.
+    # decode(translate(encode(F_e))) being exactly what neutralise() returns for the paper's
+    # variants, in the template's frame (decode knows no pose: compared unaligned here).
     from facelab.model import FaceLabModel
 
-    model = FaceLabModel.load(trained / "run")
+    model = FaceLabModel.load(trained / "run", align=False)
     faces = np.stack([read_mesh(path).vertices for path in _pair(trained)])
     codes = model.encode(faces)
     assert codes.shape == (2, model.network.config.latent)
@@ -214,3 +215,26 @@ def test_training_on_data_without_pairs_exits_2_and_leaves_no_run(tmp_path, caps
         err = capsys.readouterr().err
         assert "has no expressive/neutral pairs among its" in err and err.count("facelab: error:") == 1
         assert not out.exists()
+
+
+def test_no_align_feeds_the_mesh_as_it_is(trained, tmp_path, capsys):
+    expressive, truth = _pair(trained)
+    moved = tmp_path / "moved.ply"
+    mesh = read_mesh(expressive)
+    write_mesh(mesh.with_vertices(mesh.vertices + np.float32(30.0)), moved)
+    aligned, raw = tmp_path / "aligned.ply", tmp_path / "raw.ply"
+    assert main(["neutralize", str(moved), "--out", str(aligned)]) == 0
+    assert main(["neutralize", str(moved), "--out", str(raw), "--no-align"]) == 0
+    assert main(["neutralize", str(expressive), "--out", str(tmp_path / "still.ply")]) == 0
+    still = read_mesh(tmp_path / "still.ply").vertices
+    # Aligned, a shifted mesh gives the same prediction shifted; unaligned, it does not.
+    np.testing.assert_allclose(read_mesh(aligned).vertices, still + 30.0, atol=1e-2)
+    assert np.abs(read_mesh(raw).vertices - (still + 30.0)).max() > 0.5
+
+
+def test_a_run_without_held_out_validation_says_so(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_generic(make_tiny_dataset(subjects=3, expressions=2), data, "ply", progress=False)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--batch-size", "2", "--threads", "1"]) == 0
+    assert "measured on the training subjects" in capsys.readouterr().out

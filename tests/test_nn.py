@@ -13,6 +13,7 @@ import trimesh
 from torch_geometric.nn import ChebConv
 
 from facelab.errors import FacelabError, TopologyMismatchError
+from facelab.nn.network import PAPER_VARIANTS
 from facelab.mesh import combinatorial_laplacian, normalized_laplacian, scaled_laplacian, vertex_adjacency
 from facelab.nn import (
     Decoder,
@@ -286,12 +287,14 @@ def test_training_outputs_equal_the_separate_branches(sphere2):
         ("no-l2l", {"encoder", "decoder", "generator", "recognizer"}),
         ("no-id", {"encoder", "decoder", "generator", "discriminator"}),
         ("gca", {"encoder", "decoder"}),
+        ("identity-preserving", {"encoder", "decoder", "generator", "discriminator", "recognizer", "fusion"}),
     ],
 )
 def test_variants_build_only_what_they_need(sphere2, variant, modules):
     network = make_network(sphere2, variant=variant)
     assert {name for name, _ in network.named_children()} == modules
     assert {key.split(".")[0] for key in network.state_dict()} == modules
+    assert ("fusion" in modules) == (variant not in PAPER_VARIANTS)
     generator_ids = {id(p) for p in network.generator_parameters()}
     discriminator_ids = {id(p) for p in network.discriminator_parameters()}
     assert generator_ids.isdisjoint(discriminator_ids)

@@ -213,10 +213,12 @@ class FaceDataset:
         train = tuple(sorted(set(all_subjects) - set(test)))
         return DatasetSplit(train, test, seed, train_fraction)
 
-    def normalisation(self, split: DatasetSplit) -> Normalisation:
+    def normalisation(self, split: DatasetSplit, transform=None) -> Normalisation:
         """Per-vertex mean and std over every mesh of the training subjects only.
 
-        Each std is floored at ``MIN_STD_FRACTION`` of the median std (and ``MIN_STD_MM``).
+        ``transform`` (optional) maps a block of meshes (B, n, 3) float64 before it is counted:
+        a model that aligns its inputs takes its statistics in the template's frame. Each std is
+        floored at ``MIN_STD_FRACTION`` of the median std (and ``MIN_STD_MM``).
         """
         indices = self.indices_of(split.train_subjects)
         if indices.size == 0:
@@ -225,6 +227,8 @@ class FaceDataset:
         total_sq = np.zeros_like(total)
         for start in range(0, indices.size, 256):  # chunks keep a memory map from being read whole
             chunk = np.asarray(self.vertices[indices[start:start + 256]], dtype=np.float64)
+            if transform is not None:
+                chunk = np.asarray(transform(chunk), dtype=np.float64)
             total += chunk.sum(axis=0)
             total_sq += np.square(chunk).sum(axis=0)
         mean = total / indices.size

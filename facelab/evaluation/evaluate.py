@@ -31,30 +31,60 @@ def _gallery(dataset: FaceDataset, split: DatasetSplit) -> list[int]:
     return [i for i, r in enumerate(dataset.records) if r.is_neutral and r.subject in test]
 
 
-def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True) -> dict:
-    """The ``--json`` contract of ``facelab evaluate`` (see the README), as a dict."""
+def model_training_subjects(model) -> set[str]:
+    """Every subject a checkpoint learned from or chose its checkpoint on (fit and validation)."""
+    split = model.meta.get("split") or {}
+    return set(model.subjects) | set(split.get("train", ())) | set(split.get("validation", ()))
+
+
+def unseen_split(model, split: DatasetSplit) -> tuple[DatasetSplit, list[str]]:
+    """``split`` without the test subjects the model trained on, and those subjects: a model is
+    never scored on its own training subjects as if they were unseen."""
+    seen = sorted(set(split.test_subjects) & model_training_subjects(model))
+    if not seen:
+        return split, []
+    test = tuple(s for s in split.test_subjects if s not in seen)
+    if not test:
+        raise FacelabError("every test subject of this split is among the model's training subjects: "
+                           "evaluate it on subjects it has not seen.")
+    return DatasetSplit(tuple(sorted(set(split.train_subjects) | set(seen))), test, split.seed,
+                        split.train_fraction), seen
+
+
+def _per_expression(pairs, mesh_errors: np.ndarray) -> dict[str, float]:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for pair, error in zip(pairs, mesh_errors):
+        groups[pair.expression].append(float(error))
+    return {name: float(np.mean(values)) for name, values in sorted(groups.items())}
+
+
+def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True,
+                   robustness: bool = True) -> dict:
+    """The ``--json`` contract of ``facelab evaluate`` (see the README), as a dict.
+
+    Test subjects the model trained on are left out and listed in ``excluded_training_subjects``.
+    """
     if dataset.n_vertices != model.n_vertices or dataset.topology_hash != model.meta.get("template_hash", dataset.topology_hash):
         raise FacelabError(
             f"the model expects {model.n_vertices} vertices in its template's order and the data "
             f"has {dataset.n_vertices}: evaluate it on data registered to the same template."
         )
+    split, excluded = unseen_split(model, split)
     test_pairs = dataset.pairs_of(split.test_subjects)
     if not test_pairs:
         raise FacelabError(f"{dataset.name} has no expressive/neutral pairs among its test subjects.")
-    expressive = np.array([p.expressive for p in test_pairs])
-    predicted, probe_embeddings = model.neutralise_and_embed(np.asarray(dataset.vertices[expressive]))
+    expressive_faces = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])])
+    predicted, probe_embeddings = model.neutralise_and_embed(expressive_faces)
     errors = _mesh_errors(dataset, test_pairs, predicted)
     summary = error_summary(errors)
-    per_expression: dict[str, list[float]] = defaultdict(list)
-    for pair, mesh_error in zip(test_pairs, errors.mean(axis=1)):
-        per_expression[pair.expression].append(float(mesh_error))
+    input_errors = _mesh_errors(dataset, test_pairs, expressive_faces).mean(axis=1)
 
     gallery = _gallery(dataset, split)
     gallery_labels = [dataset.records[i].subject for i in gallery]
     probe_labels = [p.subject for p in test_pairs]
     gallery_vertices = np.asarray(dataset.vertices[np.array(gallery)])
-    ranks = rank_k_identification(probe_embeddings, probe_labels, model.identity_embedding(gallery_vertices),
-                                  gallery_labels, ks=(1, 5))
+    gallery_embeddings = model.identity_embedding(gallery_vertices)
+    ranks = rank_k_identification(probe_embeddings, probe_labels, gallery_embeddings, gallery_labels, ks=(1, 5))
     result = {
         "checkpoint": str(model.source) if model.source else None,
         "data": dataset.name,
@@ -66,14 +96,56 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
         "median_error_mm": summary["median_error_mm"],
         "rank1": ranks[1],
         "rank5": ranks[5],
-        "per_expression": {name: float(np.mean(v)) for name, v in sorted(per_expression.items())},
+        "per_expression": _per_expression(test_pairs, errors.mean(axis=1)),
+        "worse_than_input": float(np.mean(errors.mean(axis=1) > input_errors)),
+        "alignment": model.alignment.kind,
+        "excluded_training_subjects": excluded,
     }
+    if robustness:
+        result["robustness"] = robustness_rows(model, dataset, test_pairs, gallery_vertices)
+        # Every probe turned, shifted and scaled at once, against the unmoved gallery.
+        scale, rotation, shift = 1.25, MOVES["rotated_30deg"][1], MOVES["translated_50mm"][2]
+        moved = (scale * expressive_faces @ rotation.T + shift).astype(np.float32)
+        result["robustness"]["rank1_moved_probes"] = rank_k_identification(
+            model.identity_embedding(moved), probe_labels, gallery_embeddings, gallery_labels, ks=(1,))[1]
     if baselines:
         result["baselines"] = evaluate_baselines(dataset, split, test_pairs, gallery, gallery_labels, probe_labels)
     return result
 
 
+#: The moved inputs of the robustness rows: a face and its truth moved alike, error in the moved frame
+#: (divided by the scale, so every row is in the unmoved face's millimetres).
+MOVES = {
+    "translated_50mm": (1.0, np.eye(3), np.full(3, 50.0 / np.sqrt(3.0))),
+    "rotated_30deg": (1.0, np.array([[np.cos(np.pi / 6), 0.0, np.sin(np.pi / 6)], [0.0, 1.0, 0.0],
+                                     [-np.sin(np.pi / 6), 0.0, np.cos(np.pi / 6)]]), np.zeros(3)),
+    "scaled_0.8": (0.8, np.eye(3), np.zeros(3)),
+    "scaled_1.25": (1.25, np.eye(3), np.zeros(3)),
+}
+NOISE_MM = 0.2
+
+
+def robustness_rows(model, dataset: FaceDataset, test_pairs, neutral_faces: np.ndarray, seed: int = 0) -> dict:
+    """How the model fares on inputs a user brings: ``neutral_in_mm`` (how far a neutral face in
+    comes back from itself), ``noise_0.2mm`` (Gaussian noise of 0.2 mm standard deviation per
+    coordinate on the input), and each move of :data:`MOVES` (mean errors in mm)."""
+    expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])], dtype=np.float32)
+    truth = np.asarray(dataset.vertices[np.array([p.neutral for p in test_pairs])], dtype=np.float32)
+    rows = {"neutral_in_mm": float(per_vertex_error(model.neutralise(neutral_faces), neutral_faces).mean())}
+    noise = np.random.default_rng(seed).normal(0.0, NOISE_MM, expressive.shape).astype(np.float32)
+    rows[f"noise_{NOISE_MM}mm"] = float(per_vertex_error(model.neutralise(expressive + noise), truth).mean())
+    center = truth.reshape(-1, 3).mean(axis=0)
+    for name, (scale, rotation, shift) in MOVES.items():
+        def moved(faces, scale=scale, rotation=rotation, shift=shift):
+            return (scale * (faces - center) @ rotation.T + center + shift).astype(np.float32)
+        rows[name] = float(per_vertex_error(model.neutralise(moved(expressive)), moved(truth)).mean() / scale)
+    return rows
+
+
 def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, gallery_labels, probe_labels) -> dict:
+    """``do_nothing`` (the input as the prediction) and ``linear`` (ridge regression on 200 PCA
+    components, :class:`LinearNeutraliser`) fitted on every pair of ``split``'s training subjects;
+    ``linear.fitted_on`` counts them."""
     expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])])
     do_nothing = _mesh_errors(dataset, test_pairs, expressive)
     linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(split.train_subjects))
@@ -83,8 +155,11 @@ def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, ga
     flat_probes = predicted.reshape(len(predicted), -1).astype(np.float64) - linear.mean_n
     ranks = rank_k_identification(flat_probes, probe_labels, flat_gallery, gallery_labels, ks=(1, 5))
     return {
-        "do_nothing": {"mean_error_mm": float(do_nothing.mean())},
-        "linear": {"mean_error_mm": float(linear_errors.mean()), "rank1": ranks[1], "rank5": ranks[5]},
+        "do_nothing": {"mean_error_mm": float(do_nothing.mean()),
+                       "per_expression": _per_expression(test_pairs, do_nothing.mean(axis=1))},
+        "linear": {"mean_error_mm": float(linear_errors.mean()), "rank1": ranks[1], "rank5": ranks[5],
+                   "worse_than_input": float(np.mean(linear_errors.mean(axis=1) > do_nothing.mean(axis=1))),
+                   "fitted_on": {"subjects": len(split.train_subjects), "dataset": dataset.name}},
     }
 
 

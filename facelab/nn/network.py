@@ -9,6 +9,13 @@ Variants (paper Tables 1 and 2):
 * ``gca``:    Enc, Dec only — the adapted GCA baseline, an autoencoder trained to map an
   expressive face straight to its neutral face.
 
+Beyond the paper:
+
+* ``identity-preserving``: the full method (Enc, Dec, G, D, R and their losses), whose decoded
+  face is kept only inside the subspace that expressions move; the person's geometry outside
+  it comes from the input (:class:`~facelab.nn.subspace_fusion.SubspaceFusion`), so it is not
+  squeezed through the 25-number code.
+
 Every method takes and returns NORMALISED vertex tensors (B, n, 3): normalising with the
 dataset's mean and standard deviation, and undoing it, happens outside the network.
 """
@@ -33,11 +40,14 @@ from facelab.nn.discriminator import Discriminator
 from facelab.nn.encoder import Encoder
 from facelab.nn.generator import Generator
 from facelab.nn.recognizer import Recognizer
+from facelab.nn.subspace_fusion import SubspaceFusion
 
-VARIANTS: tuple[str, ...] = ("full", "no-l2l", "no-id", "gca")
-_WITH_GENERATOR = {"full", "no-l2l", "no-id"}
-_WITH_DISCRIMINATOR = {"full", "no-id"}
-_WITH_RECOGNIZER = {"full", "no-l2l"}
+PAPER_VARIANTS: tuple[str, ...] = ("full", "no-l2l", "no-id", "gca")
+VARIANTS: tuple[str, ...] = (*PAPER_VARIANTS, "identity-preserving")
+_WITH_GENERATOR = {"full", "no-l2l", "no-id", "identity-preserving"}
+_WITH_DISCRIMINATOR = {"full", "no-id", "identity-preserving"}
+_WITH_RECOGNIZER = {"full", "no-l2l", "identity-preserving"}
+_WITH_FUSION = {"identity-preserving"}
 
 VERTEX_CHANNELS = 3  # x, y, z
 
@@ -67,6 +77,9 @@ class NetworkConfig:
     # CoMA-style mesh downsampling for large templates: one decimation factor per pooling level
     # (e.g. (4, 4, 4, 4)); empty is the paper's architecture. See facelab/mesh/hierarchy.py.
     downsample: tuple[int, ...] = ()
+    # identity-preserving: the columns of the expression and identity subspaces (SubspaceFusion)
+    expression_dims: int = 50
+    identity_dims: int = 200
 
     def __post_init__(self) -> None:
         for name in ("encoder_channels", "decoder_channels", "generator_hidden", "discriminator_hidden", "downsample"):
@@ -98,6 +111,9 @@ class NetworkConfig:
             f"downsampling takes at most one factor (>= 2) per Chebyshev layer "
             f"({min(len(self.encoder_channels), len(self.decoder_channels))}), got {list(self.downsample)}",
         )
+        _require(self.expression_dims >= 1 and self.identity_dims >= 0,
+                 f"the subspaces need at least 1 expression dimension and no negative identity ones, "
+                 f"got {self.expression_dims} and {self.identity_dims}")
         _require(
             not self.has_recognizer or self.n_subjects >= 1,
             f"variant {self.variant!r} has a recogniser and needs n_subjects >= 1, got {self.n_subjects}",
@@ -119,6 +135,10 @@ class NetworkConfig:
     @property
     def has_recognizer(self) -> bool:
         return self.variant in _WITH_RECOGNIZER
+
+    @property
+    def has_fusion(self) -> bool:
+        return self.variant in _WITH_FUSION
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: tuples become lists."""
@@ -197,6 +217,8 @@ class NeutralisationNetwork(nn.Module):
         self.recognizer = (
             Recognizer(config.n_subjects, config.latent, config.recognizer_hidden) if config.has_recognizer else None
         )
+        self.fusion = (SubspaceFusion(config.n_vertices, config.expression_dims, config.identity_dims)
+                       if config.has_fusion else None)
 
     def encode(self, x: Tensor) -> Tensor:
         """Faces (B, n, 3) -> latent codes (B, latent)."""
@@ -213,10 +235,15 @@ class NeutralisationNetwork(nn.Module):
     def neutralise(self, x_e: Tensor) -> tuple[Tensor, Tensor]:
         """Expressive faces (B, n, 3) -> (neutral faces (B, n, 3), neutral codes (B, latent)).
 
-        ``Dec(G(Enc(x_e)))``; ``Dec(Enc(x_e))`` for ``gca``.
+        ``Dec(G(Enc(x_e)))``; ``Dec(Enc(x_e))`` for ``gca``; fused with ``x_e`` for
+        ``identity-preserving``.
         """
         z = self.translate(self.encode(x_e))
-        return self.decode(z), z
+        return self.fuse(self.decode(z), x_e), z
+
+    def fuse(self, decoded: Tensor, inputs: Tensor) -> Tensor:
+        """The predicted faces: ``decoded`` itself, or fused with the input faces it came from."""
+        return decoded if self.fusion is None else self.fusion(decoded, inputs)
 
     def identity_embedding(self, x_e: Tensor) -> Tensor:
         """Faces (B, n, 3) -> identity embeddings, compared by cosine similarity (paper Sec. 4.2).
@@ -242,8 +269,8 @@ class NeutralisationNetwork(nn.Module):
 
         Returns, for ``gca``: ``z_e`` = Enc(x_e) (B, latent) and ``rec_e`` = Dec(z_e) (B, n, 3).
         Otherwise ``z_e``, ``z_n`` = Enc(x_n), ``z_g`` = G(z_e) (B, latent); ``rec_n`` = Dec(z_n),
-        ``rec_e`` = Dec(z_g) (B, n, 3); and with a recogniser ``logits_g`` = R(z_g),
-        ``logits_n`` = R(z_n) (B, n_subjects).
+        ``rec_e`` = Dec(z_g) (B, n, 3), both fused with their inputs for ``identity-preserving``;
+        and with a recogniser ``logits_g`` = R(z_g), ``logits_n`` = R(z_n) (B, n_subjects).
         """
         if self.generator is None:
             z_e = self.encode(x_e)
@@ -256,6 +283,7 @@ class NeutralisationNetwork(nn.Module):
         z_e, z_n = self.encode(torch.cat([x_e, x_n])).split(batch)
         z_g = self.generator(z_e)
         rec_n, rec_e = self.decode(torch.cat([z_n, z_g])).split(batch)
+        rec_n, rec_e = self.fuse(rec_n, x_n), self.fuse(rec_e, x_e)
         outputs = {"z_e": z_e, "z_n": z_n, "z_g": z_g, "rec_n": rec_n, "rec_e": rec_e}
         if self.recognizer is not None:
             outputs["logits_g"], outputs["logits_n"] = self.recognizer(torch.cat([z_g, z_n])).split(batch)

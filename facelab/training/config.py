@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facelab.errors import FacelabError
+from facelab.mesh.alignment import ALIGNMENT_KINDS
 
-VARIANTS = ("full", "no-l2l", "no-id", "gca")
+VARIANTS = ("full", "no-l2l", "no-id", "gca", "identity-preserving")
 
 
 @dataclass
@@ -52,6 +53,21 @@ class TrainConfig:
     # [4, 4, 4, 4]; empty (default) is the paper's architecture on the full mesh. See
     # facelab/nn/mesh_sampling.py and the README's "Training at scale".
     downsample: list[int] = field(default_factory=list)
+    # How faces are brought into the template's frame before the network (and the prediction
+    # back): "similarity" fits scale, rotation and translation on the vertices the training
+    # expressions move least (facelab/mesh/alignment.py); "none" feeds them as they are.
+    alignment: str = "similarity"
+    # identity-preserving: the columns of its expression and identity subspaces
+    # (facelab/nn/subspace_fusion.py), fitted on the training pairs at the start of a run.
+    expression_dims: int = 50
+    identity_dims: int = 200
+    # Each training subject's neutral face is also trained as an "expression" of itself this many
+    # times (0: the paper's pairs only), so that a neutral face in comes back unchanged.
+    neutral_pairs: int = 0
+    # Gaussian noise added to each training input face, its standard deviation drawn per face
+    # uniformly from 0 to this many mm (0: none), so that a scanner's noise does not move the
+    # prediction; the target stays the clean neutral face.
+    input_noise_mm: float = 0.0
     # How the network starts (the paper gives no initialisation): "linear" starts it as the rank-25
     # linear neutraliser of the training pairs, written exactly into the layers; "random" is the
     # plain initialisation; "auto" is linear where the architecture allows it (the fast Chebyshev
@@ -108,6 +124,13 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.variant not in VARIANTS:
             raise FacelabError(f"unknown variant '{self.variant}': expected one of {', '.join(VARIANTS)}.")
+        if self.alignment not in ALIGNMENT_KINDS:
+            raise FacelabError(f"unknown alignment '{self.alignment}': expected one of {', '.join(ALIGNMENT_KINDS)}.")
+        if self.expression_dims < 1 or self.identity_dims < 0 or self.neutral_pairs < 0:
+            raise FacelabError("the expression subspace needs at least 1 dimension, and the identity subspace and "
+                               "the neutral pairs cannot be negative.")
+        if not 0 <= self.input_noise_mm < float("inf"):
+            raise FacelabError(f"the input noise must be zero or a positive number of mm, got {self.input_noise_mm}.")
         if self.laplacian not in ("combinatorial", "normalized"):
             raise FacelabError(f"unknown Laplacian '{self.laplacian}': expected combinatorial or normalized.")
         if self.gan_loss not in ("non-saturating", "minimax"):
@@ -157,6 +180,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
+        values.setdefault("alignment", "none")  # a run saved before alignment existed trained without it
         if isinstance(values.get("weights"), dict):
             values["weights"] = LossWeights(**values["weights"])
         return cls(**values)

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
 from facelab.errors import DatasetError
+from facelab.mesh.alignment import Alignment, SimilarityTransform, align_pairs
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class TrainingSplit:
     split: DatasetSplit                  # the 70/30 cross-subject split of the paper
     fit_subjects: tuple[str, ...]        # training subjects the network learns from (recognizer classes)
     validation_subjects: tuple[str, ...]
+    # False when too few training subjects (fewer than 3) left none to hold out: validation
+    # then measures the fit subjects themselves, which says nothing about unseen faces.
+    validation_held_out: bool = True
 
     @property
     def test_subjects(self) -> tuple[str, ...]:
@@ -43,7 +47,7 @@ def make_training_split(dataset: FaceDataset, train_fraction: float, seed: int, 
     order = np.random.default_rng([seed, 1]).permutation(len(train))
     validation = tuple(sorted(train[i] for i in order[:n_val]))
     fit = tuple(sorted(train[i] for i in order[n_val:]))
-    return TrainingSplit(split, fit, validation or fit)
+    return TrainingSplit(split, fit, validation or fit, validation_held_out=bool(validation))
 
 
 def epoch_order(seed: int, epoch: int, n_pairs: int) -> np.ndarray:
@@ -65,12 +69,14 @@ class PairBatches:
 
     Batches are read from the dataset's vertex array (a memory map for real datasets) by
     ``num_workers`` DataLoader processes when asked (0: in this process), then moved to the
-    device and normalised there.
+    device, brought into the template's frame by ``alignment`` (each pair by the transform of
+    its expressive face, see :func:`~facelab.mesh.alignment.align_pairs`) and normalised there.
     """
 
     def __init__(self, dataset: FaceDataset, pairs: list[Pair], normalisation: Normalisation,
                  subject_index: dict[str, int], batch_size: int, seed: int, device: torch.device,
-                 rank: int = 0, world_size: int = 1, num_workers: int = 0) -> None:
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 alignment: Alignment | None = None, template: np.ndarray | None = None) -> None:
         if not pairs:
             raise ValueError("no pairs to train on")
         if len(pairs) < world_size:
@@ -84,6 +90,10 @@ class PairBatches:
         self.device = device
         self.mean = torch.from_numpy(normalisation.mean).to(device)
         self.std = torch.from_numpy(normalisation.std).to(device)
+        self.alignment = alignment or Alignment("none")
+        if self.alignment.enabled and template is None:
+            raise ValueError("aligned batches need the template")
+        self.template = None if template is None else torch.as_tensor(np.asarray(template, np.float32), device=device)
         self.expressive = np.array([p.expressive for p in pairs])
         self.neutral = np.array([p.neutral for p in pairs])
         self.labels = torch.tensor([subject_index.get(p.subject, -1) for p in pairs], dtype=torch.long)
@@ -102,12 +112,22 @@ class PairBatches:
     def order(self, epoch: int) -> np.ndarray:
         return epoch_order(self.seed, epoch, len(self.pairs))
 
-    def normalise(self, vertices: np.ndarray) -> torch.Tensor:
-        return self.normalise_tensor(torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)))
+    def faces(self, vertices: np.ndarray) -> tuple[torch.Tensor, SimilarityTransform | None]:
+        """Faces (B, n, 3) in mm -> (aligned and normalised, on the device; their transforms)."""
+        x = torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)).to(self.device)
+        x, _, transform = align_pairs(self.alignment, self.template, x)
+        return (x - self.mean) / self.std, transform
 
-    def normalise_tensor(self, vertices: torch.Tensor) -> torch.Tensor:
-        """(B, n, 3) mm, on any device -> normalised, on the training device."""
-        return (vertices.to(self.device, non_blocking=True) - self.mean) / self.std
+    def restore(self, faces: torch.Tensor, transform: SimilarityTransform | None) -> torch.Tensor:
+        """Inverse of :meth:`faces`: normalised faces in the template's frame -> mm in the input's."""
+        faces = faces * self.std + self.mean
+        return faces if transform is None else transform.invert(faces)
+
+    def pair_tensors(self, expressive: torch.Tensor, neutral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n, 3) mm pairs, on any device -> aligned (by the expressive face) and normalised, on the device."""
+        x_e, x_n, _ = align_pairs(self.alignment, self.template, expressive.to(self.device, non_blocking=True),
+                                  neutral.to(self.device, non_blocking=True))
+        return (x_e - self.mean) / self.std, (x_n - self.mean) / self.std
 
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This process's share of global batch ``step`` of ``epoch``, normalised, on the device."""
@@ -124,13 +144,13 @@ class PairBatches:
             yield self._to_device(raw)
 
     def rows(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x_e = self.normalise(self.dataset.vertices[self.expressive[rows]])
-        x_n = self.normalise(self.dataset.vertices[self.neutral[rows]])
+        x_e, x_n = self.pair_tensors(_read(self.dataset.vertices, self.expressive[rows]),
+                                     _read(self.dataset.vertices, self.neutral[rows]))
         return x_e, x_n, self.labels[rows].to(self.device)
 
     def _to_device(self, raw: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
         x_e, x_n, labels = raw
-        return self.normalise_tensor(x_e), self.normalise_tensor(x_n), labels.to(self.device, non_blocking=True)
+        return (*self.pair_tensors(x_e, x_n), labels.to(self.device, non_blocking=True))
 
     def _data_loader(self) -> DataLoader:
         if self._loader is None:

@@ -80,9 +80,11 @@ class LinearFit:
 
 def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisation: Normalisation, rank: int,
                            components: int = 300, basis_samples: int = 4000, ridge: float | None = None,
-                           seed: int = 0) -> LinearFit:
+                           seed: int = 0, frame=None) -> LinearFit:
     """Fit the rank-``rank`` linear model described in the module docstring (``ridge`` None:
-    chosen on held-out subjects)."""
+    chosen on held-out subjects). ``frame`` (optional) brings faces into the network's frame:
+    ``frame(expressive, neutral)`` -> both moved by the expressive face's alignment, and
+    ``frame(faces, None)`` -> each face aligned by itself (tensors (B, n, 3) in mm)."""
     if not pairs:
         raise FacelabError("the linear initialisation needs training pairs.")
     expressive = np.array([p.expressive for p in pairs], dtype=np.int64)
@@ -94,9 +96,14 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
     # Fitted in millimetres, the space the error is measured in (a fit in normalised units would
     # weight each coordinate by 1 / its std: 0.53 against 0.47 mm on SynthFaces' test subjects),
     # then rewritten for the network's normalised inputs and outputs.
+    def read(rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(dataset.vertices[rows], dtype=np.float32))
+
     def flat_mm(rows: np.ndarray) -> torch.Tensor:
-        block = np.asarray(dataset.vertices[rows], dtype=np.float32)
-        return torch.from_numpy(block.reshape(len(rows), -1))
+        block = read(rows)
+        if frame is not None:
+            block = frame(block, None)[0]
+        return block.reshape(len(rows), -1)
 
     x = flat_mm(sample)
     mean = x.mean(dim=0)
@@ -113,19 +120,34 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
     basis = basis[:, :k].double()  # (3n, k)
     del x
 
-    # PCA coefficients of every mesh the pairs use, in chunks (a memory map is never read whole).
-    coefficients = np.empty((len(meshes), k), dtype=np.float64)
-    for start in range(0, len(meshes), 512):
-        rows = meshes[start:start + 512]
-        coefficients[start:start + len(rows)] = ((flat_mm(rows) - mean).double() @ basis).numpy()
-    position = {int(mesh): i for i, mesh in enumerate(meshes)}
+    def project(block: torch.Tensor) -> np.ndarray:
+        return ((block.reshape(len(block), -1) - mean).double() @ basis).numpy()
+
     neutral_of = {p.subject: p.neutral for p in pairs}
     subjects = sorted(neutral_of)
-    source = np.array([position[int(i)] for i in expressive] + [position[int(neutral_of[s])] for s in subjects])
-    target = np.array([position[int(i)] for i in neutral] + [position[int(neutral_of[s])] for s in subjects])
     row_subject = np.array([p.subject for p in pairs] + subjects)
-    inputs = np.c_[coefficients[source], np.ones(len(source))]
-    outputs = coefficients[target]
+    if frame is None:
+        # PCA coefficients of every mesh the pairs use, in chunks (a memory map is never read whole).
+        coefficients = np.empty((len(meshes), k), dtype=np.float64)
+        for start in range(0, len(meshes), 512):
+            rows = meshes[start:start + 512]
+            coefficients[start:start + len(rows)] = project(flat_mm(rows))
+        position = {int(mesh): i for i, mesh in enumerate(meshes)}
+        source = np.array([position[int(i)] for i in expressive] + [position[int(neutral_of[s])] for s in subjects])
+        target = np.array([position[int(i)] for i in neutral] + [position[int(neutral_of[s])] for s in subjects])
+        inputs, outputs = coefficients[source], coefficients[target]
+    else:
+        # Aligned, a pair's neutral face moves with its expressive face: coefficients per pair.
+        inputs = np.empty((len(pairs) + len(subjects), k), dtype=np.float64)
+        outputs = np.empty_like(inputs)
+        for start in range(0, len(pairs), 512):
+            x_e, x_n = frame(read(expressive[start:start + 512]), read(neutral[start:start + 512]))
+            inputs[start:start + len(x_e)], outputs[start:start + len(x_e)] = project(x_e), project(x_n)
+        own = np.array([neutral_of[s] for s in subjects], dtype=np.int64)
+        for start in range(0, len(own), 512):
+            rows = slice(len(pairs) + start, len(pairs) + start + len(own[start:start + 512]))
+            inputs[rows] = outputs[rows] = project(flat_mm(own[start:start + 512]))
+    inputs = np.c_[inputs, np.ones(len(inputs))]
     if ridge is None:
         ridge = _select_ridge(inputs, outputs, row_subject, rank, seed)
     weights, fitted, fitted_mean, directions = _reduced_rank_regression(inputs, outputs, ridge, rank)

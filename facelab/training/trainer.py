@@ -37,10 +37,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from facelab.atomic import atomic_write_text
-from facelab.data.dataset import FaceDataset, Normalisation
+from facelab.data.dataset import FaceDataset, Normalisation, Pair
 from facelab.data.layouts import load_dataset
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
+from facelab.mesh.alignment import Alignment, align_pairs, stable_region
 from facelab.training import distributed
 from facelab.training.amp import autocast, check_amp
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
@@ -173,23 +174,25 @@ class Trainer:
                     f"topology {init.meta.get('template_hash')}); the data has {dataset.n_vertices} vertices "
                     f"(topology {dataset.topology_hash}): fine-tuning needs the same template."
                 )
-        if source is not None:
-            self.normalisation = Normalisation(source.norm_mean, source.norm_std)
-        elif init is not None:
-            self.normalisation = Normalisation(init.norm_mean, init.norm_std)
-        else:
-            self.normalisation = dataset.normalisation(self.split.fit_only())
-
-        network_config = NetworkConfig(
-            n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
-            K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
-            downsample=tuple(config.downsample),
-        )
         # The downsampling hierarchy is decimated from the template's shape: a resumed or
         # fine-tuned run takes the one its checkpoint recorded, so the coarse meshes match.
         saved = source or init
         template = saved.template if saved is not None and config.downsample else dataset.template().vertices
         self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
+        self.alignment = self._alignment(saved)
+        if source is not None:
+            self.normalisation = Normalisation(source.norm_mean, source.norm_std)
+        elif init is not None:
+            self.normalisation = Normalisation(init.norm_mean, init.norm_std)
+        else:
+            self.normalisation = dataset.normalisation(self.split.fit_only(), transform=self._aligned_numpy)
+
+        network_config = NetworkConfig(
+            n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
+            K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
+            downsample=tuple(config.downsample), expression_dims=config.expression_dims,
+            identity_dims=config.identity_dims,
+        )
         self.network = NeutralisationNetwork(network_config, dataset.triangles,
                                              template_vertices=self.template_vertices).to(self.device)
         fresh_recognizer = False
@@ -200,8 +203,9 @@ class Trainer:
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
             self._emit("on_preparing", Preparing("fitting the linear start"))
-            linear_initialisation(self.network, dataset, dataset.pairs_of(self.split.fit_subjects),
-                                  self.normalisation, seed=config.seed, ridge=config.linear_ridge)
+            linear_initialisation(self.network, dataset, self._training_pairs(),
+                                  self.normalisation, seed=config.seed, ridge=config.linear_ridge,
+                                  frame=self._aligned_pairs if self.alignment.enabled else None)
             fresh_recognizer = True
         self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
                                            weight_decay=config.weight_decay)
@@ -228,11 +232,19 @@ class Trainer:
 
         if source is not None:
             self._keep_global_batch(source.meta.get("global_batch_size"))
-        self.train_batches = PairBatches(dataset, dataset.pairs_of(self.split.fit_subjects), self.normalisation,
+        self.train_batches = PairBatches(dataset, self._training_pairs(), self.normalisation,
                                          subject_index, config.batch_size, config.seed, self.device,
-                                         self.group.rank, self.group.world_size, config.num_workers)
+                                         self.group.rank, self.group.world_size, config.num_workers,
+                                         alignment=self.alignment, template=self.template_vertices)
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
+        fusion = self.network.fusion
+        if fusion is not None and source is None and (init is None or not fusion.is_fitted):
+            from facelab.training.subspaces import fit_subspaces
+
+            self._emit("on_preparing", Preparing("fitting the expression and identity subspaces"))
+            fusion.set_bases(*(t.to(self.device) for t in fit_subspaces(
+                self.train_batches, config.expression_dims, config.identity_dims, seed=config.seed)))
         self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
         if fresh_recognizer:
             if config.recognizer_warmup_samples > 0:
@@ -254,6 +266,43 @@ class Trainer:
         self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
         test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
         self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
+
+    def _training_pairs(self) -> list[Pair]:
+        """The fit subjects' pairs, and ``neutral_pairs`` times each one's neutral face as its own pair."""
+        pairs = self.dataset.pairs_of(self.split.fit_subjects)
+        if self.config.neutral_pairs:
+            neutral_of = {}
+            for pair in pairs:
+                neutral_of.setdefault(pair.subject, pair.neutral)
+            own = [Pair(index, index, subject, "neutral") for subject, index in sorted(neutral_of.items())]
+            pairs = pairs + own * self.config.neutral_pairs
+        return pairs
+
+    def _alignment(self, saved: Checkpoint | None) -> Alignment:
+        """The run's alignment: a resumed run keeps its checkpoint's, and so does a fine-tuned one
+        that records one (its normalisation was taken in that frame); a new one fits on the
+        stable region of its training pairs (a seeded sample of at most 2,000)."""
+        if saved is not None and (saved is self._resume_from or saved.meta.get("alignment") is not None):
+            return Alignment.from_dict(saved.meta.get("alignment")).check(self.dataset.n_vertices)
+        if self.config.alignment == "none":
+            return Alignment("none")
+        pairs = self.dataset.pairs_of(self.split.fit_subjects)
+        rng = np.random.default_rng([self.config.seed, 4])
+        chosen = np.sort(rng.choice(len(pairs), size=min(2000, len(pairs)), replace=False))
+        vertices = self.dataset.vertices
+        expressive = np.asarray(vertices[np.array([pairs[i].expressive for i in chosen])])
+        neutral = np.asarray(vertices[np.array([pairs[i].neutral for i in chosen])])
+        return Alignment(self.config.alignment, stable_region(expressive, neutral))
+
+    def _aligned_pairs(self, expressive: torch.Tensor, neutral: torch.Tensor | None):
+        template = torch.from_numpy(self.template_vertices)
+        x_e, x_n, _ = align_pairs(self.alignment, template, expressive, neutral)
+        return x_e, x_n
+
+    def _aligned_numpy(self, faces: np.ndarray) -> np.ndarray:
+        if not self.alignment.enabled:
+            return faces
+        return self._aligned_pairs(torch.from_numpy(faces), None)[0].numpy()
 
     def _keep_global_batch(self, saved_global_batch: int | None) -> None:
         """A run resumed on another number of processes keeps its global batch (and so its
@@ -318,7 +367,7 @@ class Trainer:
                      if not k.startswith("recognizer.head.") and not (k in own and own[k].shape != v.shape)}
         state = {k: v for k, v in state.items() if k in own}
         missing = self.network.load_state_dict(state, strict=False).missing_keys
-        if any(not key.startswith(("recognizer", "discriminator", "generator")) for key in missing):
+        if any(not key.startswith(("recognizer", "discriminator", "generator", "fusion")) for key in missing):
             raise FacelabError(f"{self.init_checkpoint} does not hold the autoencoder this run needs (missing {missing[0]}).")
         return any(key.startswith("recognizer") for key in missing)
 
@@ -346,7 +395,7 @@ class Trainer:
         steps = batches.steps_per_epoch
         self._emit("on_run_started", RunStarted(
             self.run_dir, config.epochs, position.epoch, position.step, steps, len(self.subjects),
-            len(self.split.validation_subjects), len(batches.pairs), config.variant, self._device_label()))
+            len(self.split.validation_subjects) if self.split.validation_held_out else 0, len(batches.pairs), config.variant, self._device_label()))
         started = time.perf_counter()
         steps_this_process = 0
         total_steps = config.epochs * steps
@@ -421,6 +470,8 @@ class Trainer:
         """One step on a normalised batch: the discriminator's update, then the network's
         (L_tot, Eq. 7). Returns the losses as floats."""
         network, config = self.network, self.config
+        if config.input_noise_mm > 0:
+            x_e = self._noisy(x_e)
         precision = autocast(config.amp, self.device)
         with precision:
             outputs = self.network_step(x_e, x_n)
@@ -458,6 +509,16 @@ class Trainer:
         losses.update(terms.as_floats())
         return losses
 
+    def _noisy(self, x_e: torch.Tensor) -> torch.Tensor:
+        """``x_e`` with Gaussian noise of a per-face standard deviation in [0, input_noise_mm] mm,
+        drawn from (seed, step, rank) alone, so a resumed run adds the same noise."""
+        generator = torch.Generator(device=x_e.device)
+        generator.manual_seed(int(np.random.SeedSequence(
+            [self.config.seed, self.position.global_step, self.group.rank]).generate_state(1)[0]))
+        sigma = torch.rand(x_e.shape[0], 1, 1, generator=generator, device=x_e.device) * self.config.input_noise_mm
+        noise = torch.randn(x_e.shape, generator=generator, device=x_e.device, dtype=x_e.dtype)
+        return x_e + sigma * noise / self.train_batches.std
+
     # ---- evaluation during training -----------------------------------------------------------
     @torch.no_grad()
     def predict(self, expressive_indices: np.ndarray) -> np.ndarray:
@@ -466,8 +527,8 @@ class Trainer:
         out = []
         for start in range(0, len(expressive_indices), 64):
             rows = expressive_indices[start:start + 64]
-            x_e = self.train_batches.normalise(self.dataset.vertices[rows])
-            pred = self.network.neutralise(x_e)[0] * self.train_batches.std + self.train_batches.mean
+            x_e, transform = self.train_batches.faces(self.dataset.vertices[rows])
+            pred = self.train_batches.restore(self.network.neutralise(x_e)[0], transform)
             out.append(pred.cpu().numpy())
         self.network.train()
         return np.concatenate(out) if out else np.zeros((0, self.dataset.n_vertices, 3), np.float32)
@@ -527,6 +588,7 @@ class Trainer:
             "global_batch_size": self.train_batches.global_batch_size,
             "amp": self.config.amp,
             "downsample": list(self.config.downsample),
+            "alignment": self.alignment.to_dict(),
         }
         if meta["position"]["best_val"] == float("inf"):
             meta["position"]["best_val"] = None
@@ -593,7 +655,8 @@ class NetworkStep(nn.Module):
         self.encoder, self.decoder = network.encoder, network.decoder
         self.generator, self.recognizer = network.generator, network.recognizer
         self._forward = network.forward  # the network itself is not a submodule: D would come with it
-        self.l2l_on_detached_codes = (network.generator is not None and config.variant in ("full", "no-id")
+        self.l2l_on_detached_codes = (network.generator is not None
+                                      and config.variant in ("full", "no-id", "identity-preserving")
                                       and not config.l2l_trains_encoder)
 
     def forward(self, x_e: torch.Tensor, x_n: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,160 @@
+"""Similarity alignment: bring faces into the template's frame before the network, and back.
+
+A registered face can sit anywhere: shifted, turned or scaled against the frame a model was
+trained in. :class:`Alignment` fits, for each face, the similarity transform (uniform scale,
+rotation, translation) that best maps it onto the template in the least-squares sense (Umeyama
+1991, the weighted Kabsch fit with scale), over the vertices of a *stable region*: those the
+training expressions move least (:func:`stable_region`), so that an open jaw or raised brows do
+not tilt the fit. The network sees the aligned face; its prediction is mapped back with the
+inverse transform, which makes the whole neutraliser equivariant under similarity transforms.
+
+Batched in torch: ``(B, n, 3)`` faces, on any device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from facelab.errors import FacelabError
+
+ALIGNMENT_KINDS = ("similarity", "none")
+
+#: The share of vertices in the stable region: the half the training expressions move least.
+STABLE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class SimilarityTransform:
+    """``y = scale * x @ rotation.T + translation`` for each face of a batch.
+
+    Shapes: ``scale`` (B,), ``rotation`` (B, 3, 3) proper rotations, ``translation`` (B, 3).
+    """
+
+    scale: Tensor
+    rotation: Tensor
+    translation: Tensor
+
+    def apply(self, x: Tensor) -> Tensor:
+        """(B, n, 3) -> (B, n, 3): into the template's frame."""
+        return self.scale[:, None, None] * (x @ self.rotation.transpose(1, 2)) + self.translation[:, None, :]
+
+    def invert(self, y: Tensor) -> Tensor:
+        """(B, n, 3) -> (B, n, 3): back into the input's frame (the inverse of :meth:`apply`)."""
+        return ((y - self.translation[:, None, :]) @ self.rotation) / self.scale[:, None, None]
+
+
+def fit_similarity(source: Tensor, target: Tensor, weights: Tensor | None = None) -> SimilarityTransform:
+    """The least-squares similarity transform taking each face of ``source`` onto ``target``.
+
+    Args:
+        source: (B, n, 3) faces.
+        target: (n, 3) the face they are fitted onto (the template).
+        weights: (n,) non-negative weight of each vertex in the fit (None: all equal).
+
+    The fit is computed in float64 (a 3 x 3 SVD per face), so it is exact to rounding whatever
+    the faces' offset from the origin; a reflection is never returned.
+    """
+    x = source.to(torch.float64)
+    y = target.to(device=x.device, dtype=torch.float64)
+    w = torch.ones(y.shape[0], dtype=torch.float64, device=x.device) if weights is None else \
+        weights.to(device=x.device, dtype=torch.float64)
+    w = w / w.sum()
+    mean_x = torch.einsum("n,bnc->bc", w, x)
+    mean_y = w @ y
+    xc = x - mean_x[:, None, :]
+    yc = y - mean_y
+    covariance = torch.einsum("n,nc,bnd->bcd", w, yc, xc)  # (B, 3, 3): sum w y x^T
+    u, singular, vh = torch.linalg.svd(covariance)
+    sign = torch.sign(torch.linalg.det(u @ vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    d = torch.ones_like(singular)
+    d[:, 2] = sign
+    rotation = u @ torch.diag_embed(d) @ vh
+    variance = torch.einsum("n,bn->b", w, xc.square().sum(dim=-1))
+    scale = (singular * d).sum(dim=-1) / variance.clamp_min(torch.finfo(torch.float64).tiny)
+    translation = mean_y - scale[:, None] * torch.einsum("bcd,bd->bc", rotation, mean_x)
+    dtype = source.dtype if source.is_floating_point() else torch.float32
+    return SimilarityTransform(scale.to(dtype), rotation.to(dtype), translation.to(dtype))
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a model brings faces into its template's frame; recorded in its checkpoints.
+
+    Args:
+        kind: ``"similarity"`` (scale, rotation, translation; the default for new models) or
+            ``"none"`` (faces go to the network as they are: the paper, and every model saved
+            before alignment existed).
+        region: the template's vertex indices the fit uses (None: all vertices).
+    """
+
+    kind: str = "similarity"
+    region: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ALIGNMENT_KINDS:
+            raise FacelabError(f"unknown alignment {self.kind!r}: expected one of {', '.join(ALIGNMENT_KINDS)}.")
+        if self.region is not None:
+            object.__setattr__(self, "region", tuple(int(i) for i in self.region))
+            if len(self.region) < 3:
+                raise FacelabError(f"an alignment region needs at least 3 vertices, got {len(self.region)}.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "region": None if self.region is None else list(self.region)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> Alignment:
+        """Inverse of :meth:`to_dict`; None (a checkpoint from before alignment) is ``"none"``."""
+        if values is None:
+            return cls("none")
+        if not isinstance(values, Mapping) or not isinstance(values.get("kind"), str):
+            raise FacelabError("the checkpoint's 'alignment' must be an object with a 'kind' string.")
+        region = values.get("region")
+        if region is not None and (not isinstance(region, Sequence) or not all(isinstance(i, int) for i in region)):
+            raise FacelabError("the checkpoint's 'alignment.region' must be a list of vertex indices.")
+        return cls(values["kind"], region)
+
+    def check(self, n_vertices: int) -> Alignment:
+        """Raise unless the region indexes a template of ``n_vertices`` vertices."""
+        if self.region is not None and (min(self.region) < 0 or max(self.region) >= n_vertices):
+            raise FacelabError(f"the alignment region indexes vertices outside 0..{n_vertices - 1}.")
+        return self
+
+    def fit(self, faces: Tensor, template: Tensor) -> SimilarityTransform | None:
+        """The transforms taking ``faces`` (B, n, 3) onto ``template`` (n, 3); None when disabled."""
+        if not self.enabled:
+            return None
+        if self.region is None:
+            return fit_similarity(faces, template)
+        index = torch.as_tensor(self.region, device=faces.device)
+        return fit_similarity(faces.index_select(1, index), template.index_select(0, index.to(template.device)))
+
+
+def stable_region(expressive: np.ndarray, neutral: np.ndarray, fraction: float = STABLE_FRACTION) -> tuple[int, ...]:
+    """The vertices that expressions move least: the ``fraction`` with the smallest root-mean-square
+    displacement between expressive faces (P, n, 3) and their neutral faces (P, n, 3)."""
+    displacement = np.sqrt(np.mean(np.sum(np.square(np.asarray(expressive, np.float64)
+                                                     - np.asarray(neutral, np.float64)), axis=-1), axis=0))
+    count = max(3, int(round(fraction * displacement.size)))
+    return tuple(int(i) for i in np.sort(np.argsort(displacement, kind="stable")[:count]))
+
+
+def align_pairs(alignment: Alignment, template: Tensor, expressive: Tensor,
+                neutral: Tensor | None = None) -> tuple[Tensor, Tensor | None, SimilarityTransform | None]:
+    """Expressive faces (B, n, 3), and their neutral faces, in the template's frame: both moved by
+    the transform fitted on the *expressive* face (the only one known at inference), so that a
+    prediction mapped back by its inverse lands on the neutral face in the input's frame."""
+    transform = alignment.fit(expressive, template)
+    if transform is None:
+        return expressive, neutral, None
+    return transform.apply(expressive), None if neutral is None else transform.apply(neutral), transform

@@ -1,0 +1,70 @@
+"""Fit the expression and identity subspaces of the ``identity-preserving`` variant.
+
+``U``: the main directions of the displacements expressive - neutral over a seeded sample of the
+training pairs (not centred: no displacement is the neutral's own). ``W``: the main directions of
+the training subjects' neutral faces about their mean, after removing their part inside ``U``.
+Both in the network's normalised coordinates, from faces in the frame the network sees (the
+batches' alignment). See :mod:`facelab.nn.subspace_fusion`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from facelab.training.data import PairBatches
+
+SAMPLE_PAIRS = 8000
+
+
+def _main_directions(rows: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """The top ``k`` right singular vectors of ``rows`` (m, d), as (d, k) orthonormal columns."""
+    k = min(k, rows.shape[0], rows.shape[1])
+    generator_state = torch.random.get_rng_state()
+    try:  # svd_lowrank draws from the global generator: seed it locally
+        torch.manual_seed(seed)
+        _, _, v = torch.svd_lowrank(rows, q=min(k + 20, min(rows.shape)), niter=4)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return v[:, :k]
+
+
+def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(center (3n,), U (3n, expression_dims), W (3n, identity_dims)) from the batches' pairs.
+
+    Columns beyond what the data spans (a tiny dataset) are zero, so they neither keep nor drop
+    anything.
+    """
+    pairs = batches.pairs
+    rng = np.random.default_rng([seed, 5])
+    chosen = np.sort(rng.choice(len(pairs), size=min(SAMPLE_PAIRS, len(pairs)), replace=False))
+    displacements, neutral_of = [], {}
+    for start in range(0, len(chosen), 256):
+        x_e, x_n, _ = batches.rows(chosen[start:start + 256])
+        displacements.append((x_e - x_n).reshape(len(x_e), -1).double().cpu())
+    for index, pair in enumerate(pairs):
+        neutral_of.setdefault(pair.subject, index)
+    own = np.array(sorted(neutral_of.values()), dtype=np.int64)
+    neutrals = []
+    for start in range(0, len(own), 256):
+        _, x_n, _ = batches.rows(own[start:start + 256])
+        neutrals.append(x_n.reshape(len(x_n), -1).double().cpu())
+    displacements = torch.cat(displacements)
+    neutrals = torch.cat(neutrals)
+    size = displacements.shape[1]
+
+    expression = torch.zeros(size, expression_dims, dtype=torch.float64)
+    found = _main_directions(displacements, expression_dims, seed)
+    expression[:, :found.shape[1]] = found
+    center = neutrals.mean(dim=0)
+    centred = neutrals - center
+    centred = centred - (centred @ expression) @ expression.T
+    identity = torch.zeros(size, identity_dims, dtype=torch.float64)
+    if identity_dims and len(centred) > 1:
+        found = _main_directions(centred, identity_dims, seed + 1)
+        # Re-orthogonalise against U (rounding) and within itself.
+        found = found - expression @ (expression.T @ found)
+        found, _ = torch.linalg.qr(found)
+        identity[:, :found.shape[1]] = found
+    return center.float(), expression.float(), identity.float()

@@ -1,0 +1,142 @@
+"""The identity-preserving variant: the decoded face inside the expression subspace, the input's
+geometry outside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from facelab.nn import build_network
+from facelab.nn.subspace_fusion import SubspaceFusion
+from facelab.training import TrainConfig, Trainer
+from tests.conftest import make_tiny_dataset
+
+
+def orthonormal(rng: np.random.Generator, size: int, columns: int) -> torch.Tensor:
+    q, _ = np.linalg.qr(rng.normal(size=(size, columns)))
+    return torch.from_numpy(q.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def sphere2():
+    sphere = trimesh.creation.icosphere(subdivisions=2)  # 162 vertices
+    return np.asarray(sphere.faces), len(sphere.vertices)
+
+
+def fitted_network(sphere, expression_dims=8, identity_dims=12):
+    triangles, n = sphere
+    network = build_network(triangles, n, variant="identity-preserving", n_subjects=5,
+                            expression_dims=expression_dims, identity_dims=identity_dims)
+    bases = orthonormal(np.random.default_rng(0), 3 * n, expression_dims + identity_dims)
+    network.fusion.set_bases(torch.randn(3 * n) * 0.1, bases[:, :expression_dims], bases[:, expression_dims:])
+    return network
+
+
+def test_fusion_keeps_the_prediction_inside_the_expression_subspace_and_the_input_outside():
+    rng = np.random.default_rng(1)
+    n = 40
+    bases = orthonormal(rng, 3 * n, 10)
+    u, w = bases[:, :4], bases[:, 4:]
+    center = torch.randn(3 * n)
+    fusion = SubspaceFusion(n, 4, 6)
+    fusion.set_bases(center, u, w)
+    identity = center + w @ torch.randn(6)
+    neutral = identity + u @ torch.randn(4)
+    expressive = neutral + u @ torch.randn(4)  # an expression moves the face within U
+    # A perfect prediction inside U gives the neutral face back exactly, whatever the decoder
+    # got wrong outside U.
+    wrong = w @ torch.randn(6) + 0.5 * torch.randn(3 * n)
+    decoded = neutral + wrong - u @ (u.T @ wrong)
+    fused = fusion(decoded.view(1, n, 3), expressive.view(1, n, 3))
+    torch.testing.assert_close(fused.view(-1), neutral, atol=1e-4, rtol=0)
+    # Noise outside U and W is not copied from the input.
+    noise = torch.randn(3 * n)
+    noise = noise - u @ (u.T @ noise) - w @ (w.T @ noise)
+    noisy = fusion(decoded.view(1, n, 3), (expressive + noise).view(1, n, 3))
+    torch.testing.assert_close(noisy, fused, atol=1e-4, rtol=0)
+
+
+def test_outputs_shapes_and_gradients_reach_every_parameter(sphere2):
+    torch.manual_seed(0)
+    network = fitted_network(sphere2)
+    n = sphere2[1]
+    x_e, x_n = torch.randn(3, n, 3), torch.randn(3, n, 3)
+    outputs = network(x_e, x_n)
+    assert {key: tuple(value.shape) for key, value in outputs.items()} == {
+        "z_e": (3, 25), "z_n": (3, 25), "z_g": (3, 25), "rec_n": (3, n, 3), "rec_e": (3, n, 3),
+        "logits_g": (3, 5), "logits_n": (3, 5),
+    }  # fmt: skip
+    loss = sum(value.square().mean() for value in outputs.values())
+    loss = loss + network.discriminator(outputs["z_g"], outputs["z_e"]).mean()
+    loss.backward()
+    for name, parameter in network.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert not any(name.startswith("fusion") for name, _ in network.named_parameters())  # fitted, not trained
+
+
+def test_the_neutralisation_is_the_fused_decoding(sphere2):
+    network = fitted_network(sphere2).eval()
+    x = torch.randn(2, sphere2[1], 3)
+    with torch.no_grad():
+        neutral, code = network.neutralise(x)
+        expected = network.fusion(network.decode(network.generator(network.encode(x))), x)
+    torch.testing.assert_close(neutral, expected)
+    assert code.shape == (2, 25)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    dataset = make_tiny_dataset(subjects=10)
+    run = tmp_path_factory.mktemp("identity-preserving") / "run"
+    config = TrainConfig(data="tiny", variant="identity-preserving", epochs=2, batch_size=4, num_threads=1,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20, neutral_pairs=2)
+    trainer = Trainer(config, run, dataset=dataset)
+    trainer.run()
+    return trainer, run, dataset
+
+
+def test_the_fitted_subspaces_are_orthonormal_and_orthogonal(trained):
+    trainer, _, _ = trained
+    fusion = trainer.network.fusion
+    u, w = fusion.expression_basis.double(), fusion.identity_basis.double()
+    used_w = w[:, w.abs().sum(dim=0) > 0]  # 7 fit subjects span fewer than 20 identity directions
+    torch.testing.assert_close(u.T @ u, torch.eye(u.shape[1], dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(used_w.T @ used_w, torch.eye(used_w.shape[1], dtype=torch.float64), atol=1e-5, rtol=0)
+    assert (u.T @ w).abs().max() < 1e-5
+
+
+def test_a_checkpoint_keeps_its_subspaces_and_predicts_as_trained(trained):
+    from facelab.model import FaceLabModel
+
+    trainer, run, dataset = trained
+    model = FaceLabModel.load(run / "last")
+    assert model.variant == "identity-preserving"
+    torch.testing.assert_close(model.network.fusion.expression_basis, trainer.network.fusion.expression_basis)
+    pairs = dataset.pairs_of(trainer.split.test_subjects)
+    rows = np.array([p.expressive for p in pairs])
+    np.testing.assert_allclose(model.neutralise(np.asarray(dataset.vertices[rows])), trainer.predict(rows), atol=1e-4)
+
+
+def test_neutral_pairs_join_the_training_pairs(trained):
+    trainer, _, dataset = trained
+    paired = dataset.pairs_of(trainer.split.fit_subjects)
+    own = [p for p in trainer.train_batches.pairs if p.expressive == p.neutral]
+    assert len(trainer.train_batches.pairs) == len(paired) + len(own)
+    assert len(own) == 2 * len(trainer.split.fit_subjects)
+
+
+def test_input_noise_is_drawn_from_the_step_alone_and_has_the_asked_size(tmp_path):
+    dataset = make_tiny_dataset(subjects=6)
+    config = TrainConfig(data="tiny", epochs=1, batch_size=4, num_threads=1, tensorboard=False, preview_every=0,
+                         input_noise_mm=0.5)
+    trainer = Trainer(config, tmp_path / "run", dataset=dataset)
+    trainer.prepare()
+    x_e, _, _ = trainer.train_batches.batch(0, 0)
+    noisy = trainer._noisy(x_e)
+    torch.testing.assert_close(noisy, trainer._noisy(x_e))  # a resumed run adds the same noise
+    in_mm = (noisy - x_e) * trainer.train_batches.std
+    assert 0 < in_mm.std() < 0.5
+    trainer.position.global_step += 1
+    assert not torch.equal(trainer._noisy(x_e), noisy)
