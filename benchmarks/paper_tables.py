@@ -1,13 +1,14 @@
 """The analogues of the paper's Table 1 (mean neutralisation error, mm) and Table 2 (rank-1).
 
-Trains the variants ``full``, ``no-l2l``, ``no-id`` and ``gca`` with the same seed and budget on
+Trains the paper's variants ``full``, ``no-l2l``, ``no-id`` and ``gca``, and facelab's
+``identity-preserving``, with the same seeds and budget on
 SynthFaces and on the ICT-FaceKit morphable model (pairs sampled as described in the README),
 evaluates each on the unseen test subjects with ``facelab evaluate``'s code, adds the
 do-nothing and linear rows measured on the same split, and writes
 ``docs/results/paper_tables.{md,json}``.
 
-    python -m benchmarks.paper_tables [--epochs 4] [--datasets synth ict] [--out docs/results]
-                                      [--l1-reduction mean|sum] [--name paper_tables]
+    python -m benchmarks.paper_tables [--epochs 4] [--datasets synth ict] [--seeds 0 1 2] [--out docs/results]
+                                      [--variants ...] [--l1-reduction mean|sum] [--name paper_tables]
 
 Runs go to a temporary folder (or ``--runs DIR`` to keep them). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,11 +36,12 @@ from facelab.training.progress import TqdmProgress
 
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
-VARIANTS = ("full", "no-l2l", "no-id", "gca")
+VARIANTS = ("gca", "no-l2l", "no-id", "full", "identity-preserving")
 PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o L_id": (3.06, 3.35, 2.56),
                 "Ours": (2.73, 3.07, 2.02)}  # CoMA, FWH, FaceScape (mm)
 PAPER_TABLE2 = {"GCA": (90.48, 95.64), "w/o L_l2l": (88.75, 97.83), "Ours": (92.34, 99.88)}  # FWH, FaceScape (%)
-ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id", "full": "Ours (full)"}
+ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id", "full": "Ours (full)",
+             "identity-preserving": "identity-preserving (beyond the paper)"}
 
 
 def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tuple[str, dict]]:
@@ -69,34 +73,46 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
     return float(per_vertex_error(predicted, np.asarray(dataset.vertices[[p.neutral for p in test]])).mean())
 
 
-def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seed: int, ict_identities: int,
-        weight_init: str = "auto", l1_reduction: str = "mean") -> dict:
-    results: dict = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "weight_init": weight_init,
+def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds: list[int], ict_identities: int,
+        weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = VARIANTS) -> dict:
+    """Train every variant once per seed; each row keeps every seed's evaluation and their mean
+    and spread (population standard deviation over the seeds)."""
+    results: dict = {"epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "weight_init": weight_init,
                      "l1_reduction": l1_reduction, "datasets": {}}
     for label, (source, options) in dataset_sources(datasets, ict_identities).items():
         dataset = load_dataset(source, **options)
         split = dataset.split()
-        rows = {}
-        start = None
-        for variant in VARIANTS:
-            config = TrainConfig(data=source, data_options=options, variant=variant, epochs=epochs,
-                                 batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
-                                 weight_init=weight_init, l1_reduction=l1_reduction)
-            if start is None and config.linear_start:
-                start = linear_start_error(dataset, config)
-                print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
-            run_dir = runs_dir / f"{label}-{variant}"
-            started = time.perf_counter()
-            Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
-            model = FaceLabModel.load(run_dir / "best")
-            evaluation = evaluate_model(model, dataset, split, baselines=variant == "full")
-            evaluation["train_minutes"] = (time.perf_counter() - started) / 60
-            rows[variant] = evaluation
-            print(f"{label} {variant}: {evaluation['mean_error_mm']:.3f} mm, rank-1 {evaluation['rank1']:.3f}")
+        rows, baselines, start = {}, None, None
+        for variant in variants:
+            runs = {}
+            for seed in seeds:
+                config = TrainConfig(data=source, data_options=options, variant=variant, epochs=epochs,
+                                     batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
+                                     weight_init=weight_init, l1_reduction=l1_reduction)
+                if start is None and config.linear_start:
+                    start = linear_start_error(dataset, config)
+                    print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
+                run_dir = runs_dir / f"{label}-{variant}-seed{seed}"
+                started = time.perf_counter()
+                Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
+                model = FaceLabModel.load(run_dir / "best")
+                evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
+                baselines = baselines or evaluation.pop("baselines")
+                evaluation["train_minutes"] = (time.perf_counter() - started) / 60
+                runs[str(seed)] = evaluation
+                print(f"{label} {variant} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
+                      f"rank-1 {evaluation['rank1']:.3f}")
+            rows[variant] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
+                                                for key in ("mean_error_mm", "rank1", "worse_than_input")}}
         results["datasets"][label] = {"name": dataset.name, "options": options, "vertices": dataset.n_vertices,
                                       "test_subjects": len(split.test_subjects), "variants": rows,
-                                      "baselines": rows["full"]["baselines"], "linear_start_mm": start}
+                                      "baselines": baselines, "linear_start_mm": start}
     return results
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "min": float(np.min(values)),
+            "max": float(np.max(values))}
 
 
 def refresh_baselines(results: dict) -> dict:
@@ -107,37 +123,53 @@ def refresh_baselines(results: dict) -> dict:
     for label, data in results["datasets"].items():
         dataset = load_dataset(sources[label][0], **data["options"])
         data["baselines"] = split_baselines(dataset, dataset.split())
-        data["variants"]["full"]["baselines"] = data["baselines"]
         print(f"{data['name']}: linear {data['baselines']['linear']['mean_error_mm']:.3f} mm")
     return results
 
 
+def _cell(row: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
+    spread = row[f"{key}_over_seeds"]
+    if spread["std"] == 0 and spread["min"] == spread["max"]:
+        return f"{scale * spread['mean']:.{digits}f}"
+    return f"{scale * spread['mean']:.{digits}f} ± {scale * spread['std']:.{digits}f}"
+
+
 def markdown(results: dict) -> str:
     labels = list(results["datasets"])
-    lines = [f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seed {results['seed']}, "
-             f"weight initialisation {results.get('weight_init', 'random')}, |.|_1 as a "
-             f"{results.get('l1_reduction', 'mean')}) on the same split; errors are mean "
-             "per-vertex Euclidean distances on unseen test subjects.", "",
+    data = results["datasets"]
+    variants = [v for v in VARIANTS if all(v in data[l]["variants"] for l in labels)]
+    seeds = results["seeds"]
+    lines = [f"generated_by: `{results['generated_by']}` at commit {results['commit']}", "",
+             f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seeds "
+             f"{', '.join(map(str, seeds))}, weight initialisation {results.get('weight_init', 'random')}, |.|_1 as a "
+             f"{results.get('l1_reduction', 'mean')}) on the same split; errors are mean per-vertex Euclidean "
+             f"distances on unseen test subjects, as mean ± standard deviation over the {len(seeds)} seeds.", "",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
-    data = results["datasets"]
     lines.append("| do nothing (expressive as neutral) | " + " | ".join(
         f"{data[l]['baselines']['do_nothing']['mean_error_mm']:.3f}" for l in labels) + " |")
     lines.append("| linear (ridge on PCA) | " + " | ".join(
         f"{data[l]['baselines']['linear']['mean_error_mm']:.3f}" for l in labels) + " |")
     if any(data[l].get("linear_start_mm") is not None for l in labels):
-        lines.append("| rank-25 linear start (every variant at step 0) | " + " | ".join(
+        lines.append("| rank-25 linear start (every variant at step 0, seed 0) | " + " | ".join(
             "-" if data[l].get("linear_start_mm") is None else f"{data[l]['linear_start_mm']:.3f}" for l in labels) + " |")
-    for variant in ("gca", "no-l2l", "no-id", "full"):
+    for variant in variants:
         lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
-            f"{data[l]['variants'][variant]['mean_error_mm']:.3f}" for l in labels) + " |")
+            _cell(data[l]["variants"][variant], "mean_error_mm") for l in labels) + " |")
     lines += ["", "### Table 2 analogue: rank-1 identification (%)", "",
               "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
     lines.append("| linear (predicted meshes, cosine) | " + " | ".join(
         f"{100 * data[l]['baselines']['linear']['rank1']:.2f}" for l in labels) + " |")
-    for variant in ("gca", "no-l2l", "no-id", "full"):
+    for variant in variants:
         lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
-            f"{100 * data[l]['variants'][variant]['rank1']:.2f}" for l in labels) + " |")
+            _cell(data[l]["variants"][variant], "rank1", 100, 2) for l in labels) + " |")
+    lines += ["", "### Share of test pairs worse than their input (%)", "",
+              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    lines.append("| linear (ridge on PCA) | " + " | ".join(
+        f"{100 * data[l]['baselines']['linear']['worse_than_input']:.1f}" for l in labels) + " |")
+    for variant in variants:
+        lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
+            _cell(data[l]["variants"][variant], "worse_than_input", 100, 1) for l in labels) + " |")
     lines += ["", "The paper's numbers (CoMA / FWH / FaceScape, mm; rank-1 on FWH / FaceScape, %):", "",
               "| method | Table 1 (mm) | Table 2 (%) |", "| --- | --- | --- |"]
     for name, errors in PAPER_TABLE1.items():
@@ -150,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--ict-identities", type=int, default=60, help="identities sampled from the ICT model")
     parser.add_argument("--datasets", nargs="+", default=["synth", "ict"], choices=["synth", "ict"])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
@@ -167,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         results = refresh_baselines(json.loads((args.out / f"{args.name}.json").read_text()))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seed,
-                          args.ict_identities, args.weight_init, args.l1_reduction)
+            results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
+                          args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants))
+    results["generated_by"] = "python -m benchmarks.paper_tables" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    results["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                       text=True).stdout.strip() or None
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
     print(markdown(results))
