@@ -107,6 +107,13 @@ class FaceLabModel:
     def has_recognizer(self) -> bool:
         return self.network.recognizer is not None
 
+    @property
+    def training_subjects(self) -> set[str]:
+        """Every subject the model learned from or chose its checkpoint on (fit and validation):
+        never to be scored or labelled as unseen."""
+        split = self.meta.get("split") or {}
+        return set(self.subjects) | set(split.get("train", ())) | set(split.get("validation", ()))
+
     def check_mesh(self, mesh: FaceMesh) -> FaceMesh:
         """Raise a TopologyMismatchError unless ``mesh`` is registered to this model's template."""
         return check_matches_template(mesh, self.triangles, self.n_vertices)

@@ -136,3 +136,21 @@ def test_export_mesh_and_statistics(tmp_path, tiny_model, tiny_data):
     assert not (tmp_path / "t.json").exists()
     with pytest.raises(FacelabError, match="no prediction"):
         export_predicted_mesh(compute_sample(None, tiny_data.vertices[0]), tiny_model.triangles, tmp_path / "n.ply")
+
+
+def test_a_subject_the_model_trained_on_is_never_labelled_test(tiny_model):
+    # The same subjects and more: the larger set's split puts some of the model's training subjects
+    # in its test part; the app moves them to training, and evaluate leaves them out.
+    from facelab.evaluation.evaluate import evaluate_model
+
+    larger = make_tiny_dataset(subjects=12)
+    split = larger.split()
+    seen = tiny_model.training_subjects
+    assert set(split.test_subjects) & seen  # the situation this guards against
+    session = Session()
+    session.set_model(tiny_model)
+    session.set_dataset(larger)
+    assert {entry.subject for entry in session.entries if entry.part == "test"}.isdisjoint(seen)
+    report = evaluate_model(tiny_model, larger, split, baselines=False, robustness=False)
+    assert report["excluded_training_subjects"] == sorted(set(split.test_subjects) & seen)
+    assert report["test_subjects"] == len(set(split.test_subjects) - seen)

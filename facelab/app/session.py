@@ -14,6 +14,7 @@ import numpy as np
 
 from facelab.app.identity import Gallery, Match
 from facelab.app.sample import Sample, compute_sample
+from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template, triangles_hash
@@ -96,6 +97,13 @@ class Session:
         self.split = None
         if len(dataset.subjects) >= 2:
             self.split = dataset.split(config.get("train_fraction", 0.7), config.get("split_seed", 0))
+            if self.model is not None:
+                # A subject the model trained on is never labelled "test" (unseen), whatever the split says.
+                seen = self.model.training_subjects
+                self.split = DatasetSplit(
+                    tuple(sorted(set(self.split.train_subjects) | (set(self.split.test_subjects) & seen))),
+                    tuple(s for s in self.split.test_subjects if s not in seen), self.split.seed,
+                    self.split.train_fraction)
         test = set(self.split.test_subjects) if self.split else set()
         neutral_of = {(p.expressive): p.neutral for p in dataset.pairs}
         entries = []

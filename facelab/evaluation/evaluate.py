@@ -31,16 +31,10 @@ def _gallery(dataset: FaceDataset, split: DatasetSplit) -> list[int]:
     return [i for i, r in enumerate(dataset.records) if r.is_neutral and r.subject in test]
 
 
-def model_training_subjects(model) -> set[str]:
-    """Every subject a checkpoint learned from or chose its checkpoint on (fit and validation)."""
-    split = model.meta.get("split") or {}
-    return set(model.subjects) | set(split.get("train", ())) | set(split.get("validation", ()))
-
-
 def unseen_split(model, split: DatasetSplit) -> tuple[DatasetSplit, list[str]]:
     """``split`` without the test subjects the model trained on, and those subjects: a model is
     never scored on its own training subjects as if they were unseen."""
-    seen = sorted(set(split.test_subjects) & model_training_subjects(model))
+    seen = sorted(set(split.test_subjects) & model.training_subjects)
     if not seen:
         return split, []
     test = tuple(s for s in split.test_subjects if s not in seen)
