@@ -120,3 +120,18 @@ def test_topology_hash_is_computed_once_per_triangles_array(monkeypatch):
     dataset.triangles = dataset.triangles[:-1]
     assert dataset.topology_hash == triangles_hash(dataset.triangles) != kept
     assert calls == [2, 1]
+
+
+def test_a_per_subject_split_keeps_each_subject_on_its_side_whatever_the_count():
+    from facelab.data import FaceDataset
+
+    def dataset(count):
+        records = [MeshRecord(f"ict_{i:03d}", "neutral") for i in range(count)]
+        return FaceDataset("sampled", "ict-facekit", np.zeros((count, 3, 3), np.float32), np.array([[0, 1, 2]]),
+                           records, split_per_subject=True)
+
+    small, large = dataset(20).split(), dataset(400).split()
+    assert set(small.test_subjects) <= set(large.test_subjects)
+    assert set(small.train_subjects) <= set(large.train_subjects)
+    assert 0.2 < len(large.test_subjects) / 400 < 0.4
+    assert dataset(2).split().test_subjects  # both sides non-empty even where the draws are not

@@ -11,6 +11,8 @@ the sequence name, since the paper takes the first frame of each sequence as its
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,10 @@ class FaceDataset:
             SynthFaces sets it to its first 100 identities, so a model trained on a larger
             SynthFaces (extra identities are training data only) is still tested on the default
             set's test subjects, never seen in training.
+        split_per_subject: draw each subject's side of the split from its own name and the seed
+            (a sampled morphable model sets it): a subject then stays on its side however many
+            identities are sampled, so a model trained on fewer is never tested on its own
+            training subjects when more are sampled.
     """
 
     name: str
@@ -114,6 +120,7 @@ class FaceDataset:
     root: Path | None = None
     warnings: list[str] = field(default_factory=list)
     split_pool: tuple[str, ...] | None = None
+    split_per_subject: bool = False
 
     def __post_init__(self) -> None:
         if self.vertices.ndim != 3 or self.vertices.shape[2] != 3:
@@ -206,10 +213,12 @@ class FaceDataset:
             raise DatasetError(
                 f"{self.name} has {len(subjects)} subject(s): a cross-subject split needs at least 2."
             )
-        order = np.random.default_rng(seed).permutation(len(subjects))
-        n_train = int(round(train_fraction * len(subjects)))
-        n_train = min(max(n_train, 1), len(subjects) - 1)
-        test = tuple(sorted(subjects[i] for i in order[n_train:]))
+        test = _per_subject_test(subjects, train_fraction, seed) if self.split_per_subject else ()
+        if not test or len(test) == len(subjects):  # the permutation; also when a side came out empty
+            order = np.random.default_rng(seed).permutation(len(subjects))
+            n_train = int(round(train_fraction * len(subjects)))
+            n_train = min(max(n_train, 1), len(subjects) - 1)
+            test = tuple(sorted(subjects[i] for i in order[n_train:]))
         train = tuple(sorted(set(all_subjects) - set(test)))
         return DatasetSplit(train, test, seed, train_fraction)
 
@@ -261,3 +270,12 @@ class FaceDataset:
         if self.warnings:
             info["warnings"] = len(self.warnings)
         return info
+
+
+def _per_subject_test(subjects: list[str], train_fraction: float, seed: int) -> tuple[str, ...]:
+    """The subjects whose own uniform draw, seeded by (seed, name), falls past ``train_fraction``."""
+    def draw(subject: str) -> float:
+        digest = hashlib.sha256(f"{seed}|{subject}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return tuple(sorted(subject for subject in subjects if draw(subject) >= train_fraction))

@@ -197,4 +197,5 @@ def load(path: Path, progress: bool = True, identities: int = 100, seed: int = 0
     return FaceDataset(
         name=f"ICT-FaceKit ({identities} identities, seed {seed}, {area} area)",
         layout=NAME, vertices=vertices, triangles=model.faces, records=records, root=Path(path),
+        split_per_subject=True,  # identity i keeps its side of the split whatever the count
     )
