@@ -58,18 +58,18 @@ def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tup
 
 
 def linear_start_error(dataset, config: TrainConfig) -> float:
-    """Mean test error (mm) of the rank-25 linear neutraliser the networks start from
-    (``weight_init="linear"``): the same fit on the same fit subjects as the trainer's."""
-    from facelab.evaluation.metrics import per_vertex_error
-    from facelab.training.data import make_training_split
-    from facelab.training.linear_init import fit_linear_neutraliser
+    """Mean test error (mm) of the rank-25 linear neutraliser the networks start from: a trainer of
+    ``config`` prepared (linear start, alignment and all) and asked for its predictions at step 0."""
+    import dataclasses
 
-    split = make_training_split(dataset, config.train_fraction, config.split_seed, config.validation_fraction)
-    normalisation = dataset.normalisation(split.fit_only())
-    fit = fit_linear_neutraliser(dataset, dataset.pairs_of(split.fit_subjects), normalisation, config.latent,
-                                 seed=config.seed, ridge=config.linear_ridge)
-    test = dataset.pairs_of(split.test_subjects)
-    predicted = fit.neutralise(dataset.vertices[[p.expressive for p in test]], normalisation)
+    from facelab.evaluation.metrics import per_vertex_error
+
+    start = dataclasses.replace(config, variant="full", weight_init="linear")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(start, Path(tmp) / "start", dataset=dataset)
+        trainer.prepare()
+        test = dataset.pairs_of(trainer.split.test_subjects)
+        predicted = trainer.predict(np.array([p.expressive for p in test]))
     return float(per_vertex_error(predicted, np.asarray(dataset.vertices[[p.neutral for p in test]])).mean())
 
 
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh-baselines", action="store_true",
                         help="train nothing: re-measure the do-nothing and linear rows of the tables in --out")
     args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     if args.refresh_baselines:
         results = refresh_baselines(json.loads((args.out / f"{args.name}.json").read_text()))
     else:
@@ -203,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
                           args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants))
     results["generated_by"] = "python -m benchmarks.paper_tables" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    results["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                       text=True).stdout.strip() or None
+    results["commit"] = commit or None  # the code that ran, read before the runs
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
     print(markdown(results))

@@ -158,9 +158,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--recognizer-warmup", type=_non_negative_int, default=0, metavar="PAIRS",
                         help="before training from the linear start (or with a new recogniser head), fit R alone "
                              "on the codes of this many training pairs, e.g. 6400 (default 0: off; see the README)")
-    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default="full",
+    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default=None,
                         help="the paper's full, no-l2l, no-id or gca, or identity-preserving (the person's geometry "
-                             "outside the expression subspace passes from the input; default full)")
+                             "outside the expression subspace passes from the input; default full, or with --init "
+                             "the variant of the model fine-tuned)")
     parser.add_argument("--no-align", action="store_true",
                         help="feed faces to the network as they are, without the similarity fit to the template")
     parser.add_argument("--neutral-pairs", type=_non_negative_int, default=0, metavar="N",
@@ -227,7 +228,7 @@ def train_config_from_args(args: argparse.Namespace):
 
     options = {"identities": args.identities} if args.identities else {}
     return TrainConfig(
-        data=args.data, data_format=args.data_format, data_options=options, variant=args.variant,
+        data=args.data, data_format=args.data_format, data_options=options, variant=args.variant or "full",
         laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         deterministic=args.deterministic, device=args.device, num_threads=args.threads,
         amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
@@ -251,6 +252,10 @@ def _run_train(args: argparse.Namespace) -> int:
         raise FacelabError("--resume and --init exclude each other: resume a run, or start one from a checkpoint.")
     if not args.resume and (args.out / "config.json").exists():
         raise FacelabError(f"{args.out} already holds a run: pass --resume to continue it, or choose another --out.")
+    if args.variant is None and args.init:
+        from facelab.training.checkpoint import load_checkpoint
+
+        args.variant = load_checkpoint(args.init, with_optimizers=False).meta.get("variant")
     control = TrainingControl()
 
     def stop_gracefully(signum, frame):  # first Ctrl-C: save 'last' at this step; second: abort

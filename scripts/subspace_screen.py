@@ -36,7 +36,7 @@ from facelab.training.data import PairBatches
 from facelab.training.subspaces import fit_subspaces
 
 REPO = Path(__file__).resolve().parents[1]
-SIZES = ((25, 200), (50, 100), (50, 200), (50, 400), (100, 200), (200, 200))
+SIZES = ((25, 200), (50, 100), (50, 200), (100, 200))
 
 
 def main(argv: list[str] | None = None) -> int:

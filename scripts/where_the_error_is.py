@@ -82,7 +82,11 @@ def main() -> None:
     neutral = np.array([p.neutral for p in test])
     truth = np.asarray(test_data.vertices[neutral])
     for path in args.checkpoints:
-        model = FaceLabModel.load(path, align=False)  # codes and decoded faces in the template's frame
+        model = FaceLabModel.load(path)
+        if model.alignment.enabled or model.network.fusion is not None:
+            # Decoded faces are then in each face's aligned frame, or not the prediction at all.
+            raise SystemExit(f"{path}: this script measures the paper's variants trained without alignment "
+                             "(facelab train --no-align); it cannot read an aligned or identity-preserving model.")
         model.network.eval()
         z_e = _codes(model, test_data.vertices, expressive)
         z_n = _codes(model, test_data.vertices, neutral)

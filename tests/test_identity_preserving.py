@@ -135,8 +135,35 @@ def test_input_noise_is_drawn_from_the_step_alone_and_has_the_asked_size(tmp_pat
     trainer.prepare()
     x_e, _, _ = trainer.train_batches.batch(0, 0)
     noisy = trainer._noisy(x_e)
-    torch.testing.assert_close(noisy, trainer._noisy(x_e))  # a resumed run adds the same noise
     in_mm = (noisy - x_e) * trainer.train_batches.std
     assert 0 < in_mm.std() < 0.5
-    trainer.position.global_step += 1
-    assert not torch.equal(trainer._noisy(x_e), noisy)
+    assert not torch.equal(trainer._noisy(x_e), noisy)  # the next step draws new noise
+    again = Trainer(config, tmp_path / "again", dataset=dataset)
+    again.prepare()
+    torch.testing.assert_close(again._noisy(x_e), noisy)  # from the step alone: a resumed run adds the same
+
+
+def test_fine_tuning_keeps_the_models_template_variant_and_alignment(trained, tmp_path):
+    from facelab.data import FaceDataset
+    from facelab.errors import FacelabError
+
+    trainer, run, dataset = trained
+    # The same people in another frame: shifted and scaled, as a lab's own registration might be.
+    moved = FaceDataset("moved", "generic", (1.1 * np.asarray(dataset.vertices) + 25.0).astype(np.float32),
+                        dataset.triangles, dataset.records)
+    config = TrainConfig(data="moved", variant="identity-preserving", epochs=1, batch_size=4, num_threads=1,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20)
+    tuned = Trainer(config, tmp_path / "tuned", dataset=moved, init_checkpoint=run / "last")
+    tuned.prepare()
+    np.testing.assert_array_equal(tuned.template_vertices, trainer.template_vertices)
+    assert tuned.alignment == trainer.alignment
+    torch.testing.assert_close(tuned.network.fusion.identity_basis, trainer.network.fusion.identity_basis)
+    pairs = moved.pairs_of(tuned.split.test_subjects)
+    rows = np.array([p.expressive for p in pairs])
+    before = trainer.predict(rows)
+    np.testing.assert_allclose(tuned.predict(rows), 1.1 * before + 25.0, atol=1e-2)  # moves with its input
+
+    paper = TrainConfig(data="moved", variant="full", epochs=1, batch_size=4, num_threads=1, tensorboard=False,
+                        preview_every=0)
+    with pytest.raises(FacelabError, match="identity-preserving"):
+        Trainer(paper, tmp_path / "paper", dataset=moved, init_checkpoint=run / "last").prepare()

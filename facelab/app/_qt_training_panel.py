@@ -115,7 +115,9 @@ class TrainingPanel(QWidget):
         form.addRow("", path_row)
         self.variant = QComboBox()
         self.variant.addItems(list(VARIANTS))
-        self.variant.setToolTip("full: the paper's model; no-l2l / no-id: ablations; gca: autoencoder baseline")
+        self.variant.setToolTip("full: the paper's model; no-l2l / no-id: ablations; gca: autoencoder baseline; "
+                                "identity-preserving: keeps the person's geometry from the input (the bundled "
+                                "model). Fine-tuning keeps the current model's variant.")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 100000)
         self.epochs.setValue(30)
@@ -239,7 +241,11 @@ class TrainingPanel(QWidget):
             if model is None or model.source is None:
                 raise FacelabError("there is no model to fine-tune: open a checkpoint, or train from scratch.")
             init = Path(model.source)
-        config = TrainConfig(data=str(data), data_options=dict(options), variant=self.variant.currentText(),
+        variant = self.variant.currentText()
+        if init is not None and model.variant != variant:
+            # Fine-tuning keeps the model's architecture: a variant chosen for a new network does not apply.
+            variant = model.variant
+        config = TrainConfig(data=str(data), data_options=dict(options), variant=variant,
                              epochs=int(self.epochs.value()), batch_size=int(self.batch_size.value()),
                              lr=float(self.lr.value()), num_threads=ui_friendly_threads(),
                              preview_every=int(self.preview_every.value()))

@@ -52,8 +52,10 @@ class SubspaceFusion(nn.Module):
 
     def forward(self, predicted: Tensor, inputs: Tensor) -> Tensor:
         shape = predicted.shape
-        p = predicted.reshape(shape[0], -1).float() - self.center
-        x = inputs.reshape(shape[0], -1).float() - self.center
-        u, w = self.expression_basis, self.identity_basis
-        fused = self.center + (p @ u) @ u.T + (x @ w) @ w.T
+        # float32 under mixed precision too: the input's geometry passes through these products.
+        with torch.autocast(predicted.device.type, enabled=False):
+            p = predicted.reshape(shape[0], -1).float() - self.center
+            x = inputs.reshape(shape[0], -1).float() - self.center
+            u, w = self.expression_basis, self.identity_basis
+            fused = self.center + (p @ u) @ u.T + (x @ w) @ w.T
         return fused.reshape(shape).to(predicted.dtype)

@@ -42,7 +42,7 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
     displacements, neutral_of = [], {}
     for start in range(0, len(chosen), 256):
         x_e, x_n, _ = batches.rows(chosen[start:start + 256])
-        displacements.append((x_e - x_n).reshape(len(x_e), -1).double().cpu())
+        displacements.append((x_e - x_n).reshape(len(x_e), -1).float().cpu())  # float32: 8,000 x 3n
     for index, pair in enumerate(pairs):
         neutral_of.setdefault(pair.subject, index)
     own = np.array(sorted(neutral_of.values()), dtype=np.int64)
@@ -55,8 +55,8 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
     size = displacements.shape[1]
 
     expression = torch.zeros(size, expression_dims, dtype=torch.float64)
-    found = _main_directions(displacements, expression_dims, seed)
-    expression[:, :found.shape[1]] = found
+    found = _main_directions(displacements, expression_dims, seed).double()
+    expression[:, :found.shape[1]] = torch.linalg.qr(found)[0]
     center = neutrals.mean(dim=0)
     centred = neutrals - center
     centred = centred - (centred @ expression) @ expression.T

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from facelab.atomic import atomic_write_text
-from facelab.data.dataset import FaceDataset, Normalisation, Pair
+from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
 from facelab.data.layouts import load_dataset
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
@@ -154,8 +154,8 @@ class Trainer:
             self._emit("on_preparing", Preparing("loading data"))
             self.dataset = self._load_dataset_in_turn()
         dataset = self.dataset
-        self.split: TrainingSplit = make_training_split(dataset, config.train_fraction, config.split_seed,
-                                                        config.validation_fraction)
+        self.split: TrainingSplit = self._saved_split() or make_training_split(
+            dataset, config.train_fraction, config.split_seed, config.validation_fraction)
         self.subjects = list(self.split.fit_subjects)
         if not dataset.pairs_of(self.split.fit_subjects):
             raise FacelabError(
@@ -177,7 +177,9 @@ class Trainer:
         # The downsampling hierarchy is decimated from the template's shape: a resumed or
         # fine-tuned run takes the one its checkpoint recorded, so the coarse meshes match.
         saved = source or init
-        template = saved.template if saved is not None and config.downsample else dataset.template().vertices
+        # Faces are aligned to the template, and an init's normalisation and subspaces were taken
+        # in its template's frame: a fine-tuned run keeps that template too.
+        template = saved.template if saved is not None else dataset.template().vertices
         self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
         self.alignment = self._alignment(saved)
         if source is not None:
@@ -230,6 +232,7 @@ class Trainer:
             self.position = _Position(pos["epoch"], pos["step"], pos["global_step"],
                                       float("inf") if best_val is None else best_val)
 
+        self._noise_step = self.position.global_step
         if source is not None:
             self._keep_global_batch(source.meta.get("global_batch_size"))
         self.train_batches = PairBatches(dataset, self._training_pairs(), self.normalisation,
@@ -267,6 +270,19 @@ class Trainer:
         test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
         self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
 
+    def _saved_split(self) -> TrainingSplit | None:
+        """A resumed run's split as its checkpoint recorded it (the dataset's split rule may have
+        changed since), so it goes on with the same subjects and recogniser classes."""
+        source = self._resume_from
+        saved = source.meta.get("split") if source is not None else None
+        if not saved or not source.meta.get("subjects"):
+            return None
+        config = self.config
+        fit = tuple(source.meta["subjects"])
+        validation = tuple(saved.get("validation") or fit)
+        return TrainingSplit(DatasetSplit(tuple(saved["train"]), tuple(saved["test"]), config.split_seed,
+                                          config.train_fraction), fit, validation, validation_held_out=validation != fit)
+
     def _training_pairs(self) -> list[Pair]:
         """The fit subjects' pairs, and ``neutral_pairs`` times each one's neutral face as its own pair."""
         pairs = self.dataset.pairs_of(self.split.fit_subjects)
@@ -283,7 +299,11 @@ class Trainer:
         that records one (its normalisation was taken in that frame); a new one fits on the
         stable region of its training pairs (a seeded sample of at most 2,000)."""
         if saved is not None and (saved is self._resume_from or saved.meta.get("alignment") is not None):
-            return Alignment.from_dict(saved.meta.get("alignment")).check(self.dataset.n_vertices)
+            recorded = Alignment.from_dict(saved.meta.get("alignment")).check(self.dataset.n_vertices)
+            if saved is not self._resume_from and recorded.enabled and self.config.alignment == "none":
+                raise FacelabError(f"{self.init_checkpoint} aligns faces to its template: a fine-tuned model keeps "
+                                   "its alignment, so --no-align cannot apply; train from scratch without it.")
+            return recorded
         if self.config.alignment == "none":
             return Alignment("none")
         pairs = self.dataset.pairs_of(self.split.fit_subjects)
@@ -361,11 +381,15 @@ class Trainer:
 
         state = adapt_cheb_state_dict(dict(init.model_state), self.network)  # either Chebyshev layout
         own = self.network.state_dict()
+        if any(k.startswith("fusion.") for k in state) and self.network.fusion is None:
+            raise FacelabError(
+                f"{self.init_checkpoint} is an {init.meta.get('variant')} model: fine-tune it as that variant "
+                f"(--variant {init.meta.get('variant')}), or train a {self.config.variant} model from scratch.")
         if init.meta.get("subjects") != self.subjects:
             # Other subjects (even as many): the recognizer's last layer is rebuilt (fresh), the rest is kept.
-            state = {k: v for k, v in state.items()
-                     if not k.startswith("recognizer.head.") and not (k in own and own[k].shape != v.shape)}
-        state = {k: v for k, v in state.items() if k in own}
+            state = {k: v for k, v in state.items() if not k.startswith("recognizer.head.")}
+        # Other subspace sizes (or another head): those start afresh, the rest is kept.
+        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         missing = self.network.load_state_dict(state, strict=False).missing_keys
         if any(not key.startswith(("recognizer", "discriminator", "generator", "fusion")) for key in missing):
             raise FacelabError(f"{self.init_checkpoint} does not hold the autoencoder this run needs (missing {missing[0]}).")
@@ -511,10 +535,14 @@ class Trainer:
 
     def _noisy(self, x_e: torch.Tensor) -> torch.Tensor:
         """``x_e`` with Gaussian noise of a per-face standard deviation in [0, input_noise_mm] mm,
-        drawn from (seed, step, rank) alone, so a resumed run adds the same noise."""
+        drawn from (seed, step, rank) alone, so a resumed run adds the same noise as an
+        uninterrupted one."""
         generator = torch.Generator(device=x_e.device)
-        generator.manual_seed(int(np.random.SeedSequence(
-            [self.config.seed, self.position.global_step, self.group.rank]).generate_state(1)[0]))
+        # Counted here, not read from the position: loops that drive train_step themselves
+        # (screens, benchmarks) do not advance it. prepare() starts it at the run's global step.
+        step = self._noise_step
+        self._noise_step += 1
+        generator.manual_seed(int(np.random.SeedSequence([self.config.seed, step, self.group.rank]).generate_state(1)[0]))
         sigma = torch.rand(x_e.shape[0], 1, 1, generator=generator, device=x_e.device) * self.config.input_noise_mm
         noise = torch.randn(x_e.shape, generator=generator, device=x_e.device, dtype=x_e.dtype)
         return x_e + sigma * noise / self.train_batches.std
