@@ -224,9 +224,10 @@ def test_no_align_feeds_the_mesh_as_it_is(trained, tmp_path, capsys):
     mesh = read_mesh(expressive)
     write_mesh(mesh.with_vertices(mesh.vertices + np.float32(30.0)), moved)
     aligned, raw = tmp_path / "aligned.ply", tmp_path / "raw.ply"
-    assert main(["neutralize", str(moved), "--out", str(aligned)]) == 0
-    assert main(["neutralize", str(moved), "--out", str(raw), "--no-align"]) == 0
-    assert main(["neutralize", str(expressive), "--out", str(tmp_path / "still.ply")]) == 0
+    model = ["--checkpoint", str(trained / "run")]
+    assert main(["neutralize", str(moved), "--out", str(aligned), *model]) == 0
+    assert main(["neutralize", str(moved), "--out", str(raw), "--no-align", *model]) == 0
+    assert main(["neutralize", str(expressive), "--out", str(tmp_path / "still.ply"), *model]) == 0
     still = read_mesh(tmp_path / "still.ply").vertices
     # Aligned, a shifted mesh gives the same prediction shifted; unaligned, it does not.
     np.testing.assert_allclose(read_mesh(aligned).vertices, still + 30.0, atol=1e-2)
