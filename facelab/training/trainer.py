@@ -174,11 +174,10 @@ class Trainer:
                     f"topology {init.meta.get('template_hash')}); the data has {dataset.n_vertices} vertices "
                     f"(topology {dataset.topology_hash}): fine-tuning needs the same template."
                 )
-        # The downsampling hierarchy is decimated from the template's shape: a resumed or
-        # fine-tuned run takes the one its checkpoint recorded, so the coarse meshes match.
+        # A resumed or fine-tuned run keeps its checkpoint's template: faces are aligned to it, its
+        # normalisation and subspaces were taken in its frame, and a downsampling hierarchy is
+        # decimated from its shape.
         saved = source or init
-        # Faces are aligned to the template, and an init's normalisation and subspaces were taken
-        # in its template's frame: a fine-tuned run keeps that template too.
         template = saved.template if saved is not None else dataset.template().vertices
         self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
         self.alignment = self._alignment(saved)
@@ -419,7 +418,8 @@ class Trainer:
         steps = batches.steps_per_epoch
         self._emit("on_run_started", RunStarted(
             self.run_dir, config.epochs, position.epoch, position.step, steps, len(self.subjects),
-            len(self.split.validation_subjects) if self.split.validation_held_out else 0, len(batches.pairs), config.variant, self._device_label()))
+            len(self.split.validation_subjects) if self.split.validation_held_out else 0, len(batches.pairs),
+            config.variant, self._device_label()))
         started = time.perf_counter()
         steps_this_process = 0
         total_steps = config.epochs * steps
