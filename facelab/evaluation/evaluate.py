@@ -33,7 +33,8 @@ def _gallery(dataset: FaceDataset, split: DatasetSplit) -> list[int]:
 
 def unseen_split(model, split: DatasetSplit) -> tuple[DatasetSplit, list[str]]:
     """``split`` without the test subjects the model trained on, and those subjects: a model is
-    never scored on its own training subjects as if they were unseen."""
+    never scored on its own training subjects as if they were unseen. Subjects are matched by
+    name, so data that reuses a training subject's name for another person loses it too."""
     seen = sorted(set(split.test_subjects) & model.training_subjects)
     if not seen:
         return split, []
