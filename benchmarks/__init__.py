@@ -1,4 +1,4 @@
-"""facelab's benchmark suite: facelab side by side with the reference implementation, against the targets of issue #5.
+"""facelab's benchmark suite: facelab side by side with the reference implementation, against its targets.
 
 Run::
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from facelab.atomic import atomic_write_text
 from facelab.data.layouts import load_dataset
 from facelab.evaluation.evaluate import evaluate_model
 from facelab.model import FaceLabModel
+from facelab.provenance import provenance
 from facelab.training import TrainConfig, Trainer
 from facelab.training.progress import TqdmProgress
 
@@ -196,15 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh-baselines", action="store_true",
                         help="train nothing: re-measure the do-nothing and linear rows of the tables in --out")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    stamp = provenance("python -m benchmarks.paper_tables", argv)
     if args.refresh_baselines:
         results = refresh_baselines(json.loads((args.out / f"{args.name}.json").read_text()))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
                           args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants))
-    results["generated_by"] = "python -m benchmarks.paper_tables" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    results["commit"] = commit or None  # the code that ran, read before the runs
+    results.update(stamp)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
     print(markdown(results))

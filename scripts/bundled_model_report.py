@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +29,9 @@ from facelab.data.synth_dataset import load_synthfaces
 from facelab.evaluation.evaluate import evaluate_model
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.model import BUNDLED_MODEL, FaceLabModel
+from facelab.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _commit() -> str | None:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
-    return result.stdout.strip() or None
 
 
 def fresh_identities(model: FaceLabModel, identities: int, seed: int) -> dict:
@@ -57,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "bundled_model.json")
     parser.add_argument("--fresh-seed", type=int, default=1, help="SynthFaces seed of the fresh identities (default 1)")
     args = parser.parse_args(argv)
+    stamp = provenance("python scripts/bundled_model_report.py", argv)
 
     model = FaceLabModel.load(args.checkpoint)
     meta = model.meta
@@ -71,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     train_config = meta.get("train_config", {})
     metrics = meta.get("metrics", {})
     report = {
-        "generated_by": "python scripts/bundled_model_report.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
-        "commit": _commit(),
+        **stamp,
         "checkpoint": str(args.checkpoint.relative_to(REPO) if args.checkpoint.is_relative_to(REPO) else args.checkpoint),
         "variant": model.variant,
         "evaluation": evaluation,
@@ -84,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "data": meta.get("data", {}).get("name"),
             "variant": train_config.get("variant"),
-            "alignment": meta.get("alignment", {}).get("kind", "none") if meta.get("alignment") else "none",
+            "alignment": model.alignment.kind,
             "steps": meta.get("position", {}).get("global_step"),
             "minutes": None if metrics.get("seconds") is None else metrics["seconds"] / 60,
             "validation_error_mm": metrics.get("val_mean_error_mm"),

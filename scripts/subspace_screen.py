@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from facelab.data.synth_dataset import load_synthfaces
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.model import FaceLabModel
 from facelab.nn.subspace_fusion import SubspaceFusion
+from facelab.provenance import provenance
 from facelab.training.data import PairBatches
 from facelab.training.subspaces import fit_subspaces
 
@@ -45,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "subspace_screen.json")
     parser.add_argument("--validation-subjects", type=int, default=150)
     args = parser.parse_args(argv)
+    stamp = provenance("python scripts/subspace_screen.py", argv)
     torch.manual_seed(0)
 
     model = FaceLabModel.load(args.checkpoint)
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     predicted = model.neutralise(expressive)
     report = {
-        "generated_by": "python scripts/subspace_screen.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        **stamp,
         "checkpoint_variant": model.variant,
         "validation_subjects": len(validation), "validation_pairs": len(pairs),
         "checkpoint_alone": {
