@@ -9,6 +9,12 @@ do-nothing and linear rows measured on the same split, and writes
 
     python -m benchmarks.paper_tables [--epochs 4] [--datasets synth ict] [--seeds 0 1 2] [--out docs/results]
                                       [--variants ...] [--l1-reduction mean|sum] [--name paper_tables]
+                                      [--ict-identities 60] [--ict-area face|narrow-face]
+                                      [--expression-dims 50] [--identity-dims 200]
+
+ICT-FaceKit is sampled on its face area (9,409 vertices, what ``facelab train`` uses) unless
+``--ict-area narrow-face`` (6,706). ``--expression-dims`` and ``--identity-dims`` size the
+``identity-preserving`` variant's subspaces (the paper's variants have none).
 
 Runs go to a temporary folder (or ``--runs DIR`` to keep them). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
@@ -43,7 +49,7 @@ ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id",
              "identity-preserving": "identity-preserving (beyond the paper)"}
 
 
-def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tuple[str, dict]]:
+def dataset_sources(names: list[str], ict_identities: int = 60, ict_area: str = "face") -> dict[str, tuple[str, dict]]:
     sources = {}
     for name in names:
         if name == "synth":
@@ -52,7 +58,10 @@ def dataset_sources(names: list[str], ict_identities: int = 60) -> dict[str, tup
             if not ICT_MODEL.is_file():
                 print(f"skipping ICT-FaceKit: {ICT_MODEL} is absent")
                 continue
-            sources["ICT-FaceKit"] = (str(ICT_MODEL), {"identities": ict_identities, "narrow_face": True})
+            options = {"identities": ict_identities}
+            if ict_area == "narrow-face":
+                options["narrow_face"] = True
+            sources["ICT-FaceKit"] = (str(ICT_MODEL), options)
     return sources
 
 
@@ -73,12 +82,14 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
 
 
 def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds: list[int], ict_identities: int,
-        weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = VARIANTS) -> dict:
+        weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = VARIANTS,
+        ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200)) -> dict:
     """Train every variant once per seed; each row keeps every seed's evaluation and their mean
     and spread (population standard deviation over the seeds)."""
     results: dict = {"epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "weight_init": weight_init,
-                     "l1_reduction": l1_reduction, "datasets": {}}
-    for label, (source, options) in dataset_sources(datasets, ict_identities).items():
+                     "l1_reduction": l1_reduction, "expression_dims": subspace_dims[0],
+                     "identity_dims": subspace_dims[1], "datasets": {}}
+    for label, (source, options) in dataset_sources(datasets, ict_identities, ict_area).items():
         dataset = load_dataset(source, **options)
         split = dataset.split()
         rows, baselines, start = {}, None, None
@@ -87,7 +98,8 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
             for seed in seeds:
                 config = TrainConfig(data=source, data_options=options, variant=variant, epochs=epochs,
                                      batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
-                                     weight_init=weight_init, l1_reduction=l1_reduction)
+                                     weight_init=weight_init, l1_reduction=l1_reduction,
+                                     expression_dims=subspace_dims[0], identity_dims=subspace_dims[1])
                 if start is None and config.linear_start:
                     start = linear_start_error(dataset, config)
                     print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
@@ -142,7 +154,14 @@ def markdown(results: dict) -> str:
              f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seeds "
              f"{', '.join(map(str, seeds))}, weight initialisation {results.get('weight_init', 'random')}, |.|_1 as a "
              f"{results.get('l1_reduction', 'mean')}) on the same split; errors are mean per-vertex Euclidean "
-             f"distances on unseen test subjects, as mean ± standard deviation over the {len(seeds)} seeds.", "",
+             f"distances on unseen test subjects, as mean ± standard deviation over the {len(seeds)} seeds.", ""]
+    for label in labels:
+        lines.append(f"- {label}: {data[label]['name']}, {data[label]['vertices']:,} vertices, "
+                     f"{data[label]['test_subjects']} unseen test subjects.")
+    if "identity-preserving" in variants:
+        lines.append(f"- identity-preserving: expression subspace U of {results.get('expression_dims', 50)} "
+                     f"dimensions, identity subspace W of {results.get('identity_dims', 200)}.")
+    lines += ["",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
     lines.append("| do nothing (expressive as neutral) | " + " | ".join(
@@ -155,6 +174,15 @@ def markdown(results: dict) -> str:
     for variant in variants:
         lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
             _cell(data[l]["variants"][variant], "mean_error_mm") for l in labels) + " |")
+    lines += ["", "### Error as a share of doing nothing (%)", "",
+              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    lines.append("| linear (ridge on PCA) | " + " | ".join(
+        f"{100 * data[l]['baselines']['linear']['mean_error_mm'] / data[l]['baselines']['do_nothing']['mean_error_mm']:.1f}"
+        for l in labels) + " |")
+    for variant in variants:
+        lines.append(f"| {ROW_NAMES[variant]} | " + " | ".join(
+            f"{100 * data[l]['variants'][variant]['mean_error_mm_over_seeds']['mean'] / data[l]['baselines']['do_nothing']['mean_error_mm']:.1f}"
+            for l in labels) + " |")
     lines += ["", "### Table 2 analogue: rank-1 identification (%)", "",
               "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
     lines.append("| linear (predicted meshes, cosine) | " + " | ".join(
@@ -184,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--ict-identities", type=int, default=60, help="identities sampled from the ICT model")
+    parser.add_argument("--ict-area", choices=("face", "narrow-face"), default="face",
+                        help="ICT-FaceKit's face area (9,409 vertices, default) or its narrow face area (6,706)")
+    parser.add_argument("--expression-dims", type=int, default=50, help="identity-preserving: U's dimensions")
+    parser.add_argument("--identity-dims", type=int, default=200, help="identity-preserving: W's dimensions")
     parser.add_argument("--datasets", nargs="+", default=["synth", "ict"], choices=["synth", "ict"])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     parser.add_argument("--runs", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
@@ -201,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
-                          args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants))
+                          args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants),
+                          args.ict_area, (args.expression_dims, args.identity_dims))
     results.update(stamp)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
