@@ -86,9 +86,23 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_partial_writes(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` leaves in ``folder`` when a process is killed
+    mid-write (``.NAME.tmp-*``); returns what was removed."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp-*"):
+        if path.is_file():
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
 def cannot_write(target: str | os.PathLike, error: OSError) -> FacelabError:
     """The one-sentence error for a file that could not be written (no such folder, no
     permission, no space left)."""
+    blocking = next((parent for parent in Path(target).parents if parent.is_file()), None)
+    if blocking is not None:  # mkdir says "File exists", which names neither the file nor the fix
+        return FacelabError(f"cannot write {target}: {blocking} is a file, not a folder; expected a path inside a folder.")
     reason = error.strerror or str(error) or type(error).__name__
     return FacelabError(f"cannot write {target} ({reason}): expected a folder you can write to, with space left.")
 

@@ -19,6 +19,7 @@ from facelab import __version__
 from facelab.errors import FacelabError, is_path_error, os_error_sentence
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by Ctrl-C (128 + SIGINT)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -258,14 +259,17 @@ def _run_train(args: argparse.Namespace) -> int:
         args.variant = load_checkpoint(args.init, with_optimizers=False).meta.get("variant")
     control = TrainingControl()
 
-    def stop_gracefully(signum, frame):  # first Ctrl-C: save 'last' at this step; second: abort
-        print("\nstopping after this step (Ctrl-C again to abort without saving)", file=sys.stderr)
-        control.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
     # Under torchrun only rank 0 reports (the trainer emits its events there alone).
     trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()], control=control,
                       init_checkpoint=args.init, resume=args.resume)
+    interrupted = []
+
+    def stop_gracefully(signum, frame):  # first Ctrl-C: save 'last' at this step; second: abort
+        print("\nstopping after this step (Ctrl-C again to abort without saving)", file=sys.stderr)
+        interrupted.append(signum)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     previous = signal.signal(signal.SIGINT, stop_gracefully)
     try:
         result = trainer.run()
@@ -277,7 +281,8 @@ def _run_train(args: argparse.Namespace) -> int:
                  "so it says nothing about unseen faces)")
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
         print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
-    return 0
+    # Stopped by Ctrl-C: 'last' is saved and --resume continues, but the run did not finish.
+    return EXIT_INTERRUPTED if interrupted and result.status == "stopped" else 0
 
 
 # ---- facelab neutralize --------------------------------------------------------------------------
@@ -300,7 +305,12 @@ def _load_model(checkpoint: Path | None, align: bool = True):
     from facelab.model import FaceLabModel
 
     choice = None if align else False  # the checkpoint's own alignment, or none at all
-    return FaceLabModel.load(checkpoint, align=choice) if checkpoint else FaceLabModel.bundled(align=choice)
+    if not checkpoint:
+        return FaceLabModel.bundled(align=choice)
+    model = FaceLabModel.load(checkpoint, align=choice)
+    if Path(checkpoint).is_dir() and model.source.name != "best":
+        print(f"facelab: note: {checkpoint} has no 'best' checkpoint: using '{model.source.name}'", file=sys.stderr)
+    return model
 
 
 def _add_no_align(parser: argparse.ArgumentParser) -> None:
@@ -529,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("facelab: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

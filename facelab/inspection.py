@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 
 from facelab.data.layouts import SYNTH, load_dataset
 from facelab.mesh.io import MESH_SUFFIXES, read_mesh
@@ -25,7 +27,7 @@ def inspect_mesh(path: Path) -> dict:
     if kind == "PLY":
         kind = f"PLY ({_ply_encoding(path)})"
     extent = mesh.vertices.max(axis=0) - mesh.vertices.min(axis=0)
-    return {
+    info = {
         "path": str(path),
         "format": kind,
         "vertices": mesh.n_vertices,
@@ -33,6 +35,26 @@ def inspect_mesh(path: Path) -> dict:
         "extent": " x ".join(f"{value:.1f}" for value in extent) + " (file units; facelab expects mm)",
         "topology": triangles_hash(mesh.triangles),
     }
+    problems = mesh_problems(mesh)
+    if problems:
+        info["problems"] = problems
+    return info
+
+
+def mesh_problems(mesh) -> list[str]:
+    """What makes a readable mesh unfit as a face surface: no triangles, or degenerate ones."""
+    if mesh.n_triangles == 0:
+        return ["no triangles: a point cloud, or a file cut short before its faces"]
+    t = mesh.triangles
+    repeated = np.flatnonzero((t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 0] == t[:, 2]))
+    problems = []
+    if repeated.size:
+        problems.append(f"{repeated.size} degenerate triangle(s) naming one vertex twice (first: triangle {int(repeated[0])})")
+    used = np.zeros(mesh.n_vertices, dtype=bool)
+    used[t.reshape(-1)] = True
+    if not used.all():
+        problems.append(f"{int((~used).sum())} of {mesh.n_vertices} vertices belong to no triangle")
+    return problems
 
 
 def inspect_path(path: str | Path, layout: str | None = None) -> dict:
@@ -46,7 +68,14 @@ def inspect_path(path: str | Path, layout: str | None = None) -> dict:
     path = Path(path)
     if path.suffix.lower() in MESH_SUFFIXES and not path.is_dir():
         return inspect_mesh(path)
-    info = load_dataset(path, format=layout).summary()
+    # The summary lists the files skipped on reading itself; the loader's log would repeat them.
+    logger = logging.getLogger("facelab.data")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        info = load_dataset(path, format=layout).summary()
+    finally:
+        logger.setLevel(level)
     return {"path": str(path), **info}
 
 

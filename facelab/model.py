@@ -33,6 +33,22 @@ def bundled_model_path() -> Path:
     return Path(os.environ.get("FACELAB_MODEL", BUNDLED_MODEL))
 
 
+def weights_mismatch(expected: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> str | None:
+    """None if ``stored`` has exactly the tensors and shapes of ``expected``, else what differs, in words."""
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    reshaped = [key for key in expected if key in stored and tuple(stored[key].shape) != tuple(expected[key].shape)]
+    if reshaped:
+        key = reshaped[0]
+        return (f"{len(reshaped)} tensor(s) of another shape, first {key}: {list(stored[key].shape)} stored, "
+                f"{list(expected[key].shape)} expected")
+    if missing:
+        return f"{len(missing)} tensor(s) missing, first {missing[0]}"
+    if extra:
+        return f"{len(extra)} tensor(s) it has no place for, first {extra[0]}"
+    return None
+
+
 class FaceLabModel:
     """Inference with a trained network; inputs and outputs in millimetres.
 
@@ -54,14 +70,18 @@ class FaceLabModel:
         self.template = FaceMesh(checkpoint.template, self.triangles, name="template")
         self.normalisation = Normalisation(checkpoint.norm_mean, checkpoint.norm_std)
         self.subjects: list[str] = list(checkpoint.meta.get("subjects", []))
+        shown = source or "the checkpoint"
         try:
             config = NetworkConfig.from_dict(checkpoint.meta["network"])
             self.network = NeutralisationNetwork(config, self.triangles, template_vertices=checkpoint.template)
-            self.network.load_state_dict(checkpoint.model_state)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(
-                f"{source or 'the checkpoint'} does not hold a network this facelab can build ({str(error).splitlines()[0]})."
+                f"{shown} describes a network this facelab cannot build ({str(error).splitlines()[0]})."
             ) from None
+        mismatch = weights_mismatch(self.network.state_dict(), checkpoint.model_state)
+        if mismatch:
+            raise CheckpointError(f"{shown}: the stored weights do not fit the network its JSON describes ({mismatch}).")
+        self.network.load_state_dict(checkpoint.model_state)
         self.alignment = Alignment.from_dict(checkpoint.meta.get("alignment")).check(self.n_vertices)
         if align is False:
             self.alignment = Alignment("none")

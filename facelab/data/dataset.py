@@ -268,7 +268,7 @@ class FaceDataset:
                 "test_pairs": len(self.pairs_of(split.test_subjects)),
             }
         if self.warnings:
-            info["warnings"] = len(self.warnings)
+            info["warnings"] = list(self.warnings)  # each file skipped on reading, and why
         return info
 
 

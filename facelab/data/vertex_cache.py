@@ -79,14 +79,31 @@ def load_mesh_files(
         try:
             meta = json.loads(meta_path.read_text())
             vertices = np.load(array_path, mmap_mode="r")
-            return FaceDataset(
+            dataset = FaceDataset(
                 name=name, layout=layout, vertices=vertices, triangles=np.asarray(meta["triangles"], dtype=np.int64),
-                records=[_record_from_json(r) for r in meta["records"]], root=root, warnings=meta["warnings"],
+                records=[_record_from_json(r) for r in meta["records"]], root=root, warnings=list(meta["warnings"]),
             )
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             array_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
+        else:
+            for message in dataset.warnings:  # the files skipped on the first load are still missing
+                log.warning(message)
+            return dataset
 
+    for stale in folder.glob(f"{key}.staging-*.npy"):  # left by an interrupted first load
+        stale.unlink(missing_ok=True)
+    try:
+        return _read_into_cache(records, key, folder, name, layout, root, unit_scale, progress)
+    finally:
+        # Done or failed (a full disk, a stop), the staging maps go: they may be gigabytes.
+        for path in folder.glob(f"{key}.staging-*.npy"):
+            path.unlink(missing_ok=True)
+
+
+def _read_into_cache(records: list[MeshRecord], key: str, folder: Path, name: str, layout: str, root: Path,
+                     unit_scale: float, progress: bool) -> FaceDataset:
+    array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     warnings: list[str] = []
     # Meshes are staged by vertex count (one memory map each) until the majority topology is known.
     staging: dict[int, np.ndarray] = {}
@@ -94,8 +111,6 @@ def load_mesh_files(
     triangles_of: dict[tuple[int, str], np.ndarray] = {}
     topology_votes: Counter = Counter()
     filled: Counter = Counter()
-    for stale in folder.glob(f"{key}.staging-*.npy"):  # left by an interrupted first load
-        stale.unlink(missing_ok=True)
     for record in tqdm(records, desc=f"Reading {layout} meshes (first load only)", unit="mesh", disable=not progress):
         try:
             mesh = read_mesh(record.path, unit_scale=unit_scale)
@@ -142,8 +157,6 @@ def load_mesh_files(
         final.flush()
         del final
     del source, staging
-    for path in folder.glob(f"{key}.staging-*.npy"):
-        path.unlink(missing_ok=True)
     atomic_write_text(meta_path, json.dumps({
         "records": [_record_to_json(r) for r in kept_records],
         "triangles": triangles.tolist(),

@@ -25,6 +25,46 @@ from facelab.mesh.validation import validate_mesh
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 
 
+FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+
+
+_PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def _ply_shortfall(path: Path) -> str | None:
+    """Why a PLY is cut short, if it is: it ends inside its header, or (binary) before the bytes its
+    header declares for the vertices and the smallest possible faces."""
+    data = path.read_bytes()
+    end = data.find(b"end_header")
+    if end < 0:
+        return "it ends inside its header"
+    header = data[:end].decode("ascii", errors="replace").split("\n")
+    if not any(line.startswith("format binary") for line in header):
+        return None
+    needed, element, count = 0, None, 0
+    for line in header:
+        words = line.split()
+        if words[:1] == ["element"] and len(words) == 3 and words[2].isdigit():
+            element, count = words[1], int(words[2])
+        elif words[:2] == ["property", "list"] and len(words) >= 4 and element is not None:
+            needed += count * (_PLY_SIZES.get(words[2], 1) + 3 * _PLY_SIZES.get(words[3], 4))
+        elif words[:1] == ["property"] and len(words) >= 3 and element is not None:
+            needed += count * _PLY_SIZES.get(words[1], 4)
+    newline = data.find(b"\n", end)
+    body = len(data) - newline - 1 if newline >= 0 else 0
+    return f"it holds {body} bytes after its header where its elements need at least {needed}" if body < needed else None
+
+
+def _unreadable(path: Path, kind: str) -> str:
+    """The sentence for a file whose contents a parser rejected (its own message names parser internals)."""
+    shortfall = _ply_shortfall(path) if kind == "PLY" else None
+    if shortfall:
+        return f"{path} could not be read as PLY: it is truncated ({shortfall})."
+    return (f"{path} could not be read as {kind}: its contents do not follow the {kind} format "
+            f"(a damaged or mislabelled file); expected a valid {kind} mesh.")
+
+
 def _trimesh():
     """trimesh, imported on first use: its import (scipy.spatial and more) is half a second of the
     app's start, which reads no mesh file when it opens on SynthFaces and the bundled model."""
@@ -116,19 +156,14 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
             path, file_type=suffix[1:], process=False, force="mesh",
             **({"maintain_order": True} if suffix == ".obj" else {}),
         )
-    except IndexError as error:
+    except IndexError:
         if suffix == ".obj":  # a face line naming a vertex past the last one read
             raise MeshError(
-                f"{path} has faces that refer to vertices it does not contain ({error}): "
-                "the file may be truncated."
+                f"{path} has faces that refer to vertices it does not contain: the file may be truncated."
             ) from None
-        raise MeshError(
-            f"{path} could not be read as {kind}: it is truncated or not a valid {kind} file ({error})."
-        ) from None
-    except Exception as error:  # trimesh raises many types for unparsable input
-        raise MeshError(
-            f"{path} could not be read as {kind}: it is truncated or not a valid {kind} file ({error})."
-        ) from None
+        raise MeshError(_unreadable(path, kind)) from None
+    except Exception:  # trimesh raises many types, with parser internals as messages, for unparsable input
+        raise MeshError(_unreadable(path, kind)) from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     triangles = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     if suffix == ".ply":
@@ -141,11 +176,21 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
     if suffix == ".obj" and len(vertices) != _obj_vertex_count(path):
         try:
             vertices, triangles = _read_obj_in_file_order(path)
-        except ValueError as error:
-            raise MeshError(f"{path} could not be read as OBJ: a vertex or face line is malformed ({error}).") from None
+        except ValueError:
+            raise MeshError(f"{path} could not be read as OBJ: a 'v' or 'f' line does not hold numbers as "
+                            "'v x y z' or 'f a b c' lines do.") from None
     if suffix == ".stl" and len(vertices):
         vertices, triangles = _merge_soup(vertices, triangles)
-    mesh = FaceMesh((vertices * unit_scale).astype(np.float32), triangles, name=str(path))
+    scaled = vertices * unit_scale
+    with np.errstate(invalid="ignore"):
+        too_large = np.isfinite(scaled).all(axis=1) & (np.abs(scaled) > FLOAT32_LIMIT).any(axis=1)
+    if too_large.any():
+        first = int(np.flatnonzero(too_large)[0])
+        raise MeshError(
+            f"{path} has {int(too_large.sum())} vertices with coordinates beyond +-3.4e38 (first at vertex {first}, "
+            f"{np.abs(scaled[first]).max():.3g}), too large for 32-bit floats: expected coordinates in millimetres."
+        )
+    mesh = FaceMesh(scaled.astype(np.float32), triangles, name=str(path))
     return validate_mesh(mesh)
 
 
@@ -166,6 +211,10 @@ def write_mesh(
     suffix = _suffix_of(path)
     if vertex_scalars and suffix != ".ply":
         raise MeshError(f"{path}: per-vertex values can only be written to PLY, not {suffix[1:].upper()}.")
+    bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
+    if bad:
+        raise MeshError(f"{path} was not written: {bad} of the mesh's {mesh.n_vertices} vertices are NaN or infinite, "
+                        "and facelab never writes a mesh with a non-finite vertex.")
     trimesh = _trimesh()
     tm = trimesh.Trimesh(mesh.vertices.astype(np.float64), mesh.triangles, process=False)
     for name, values in (vertex_scalars or {}).items():

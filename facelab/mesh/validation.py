@@ -67,11 +67,12 @@ def check_matches_template(mesh: FaceMesh, template_triangles: np.ndarray, templ
     elif np.array_equal(mesh.triangles, template_triangles):
         return mesh
     else:
-        mine, theirs = canonical_triangles(mesh.triangles), canonical_triangles(template_triangles)
-        differing = int(np.any(mine != theirs, axis=1).sum())
-        if differing == 0:
+        theirs = set(map(tuple, np.sort(template_triangles, axis=1).tolist()))
+        differing = sum(row not in theirs for row in map(tuple, np.sort(mesh.triangles, axis=1).tolist()))
+        if differing == 0 and triangles_hash(mesh.triangles) == triangles_hash(template_triangles):
             return mesh
-        detail = f"its triangles differ from the template's ({differing} of {mesh.n_triangles} after sorting)"
+        detail = (f"{max(differing, 1)} of its {mesh.n_triangles} triangles are not among the template's "
+                  "(in any order)")
     raise TopologyMismatchError(
         f"{mesh.name}: {detail}; expected the template's triangle list "
         "(the same vertex count alone does not make a registered mesh)."

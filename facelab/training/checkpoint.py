@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from facelab.atomic import atomic_path
+from facelab.training.checkpoint_schema import meta_problem
 from facelab.errors import FacelabError
 
 FORMAT = "facelab-checkpoint"
@@ -155,7 +156,10 @@ def load_checkpoint(path: str | os.PathLike, with_optimizers: bool = True) -> Ch
         raise CheckpointError(f"{meta_path} is corrupt: expected the JSON half of a facelab checkpoint ({error}).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path} is not a facelab checkpoint: its JSON has no \"format\": \"{FORMAT}\" entry.")
-    if meta.get("version", 0) > FORMAT_VERSION:
+    problem = meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{meta_path} {problem}: the JSON half of this checkpoint was changed or damaged.")
+    if meta["version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path} was written by a newer facelab (checkpoint format {meta['version']}); "
             f"this version reads format {FORMAT_VERSION} and older."
@@ -170,6 +174,13 @@ def load_checkpoint(path: str | os.PathLike, with_optimizers: bool = True) -> Ch
         tensors = load_file(str(tensors_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{tensors_path} is corrupt: expected a safetensors file ({error}).") from None
+    not_finite = next((key for key, value in tensors.items()
+                       if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
+    if not_finite is not None:
+        raise CheckpointError(
+            f"{tensors_path} holds NaN or infinite values (first in the tensor {not_finite}): a model trained into "
+            "non-finite weights cannot predict faces; use an earlier checkpoint of the run."
+        )
     try:
         model_state = {key[len("model."):]: value for key, value in tensors.items() if key.startswith("model.")}
         optimizer_states = {}

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from facelab.atomic import atomic_write_text
+from facelab.atomic import atomic_write_text, remove_partial_writes
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
 from facelab.data.layouts import load_dataset
 from facelab.errors import FacelabError
@@ -413,8 +413,10 @@ class Trainer:
         config, batches, position, group = self.config, self.train_batches, self.position, self.group
         if group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_writes(self.run_dir)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
             self._open_tensorboard()
+        self._keep_best_consistent()
         steps = batches.steps_per_epoch
         self._emit("on_run_started", RunStarted(
             self.run_dir, config.epochs, position.epoch, position.step, steps, len(self.subjects),
@@ -457,12 +459,32 @@ class Trainer:
             if is_best:
                 position.best_val = metrics["val_mean_error_mm"]
             if group.is_main:
-                self._append_metrics(position.epoch, metrics)
-                self._save("last", metrics)
+                # best before last, and the metrics row after both: an interruption between two
+                # writes leaves last at the previous epoch, which a resume trains again.
                 if is_best:
                     self._save("best", metrics)
+                self._save("last", metrics)
+                self._append_metrics(position.epoch, metrics)
             self._emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
         return self._finish("completed")
+
+    def _keep_best_consistent(self) -> None:
+        """A resumed run whose ``best`` is missing (a run interrupted by an older facelab between its
+        two saves, or a deleted file) gets it back from ``last`` when ``last`` holds the best epoch;
+        otherwise the best is chosen again from the epochs to come, so ``best`` and the reported best
+        validation error always belong together."""
+        source = self._resume_from
+        if source is None or self.position.best_val == float("inf") or checkpoint_exists(self.run_dir / "best"):
+            return
+        metrics = source.meta.get("metrics") or {}
+        if metrics.get("val_mean_error_mm") == self.position.best_val and source.meta["position"]["step"] == 0:
+            if self.group.is_main:
+                self._save("best", metrics)
+        else:
+            self._emit("on_preparing", Preparing("no 'best' checkpoint to resume with: the best is chosen again "
+                                                 "from the epochs to come"))
+            self.position.best_val = float("inf")
+        distributed.barrier(self.group)
 
     def _device_label(self) -> str:
         if self.group.is_distributed:

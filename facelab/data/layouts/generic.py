@@ -127,6 +127,8 @@ def read_manifest(root: Path) -> list[MeshRecord]:
             )
         path = Path(values["path"])
         path = path if path.is_absolute() else root / path
+        if path.is_dir():
+            raise DatasetError(f"line {line} of {manifest} lists {path}, which is a folder: expected the path of one mesh file.")
         if not path.is_file():
             absent.append(path)
         expression = NEUTRAL if values["expression"].lower() == NEUTRAL else values["expression"]
