@@ -14,6 +14,7 @@ from benchmarks.meshes import COMA_VERTICES, FACESCAPE_VERTICES
 from benchmarks.options import Options
 from benchmarks.results import machine_info
 from benchmarks.torch_device import available_devices
+from facelab.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
@@ -61,13 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=_size, default=["template", COMA_VERTICES, FACESCAPE_VERTICES],
                         help=argparse.SUPPRESS)  # the tests use a tiny mesh
     args = parser.parse_args(argv)
+    stamp = provenance("python -m benchmarks", argv)
 
     names = _names(args.only)
     devices = available_devices(args.device)
     options = Options(quick=args.quick, devices=devices, sizes=tuple(args.sizes),
                       time_to_quality_minutes=args.time_to_quality_minutes,
                       app_training_seconds=args.app_training_seconds)
-    document = {"machine": machine_info(list(devices)),
+    document = {**stamp, "machine": machine_info(list(devices)),
                 "settings": {"quick": args.quick, "benchmarks": names, "sizes": list(args.sizes),
                              "time_to_quality_minutes": args.time_to_quality_minutes,
                              "app_training_seconds": args.app_training_seconds},

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from facelab.atomic import atomic_write_text
+from facelab.provenance import provenance
 from facelab.data.synth_dataset import load_synthfaces
 from facelab.evaluation.baselines import LinearNeutraliser
 from facelab.evaluation.metrics import per_vertex_error
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identities", type=int, default=100,
                         help="also fit the linear references on this many identities' training subjects")
     args = parser.parse_args(argv)
+    stamp = provenance("python scripts/synthfaces_difficulty.py", argv)
 
     dataset = load_synthfaces()
     split = make_training_split(dataset, train_fraction=0.7, seed=0, validation_fraction=0.0).split
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     train_neutrals = meshes([neutral_of[s] for s in train])
     test_neutrals = meshes([neutral_of[s] for s in test])
     result = {
+        **stamp,
         "data": dataset.name,
         "train_subjects": len(train),
         "test_subjects": len(test),
