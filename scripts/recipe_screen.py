@@ -9,7 +9,7 @@ then trains for ``--steps`` steps with the cosine schedule compressed to that le
 subjects held out from fitting; never the test split, which is read once per reported number)
 every ``--every`` steps. The screens recorded in earlier versions of this repository read the
 test split; their numbers are not comparable with these. It is
-how the recipe choices in facelab/training/recognizer_warmup.py and the README's training notes were
+how the recipe choices in facelab/training/recognizer_warmup.py and docs/method.md were
 screened before a full run (about 3.5 minutes per 600-step run of `full` on 2 cores at 900
 identities; `gca` steps cost half). Short screens did not predict full runs here (the warm-up
 and plain-millimetre L_rec won at 600 steps and lost at 5,283): confirm with a full run. Example,

@@ -13,7 +13,7 @@ For each checkpoint, the mean per-vertex error (mm) over the 30 unseen test subj
 With ``--fit-identities N`` (the SynthFaces identities the checkpoint was trained on), maps from
 z_e to z_n are also fitted afterwards on 16,000 of its training pairs and decoded: a ridge
 regression (``linear_map``) and a residual MLP trained on the latent L1 of Eq. 2
-(``mlp_map``, with its training L1 beside G's). It is how the README's "Where the error is"
+(``mlp_map``, with its training L1 beside G's). It is how "Where the error is" in docs/history/paper_full_bundled_model.md
 was measured: a map that fits the training codes better than G does can rebuild unseen faces
 worse, since z_n is one fixed code per training subject.
 """

@@ -19,12 +19,11 @@ from facelab.errors import MeshError
 from facelab.mesh import FaceMesh, write_mesh
 from facelab.model import FaceLabModel
 from facelab.training import CheckpointError, TrainConfig, Trainer, load_checkpoint
+from tests.conftest import make_tiny_dataset
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, request):
-    from tests.conftest import make_tiny_dataset
-
+def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     config = TrainConfig(data="tiny", epochs=1, batch_size=4, seed=0, tensorboard=False, preview_every=0,
                          num_threads=1)
@@ -90,7 +89,7 @@ def test_non_finite_weights_are_refused_and_no_mesh_is_written(run, tmp_path):
     key = _poison(path)
     with pytest.raises(CheckpointError, match=f"NaN or infinite values \\(first in the tensor {key}\\)"):
         load_checkpoint(path)
-    dataset = __import__("tests.conftest", fromlist=["make_tiny_dataset"]).make_tiny_dataset()
+    dataset = make_tiny_dataset()
     source = tmp_path / "face.ply"
     write_mesh(FaceMesh(np.asarray(dataset.vertices[1]), dataset.triangles), source)
     out = tmp_path / "out.ply"

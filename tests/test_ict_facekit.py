@@ -225,7 +225,7 @@ def test_shared_model_matches_the_documented_layout(shared_model):
     assert model.expression_names == ICT_EXPRESSION_NAMES and model.narrow_face_vertices == 6706
     assert 150 < np.ptp(model.neutral[:, 0]) < 250  # a head-sized face in mm
     narrow = model.restrict(model.narrow_face_vertices)
-    assert narrow.n_vertices == 6706 and len(narrow.faces) == 2 * 6560  # README: 6560 narrow-area quads
+    assert narrow.n_vertices == 6706 and len(narrow.faces) == 2 * 6560  # docs/datasets.md: 6560 narrow-area quads
 
 
 def test_shared_model_loads_as_a_dataset(shared_model):

@@ -13,7 +13,7 @@ import trimesh
 from torch_geometric.nn import ChebConv
 
 from facelab.errors import FacelabError, TopologyMismatchError
-from facelab.nn.network import PAPER_VARIANTS
+from facelab.nn.variants import PAPER_VARIANTS
 from facelab.mesh import combinatorial_laplacian, normalized_laplacian, scaled_laplacian, vertex_adjacency
 from facelab.nn import (
     Decoder,

@@ -263,7 +263,7 @@ def test_resuming_a_run_with_another_optimiser_layout_is_a_clear_error(tmp_path,
 def test_the_reconstruction_loss_is_a_millimetre_error_at_the_normalised_scale(tiny_dataset, tmp_path):
     # rec_space="mm": L_rec is the mean absolute coordinate error of the reconstructions in mm,
     # divided by the mean coordinate std (the normalised loss's scale, which the loss weights
-    # were tuned at; see the README's training notes).
+    # were tuned at; see docs/method.md).
     trainer = Trainer(_config(variant="gca"), tmp_path / "run", dataset=tiny_dataset)
     trainer.prepare()
     x_e, x_n, labels = trainer.train_batches.batch(0, 0)

@@ -23,6 +23,8 @@ from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import triangles_hash
 
 NEUTRAL = "neutral"
+#: The share of subjects in the training part of a cross-subject split (the rest are unseen test subjects).
+DEFAULT_TRAIN_FRACTION = 0.7
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class FaceDataset:
         return [pair for pair in self.pairs if pair.subject in wanted]
 
     # ---- split and statistics ------------------------------------------------------------
-    def split(self, train_fraction: float = 0.7, seed: int = 0) -> DatasetSplit:
+    def split(self, train_fraction: float = DEFAULT_TRAIN_FRACTION, seed: int = 0) -> DatasetSplit:
         """A seeded cross-subject split of the sorted subjects (70/30 by default).
 
         With two or more subjects both parts get at least one subject. Subjects outside

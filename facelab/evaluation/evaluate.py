@@ -55,7 +55,7 @@ def _per_expression(pairs, mesh_errors: np.ndarray) -> dict[str, float]:
 
 def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True,
                    robustness: bool = True) -> dict:
-    """The ``--json`` contract of ``facelab evaluate`` (see the README), as a dict.
+    """The ``--json`` contract of ``facelab evaluate`` (see docs/evaluation.md), as a dict.
 
     Test subjects the model trained on are left out and listed in ``excluded_training_subjects``.
     """

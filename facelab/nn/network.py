@@ -41,9 +41,8 @@ from facelab.nn.encoder import Encoder
 from facelab.nn.generator import Generator
 from facelab.nn.recognizer import Recognizer
 from facelab.nn.subspace_fusion import SubspaceFusion
+from facelab.nn.variants import VARIANTS
 
-PAPER_VARIANTS: tuple[str, ...] = ("full", "no-l2l", "no-id", "gca")
-VARIANTS: tuple[str, ...] = (*PAPER_VARIANTS, "identity-preserving")
 _WITH_GENERATOR = {"full", "no-l2l", "no-id", "identity-preserving"}
 _WITH_DISCRIMINATOR = {"full", "no-id", "identity-preserving"}
 _WITH_RECOGNIZER = {"full", "no-l2l", "identity-preserving"}

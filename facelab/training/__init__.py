@@ -1,19 +1,31 @@
-"""Training: losses, the trainer loop with its events, and checkpoints (no Qt here)."""
+"""Training: losses, the trainer loop with its events, and checkpoints (no Qt here).
 
-from facelab.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from facelab.training.config import VARIANTS, LossWeights, TrainConfig
-from facelab.training.events import TrainingCallback, TrainingControl
-from facelab.training.trainer import Trainer
+The names below are imported on first use, so that reading a checkpoint (``facelab.model``, the
+app) does not import the trainer and its dependencies.
+"""
 
-__all__ = [
-    "VARIANTS",
-    "Checkpoint",
-    "CheckpointError",
-    "LossWeights",
-    "TrainConfig",
-    "Trainer",
-    "TrainingCallback",
-    "TrainingControl",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "VARIANTS": "config", "LossWeights": "config", "TrainConfig": "config",
+    "TrainingCallback": "events", "TrainingControl": "events",
+    "Trainer": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'facelab.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"facelab.training.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facelab.errors import FacelabError
+from facelab.data.dataset import DEFAULT_TRAIN_FRACTION
 from facelab.mesh.alignment import ALIGNMENT_KINDS
-
-VARIANTS = ("full", "no-l2l", "no-id", "gca", "identity-preserving")
+from facelab.nn.variants import VARIANTS
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TrainConfig:
     data_format: str | None = None      # force a layout
     data_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"identities": 100, "seed": 0}
     split_seed: int = 0
-    train_fraction: float = 0.7
+    train_fraction: float = DEFAULT_TRAIN_FRACTION
     validation_fraction: float = 0.1    # of the training subjects, held out to pick the best checkpoint
     # model
     variant: str = "full"
@@ -51,7 +51,7 @@ class TrainConfig:
     conv: str = "fast"                  # "fast" (facelab's sparse layer) or "pyg" (reference)
     # CoMA-style mesh downsampling for large templates: one factor per pooling stage, e.g.
     # [4, 4, 4, 4]; empty (default) is the paper's architecture on the full mesh. See
-    # facelab/nn/mesh_sampling.py and the README's "Training at scale".
+    # facelab/nn/mesh_sampling.py and docs/scale-out.md.
     downsample: list[int] = field(default_factory=list)
     # How faces are brought into the template's frame before the network (and the prediction
     # back): "similarity" fits scale, rotation and translation on the vertices the training
@@ -108,7 +108,7 @@ class TrainConfig:
     # encoder is trained end to end through L_rec (Dec(G(Enc(F_e)))) and L_id. Letting the
     # adversarial gradient reach the encoder inflated the codes (std 3 -> 20-40) and stalled the
     # reconstruction at the mean face on SynthFaces (validation error 3.1 mm after 400 steps,
-    # against 1.8 mm without L_l2l); see the README's training notes.
+    # against 1.8 mm without L_l2l); see docs/method.md.
     l2l_trains_encoder: bool = False
     # run
     seed: int = 0

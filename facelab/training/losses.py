@@ -3,7 +3,7 @@
 By default the norms are means over elements (``|.|_1`` as a mean absolute error), so the loss
 weights do not depend on the mesh size or the latent size; ``l1_reduction="sum"`` takes
 ``|.|_1`` literally, as the L1 norm of each sample (see ``TrainConfig.l1_reduction`` and the
-README's "What |.|_1 means"). Reconstruction losses compare normalised vertices, the space the
+docs/method.md). Reconstruction losses compare normalised vertices, the space the
 network works in, optionally weighted per coordinate
 (``vertex_weights``): the trainer passes std / mean(std) (``TrainConfig.rec_space = "mm"``), which
 makes L_rec an L1 in millimetres at the normalised loss's scale, the error the paper reports,

@@ -10,7 +10,7 @@ latent codes; then the rest of the network (encoder, decoder, generator, recogni
 on L_tot (Eq. 7). The discriminator's condition z_e is detached in both updates: the encoder is
 shaped by the reconstruction, L1 and identity terms, not by making its codes easy to condition on.
 
-Scale (see ``facelab/training/distributed.py`` and the README's "Training at scale"): under
+Scale (see ``facelab/training/distributed.py`` and docs/scale-out.md): under
 ``torchrun`` every process trains on its shard of each global batch with DistributedDataParallel.
 The two updates get one DDP module each, and each module's forward runs once per step and uses
 every one of its parameters (no ``find_unused_parameters``): the discriminator's forward scores
@@ -59,6 +59,7 @@ from facelab.training.events import (
     TrainingControl,
 )
 from facelab.training.losses import discriminator_loss, network_losses
+from facelab.training.network_step import NetworkStep
 from facelab.training.recognizer_warmup import warm_up_recognizer
 from facelab.training.schedule import make_scheduler, parameter_groups
 
@@ -689,28 +690,3 @@ class Trainer:
         result = RunFinished(status, self.run_dir, self.position.epoch, best, last, best_val)
         self._emit("on_finished", result)
         return result
-
-
-class NetworkStep(nn.Module):
-    """Everything L_tot needs from one batch, in one forward: what DDP wraps for the network's update.
-
-    It holds the encoder, decoder, generator and recognizer (not the discriminator, which has
-    its own optimiser and its own DDP module), and every one of them takes part in each forward,
-    in every variant, so DDP needs no search for unused parameters. By default L_l2l trains G on
-    the encoder's codes taken as given: ``z_g_l2l`` = G(z_e detached) is computed here too.
-    """
-
-    def __init__(self, network, config: TrainConfig) -> None:
-        super().__init__()
-        self.encoder, self.decoder = network.encoder, network.decoder
-        self.generator, self.recognizer = network.generator, network.recognizer
-        self._forward = network.forward  # the network itself is not a submodule: D would come with it
-        self.l2l_on_detached_codes = (network.generator is not None
-                                      and config.variant in ("full", "no-id", "identity-preserving")
-                                      and not config.l2l_trains_encoder)
-
-    def forward(self, x_e: torch.Tensor, x_n: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = self._forward(x_e, x_n)
-        if self.l2l_on_detached_codes:
-            outputs["z_g_l2l"] = self.generator(outputs["z_e"].detach())
-        return outputs
