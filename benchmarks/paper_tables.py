@@ -16,7 +16,9 @@ ICT-FaceKit is sampled on its face area (9,409 vertices, what ``facelab train`` 
 ``--ict-area narrow-face`` (6,706). ``--expression-dims`` and ``--identity-dims`` size the
 ``identity-preserving`` variant's subspaces (the paper's variants have none).
 
-Runs go to a temporary folder (or ``--runs DIR`` to keep them). ``--refresh-baselines`` trains
+Runs go to a temporary folder (or ``--runs DIR`` to keep them; ``--reuse-runs`` then evaluates the
+runs a previous call finished there with the same configuration instead of training them again,
+so a long table can be built over several calls). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
 change to the baselines) and rewrites both files.
 """
@@ -35,13 +37,15 @@ from facelab.atomic import atomic_write_text
 from facelab.data.layouts import load_dataset
 from facelab.evaluation.evaluate import evaluate_model
 from facelab.model import FaceLabModel
+from facelab.nn.variants import VARIANTS
 from facelab.provenance import provenance
 from facelab.training import TrainConfig, Trainer
 from facelab.training.progress import TqdmProgress
 
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
-VARIANTS = ("gca", "no-l2l", "no-id", "full", "identity-preserving")
+ROW_ORDER = ("gca", "no-l2l", "no-id", "full", "identity-preserving")  # the paper's order, then facelab's
+assert sorted(ROW_ORDER) == sorted(VARIANTS)
 PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o L_id": (3.06, 3.35, 2.56),
                 "Ours": (2.73, 3.07, 2.02)}  # CoMA, FWH, FaceScape (mm)
 PAPER_TABLE2 = {"GCA": (90.48, 95.64), "w/o L_l2l": (88.75, 97.83), "Ours": (92.34, 99.88)}  # FWH, FaceScape (%)
@@ -82,10 +86,11 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
 
 
 def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds: list[int], ict_identities: int,
-        weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = VARIANTS,
-        ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200)) -> dict:
+        weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = ROW_ORDER,
+        ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200), reuse_runs: bool = False) -> dict:
     """Train every variant once per seed; each row keeps every seed's evaluation and their mean
-    and spread (population standard deviation over the seeds)."""
+    and spread (population standard deviation over the seeds). With ``reuse_runs``, a run already
+    finished in ``runs_dir`` with the same configuration is evaluated, not trained again."""
     results: dict = {"epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "weight_init": weight_init,
                      "l1_reduction": l1_reduction, "expression_dims": subspace_dims[0],
                      "identity_dims": subspace_dims[1], "datasets": {}}
@@ -105,11 +110,16 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
                 run_dir = runs_dir / f"{label}-{variant}-seed{seed}"
                 started = time.perf_counter()
-                Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
+                minutes = finished_run_minutes(run_dir, config) if reuse_runs else None
+                if minutes is None:
+                    Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
+                    minutes = (time.perf_counter() - started) / 60
+                else:
+                    print(f"{label} {variant} seed {seed}: reusing the finished run in {run_dir}")
                 model = FaceLabModel.load(run_dir / "best")
                 evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
                 baselines = baselines or evaluation.pop("baselines")
-                evaluation["train_minutes"] = (time.perf_counter() - started) / 60
+                evaluation["train_minutes"] = minutes
                 runs[str(seed)] = evaluation
                 print(f"{label} {variant} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
                       f"rank-1 {evaluation['rank1']:.3f}")
@@ -119,6 +129,23 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                                       "test_subjects": len(split.test_subjects), "variants": rows,
                                       "baselines": baselines, "linear_start_mm": start}
     return results
+
+
+def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
+    """The training minutes (metrics.csv) of a run in ``run_dir`` that finished every epoch of
+    ``config``, the same configuration; None if there is no such run."""
+    import csv
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    except (OSError, ValueError):
+        return None
+    if saved != json.loads(json.dumps(config.to_dict())) or not (run_dir / "best.json").is_file():
+        return None
+    if len(rows) < config.epochs:
+        return None
+    return sum(float(row["seconds"]) for row in rows) / 60
 
 
 def _spread(values: list[float]) -> dict:
@@ -148,7 +175,7 @@ def _cell(row: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
 def markdown(results: dict) -> str:
     labels = list(results["datasets"])
     data = results["datasets"]
-    variants = [v for v in VARIANTS if all(v in data[l]["variants"] for l in labels)]
+    variants = [v for v in ROW_ORDER if all(v in data[l]["variants"] for l in labels)]
     seeds = results["seeds"]
     lines = [f"generated_by: `{results['generated_by']}` at commit {results['commit']}", "",
              f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seeds "
@@ -210,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(ROW_ORDER), choices=ROW_ORDER)
     parser.add_argument("--ict-identities", type=int, default=60, help="identities sampled from the ICT model")
     parser.add_argument("--ict-area", choices=("face", "narrow-face"), default="face",
                         help="ICT-FaceKit's face area (9,409 vertices, default) or its narrow face area (6,706)")
@@ -224,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--l1-reduction", choices=("mean", "sum"), default="mean",
                         help="how every variant reduces |.|_1 (TrainConfig.l1_reduction; default mean)")
     parser.add_argument("--name", default="paper_tables", help="file name of the tables in --out, without suffix")
+    parser.add_argument("--reuse-runs", action="store_true",
+                        help="evaluate the runs already finished in --runs with the same configuration instead of "
+                             "training them again (the others are trained)")
     parser.add_argument("--refresh-baselines", action="store_true",
                         help="train nothing: re-measure the do-nothing and linear rows of the tables in --out")
     args = parser.parse_args(argv)
@@ -234,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
                           args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants),
-                          args.ict_area, (args.expression_dims, args.identity_dims))
+                          args.ict_area, (args.expression_dims, args.identity_dims), args.reuse_runs)
     results.update(stamp)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
