@@ -288,15 +288,37 @@ def _run_train(args: argparse.Namespace) -> int:
 # ---- facelab neutralize --------------------------------------------------------------------------
 def _add_neutralize(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "neutralize", help="predict the neutral face (and identity) of an expressive mesh",
+        "neutralize", help="predict the neutral face (and identity) of an expressive mesh, a folder or a dataset",
         description="Write the predicted neutral mesh, print the top-5 predicted training subjects and, with a "
-                    "ground truth, the mean and max per-vertex error (the PLY output then carries an 'error' property).",
+                    "ground truth, the mean and max per-vertex error (the PLY output then carries an 'error' "
+                    "property). For a folder or dataset, --out is a folder: every mesh is predicted in batches and written "
+                    "there in the input's layout and format, with a report neutralize.csv; outputs that exist are "
+                    "kept unless --overwrite.",
     )
-    parser.add_argument("input", type=Path, help="an expressive mesh registered to the model's template")
-    parser.add_argument("--out", required=True, type=Path, help="the predicted neutral mesh (.ply, .obj, .off, .stl)")
+    parser.add_argument("input", type=Path,
+                        help="an expressive mesh registered to the model's template, or a folder of meshes, a dataset "
+                             "folder, a morphable-model .npz or 'synth'")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="the predicted neutral mesh (.ply, .obj, .off, .stl), or for a folder or dataset the "
+                             "output folder")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
-    parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral mesh, to measure the error")
+    parser.add_argument("--ground-truth", type=Path, default=None,
+                        help="the true neutral mesh, to measure the error (a dataset's pairs give it for each mesh)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--format", dest="mesh_format", choices=("ply", "obj", "off"), default=None,
+                        help="folder or dataset: the format of every output (default: each input's own; ply for "
+                             "generated data)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="folder or dataset: predict again the meshes whose output exists (default: keep them)")
+    parser.add_argument("--layout", default=None,
+                        help="folder or dataset: force a dataset layout (synth, coma, facewarehouse, facescape, "
+                             "ict-facekit, generic)")
+    parser.add_argument("--identities", type=_positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="folder or dataset: meshes per model call (default 32)")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="folder or dataset: threads that read and write meshes (default 4)")
     _add_no_align(parser)
     parser.set_defaults(handler=_run_neutralize)
 
@@ -320,9 +342,15 @@ def _add_no_align(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_neutralize(args: argparse.Namespace) -> int:
+    from facelab.batch import is_batch_input
     from facelab.evaluation.metrics import per_vertex_error
     from facelab.mesh import read_mesh, write_mesh
 
+    if is_batch_input(args.input):
+        return _run_neutralize_batch(args)
+    if args.mesh_format is not None:
+        raise FacelabError("--format is for a folder or dataset: for one mesh, the extension of --out chooses "
+                           "the format.")
     model = _load_model(args.checkpoint, align=not args.no_align)
     mesh = model.check_mesh(read_mesh(args.input))
     truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
@@ -346,6 +374,102 @@ def _run_neutralize(args: argparse.Namespace) -> int:
             print(f"  {subject:<24} {probability:.3f}")
     if truth is not None:
         print(f"error: mean {result['mean_error_mm']:.3f} mm, max {result['max_error_mm']:.3f} mm")
+    return 0
+
+
+def _run_neutralize_batch(args: argparse.Namespace) -> int:
+    from facelab.batch import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, list_meshes, neutralise_meshes
+
+    if args.ground_truth is not None:
+        raise FacelabError("--ground-truth is for one mesh: for a dataset, its pairs give each mesh's ground truth.")
+    options = {"identities": args.identities} if args.identities else {}
+    source = list_meshes(args.input, layout=args.layout, exclude=args.out, **options)
+    model = _load_model(args.checkpoint, align=not args.no_align)
+    report = neutralise_meshes(model, source, args.out, fmt=args.mesh_format, overwrite=args.overwrite,
+                               batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+                               workers=args.workers or DEFAULT_WORKERS)
+    if report.nothing_done:
+        reason = report.skipped[0]["reason"].rstrip(".")
+        raise FacelabError(f"none of the {len(report.rows)} meshes of {args.input} could be neutralised, as "
+                           f"{report.path} lists (first: {reason}).")
+    if args.json:
+        print(json.dumps(report.summary(), indent=2))
+        return 0
+    kept = report.count("kept")
+    print(f"wrote {report.count('written')} neutralised meshes to {args.out}"
+          + (f", kept {kept} from an earlier run (--overwrite redoes them)" if kept else ""))
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} mesh(es) that could not be neutralised (listed with the reason in "
+              f"{report.path})")
+    mean_error = report.mean_error_mm()
+    if mean_error is not None:
+        print(f"mean error to the ground-truth neutral: {mean_error:.3f} mm")
+    print(f"report: {report.path}")
+    return 0
+
+
+# ---- facelab export ------------------------------------------------------------------------------
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export", help="write any dataset facelab reads as mesh files in the generic layout",
+        description="Write a dataset (SynthFaces, CoMA, FaceWarehouse, FaceScape, ICT-FaceKit, a generic folder) as "
+                    "<out>/<subject>/[<group>/]<expression>.<format> in millimetres, with a manifest.csv of its "
+                    "labels; facelab reads the folder back as the same dataset.",
+    )
+    parser.add_argument("data", help="'synth', a dataset folder or a morphable-model .npz")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder (new, empty, or a previous facelab export)")
+    parser.add_argument("--format", dest="mesh_format", choices=("ply", "obj"), default="ply",
+                        help="mesh file format (default ply)")
+    parser.add_argument("--layout", default=None,
+                        help="force a dataset layout (synth, coma, facewarehouse, facescape, ict-facekit, generic)")
+    parser.add_argument("--identities", type=_positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from facelab.batch import export_dataset
+
+    options = {"identities": args.identities} if args.identities else {}
+    dataset = export_dataset(args.data, args.out, args.mesh_format, layout=args.layout, **options)
+    print(f"wrote {len(dataset)} meshes of {len(dataset.subjects)} subjects to {args.out}")
+    return 0
+
+
+# ---- facelab identify ----------------------------------------------------------------------------
+def _add_identify(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "identify", help="rank the subjects of a gallery dataset for a probe mesh or folder",
+        description="Rank the subjects of a gallery (each subject's neutral faces) for each probe mesh by cosine "
+                    "similarity of identity embeddings, as 'facelab evaluate' computes rank-k identification.",
+    )
+    parser.add_argument("probe", type=Path, help="a mesh registered to the model's template, or a folder of them")
+    parser.add_argument("--gallery", required=True, help="'synth', a dataset folder or a morphable-model .npz")
+    parser.add_argument("--k", type=_positive_int, default=5, help="subjects listed per probe (default 5)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_no_align(parser)
+    parser.set_defaults(handler=_run_identify)
+
+
+def _run_identify(args: argparse.Namespace) -> int:
+    from facelab.batch import identify
+
+    model = _load_model(args.checkpoint, align=not args.no_align)
+    result = identify(model, args.probe, args.gallery, k=args.k)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"gallery: {result['gallery']} ({result['gallery_subjects']} subjects)")
+    for probe in result["probes"]:
+        print(probe["probe"] + (f" (subject {probe['subject']})" if probe["subject"] else ""))
+        for match in probe["matches"]:
+            print(f"  {match['rank']:>3}  {match['subject']:<24} {match['similarity']:.3f}")
+    if result["skipped"]:
+        print(f"skipped {len(result['skipped'])} probe(s) that could not be used:")
+        for skipped in result["skipped"]:
+            print(f"  {skipped['probe']}: {skipped['reason']}")
     return 0
 
 
@@ -514,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_train, _add_neutralize, _add_evaluate, _add_render, _add_gui, _add_synth, _add_inspect,
-                _add_import_ict):
+                _add_import_ict, _add_export, _add_identify):
         add(commands)
     return parser
 
