@@ -2,7 +2,7 @@
 
 Trains the paper's variants ``full``, ``no-l2l``, ``no-id`` and ``gca``, and facelab's
 ``identity-preserving``, with the same seeds and budget on
-SynthFaces and on the ICT-FaceKit morphable model (pairs sampled as described in the README),
+SynthFaces and on the ICT-FaceKit morphable model (pairs sampled as docs/datasets.md describes),
 evaluates each on the unseen test subjects with ``facelab evaluate``'s code, adds the
 do-nothing and linear rows measured on the same split, and writes
 ``docs/results/paper_tables.{md,json}``.

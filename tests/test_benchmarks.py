@@ -109,7 +109,7 @@ def test_one_benchmark_runs_end_to_end_and_writes_the_documented_json(tmp_path):
 
 
 def test_the_large_mesh_memory_script_runs_the_trainers_step():
-    # scripts/large_mesh_memory.py (docs/results/scale_out.md) drives the Trainer's public set-up
+    # scripts/large_mesh_memory.py (docs/scale-out.md#memory) drives the Trainer's public set-up
     # and step; at a small size it must still run and report what the table shows.
     completed = subprocess.run([sys.executable, str(REPO / "scripts" / "large_mesh_memory.py"), "--vertices", "815",
                                 "--steps", "2", "--batch", "2", "--only", "paper"],
