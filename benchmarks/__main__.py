@@ -14,6 +14,7 @@ from benchmarks.meshes import COMA_VERTICES, FACESCAPE_VERTICES
 from benchmarks.options import Options
 from benchmarks.results import machine_info
 from benchmarks.torch_device import available_devices
+from facelab.nn.cpu_memory import keep_freed_memory
 from facelab.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=argparse.SUPPRESS)  # the tests use a tiny mesh
     args = parser.parse_args(argv)
     stamp = provenance("python -m benchmarks", argv)
+    keep_freed_memory()  # as the facelab command and the app do
 
     names = _names(args.only)
     devices = available_devices(args.device)

@@ -28,7 +28,7 @@ stored as int32 once, at construction; the layer is one autograd function whose 
 bias in place after the K products and whose hand-written backward computes the weight and bias
 gradients and all K term gradients into one preallocated buffer, then runs the adjoint recursion
 (Clenshaw) in place in that buffer; glibc's mmap and trim thresholds are raised once (256 MB /
-512 MB) when the first layer is built, so freed tensors are reused from the heap (page faults per
+512 MB) when a facelab process starts (the command, the app, the benchmarks), so freed tensors are reused from the heap (page faults per
 step ~130,000 -> ~14,000, step CPU time -24% at 5,023 vertices, for ~0.25 GB more peak memory;
 `FACELAB_KEEP_FREED_MEMORY=0` turns it off); without autograd (inference) the layer weights each
 term as soon as it is computed, while it is in cache, and keeps only the last two. Numerics are unchanged: the layer equals PyG's to

@@ -79,6 +79,9 @@ def run(options: Options) -> list[Result]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        from facelab.nn.cpu_memory import keep_freed_memory
+
+        keep_freed_memory()  # what a facelab training process does
         print(json.dumps(child(sys.argv[2], int(sys.argv[3]))))
     else:
         raise SystemExit("usage: python -m benchmarks.training_memory --child N_VERTICES|template STEPS")

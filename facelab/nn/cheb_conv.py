@@ -25,7 +25,6 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from facelab.nn.cpu_memory import keep_freed_memory
 
 CHEB_CONV_IMPLEMENTATIONS: tuple[str, ...] = ("fast", "pyg")
 
@@ -235,7 +234,6 @@ class MeshChebConv(nn.Module):
         super().__init__()
         if K < 1:
             raise ValueError(f"K must be at least 1, got {K}")
-        keep_freed_memory()  # the layer's big temporaries are reused, not page-faulted in anew
         self.in_channels, self.out_channels, self.K = in_channels, out_channels, K
         laplacian = laplacian_to_scipy(scaled_laplacian)
         self.n_vertices = laplacian.shape[0]

@@ -10,8 +10,9 @@ heap's free top from being returned after each step. The cost is that up to
 ``TRIM_THRESHOLD`` of freed memory stays resident between steps (~0.25 GB more peak at 5,023
 vertices, see ``docs/results/benchmarks.md``).
 
-Applied once, process-wide, when the first :class:`~facelab.nn.cheb_conv.MeshChebConv` is built
-(so the CLI, the app and the Python API all get it); ``FACELAB_KEEP_FREED_MEMORY=0`` turns it
+It changes the whole process's allocator, so the entry points decide: the ``facelab`` command, the
+app and ``python -m benchmarks`` call :func:`keep_freed_memory` at start; a script that trains or
+neutralises many meshes from Python may call it too. ``FACELAB_KEEP_FREED_MEMORY=0`` turns it
 off. A no-op where the C library is not glibc.
 """
 
