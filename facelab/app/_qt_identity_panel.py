@@ -1,6 +1,6 @@
-"""The identity panel: the recognizer's top-5 training subjects, and the rank-k gallery matches of
-the current probe (cosine similarity of identity embeddings), clickable to show that subject's
-neutral face."""
+"""The identity panel: the rank-k gallery matches of the current probe (cosine similarity of
+identity embeddings), clickable to show that subject's neutral face, then the recognizer's five
+closest training subjects (it knows no others: for an unseen face they are no answer)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facelab.app.identity import Match
+from facelab.app.identity import Match, TrueRank
+
+TOP5_TITLE = "<b>Closest training subjects</b> (the recognizer knows no others)"
+GALLERY_TITLE = "<b>Gallery matches</b>"
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -41,18 +44,21 @@ class IdentityPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.top5_label = QLabel("<b>Predicted identity</b> (recognizer, training subjects)")
-        self.top5_label.setWordWrap(True)
-        layout.addWidget(self.top5_label)
-        self.top5 = _table(["Subject", "Probability"])
-        self.top5.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        layout.addWidget(self.top5, 2)
-        self.gallery_label = QLabel("<b>Gallery matches</b>")
+        # The gallery first: its subjects include the probe's own, so its answer can be right or wrong.
+        self.gallery_label = QLabel(GALLERY_TITLE)
         self.gallery_label.setWordWrap(True)
         layout.addWidget(self.gallery_label)
         self.gallery = _table(["Rank", "Subject", "Cosine"])
         self.gallery.setToolTip("Click a match to show that subject's neutral face in the right view")
         layout.addWidget(self.gallery, 3)
+        self.top5_label = QLabel(TOP5_TITLE)
+        self.top5_label.setWordWrap(True)
+        self.top5_label.setToolTip("The recognizer's softmax over the model's training subjects: for a face of "
+                                   "anyone else these are the nearest of them, not who it is")
+        layout.addWidget(self.top5_label)
+        self.top5 = _table(["Subject", "Probability"])
+        self.top5.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        layout.addWidget(self.top5, 2)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
@@ -63,10 +69,13 @@ class IdentityPanel(QWidget):
         self.top5.setRowCount(0)
         self.gallery.setRowCount(0)
         self._matches = []
+        self.gallery_label.setText(GALLERY_TITLE)      # no subject or gallery of a sample no longer shown
+        self.top5_label.setText(TOP5_TITLE)
         self.note.setText(note)
 
-    def show_identity(self, top5: list[tuple[str, float]], matches: list[Match], rank: int | None,
+    def show_identity(self, top5: list[tuple[str, float]], matches: list[Match], rank: TrueRank | int | None,
                       true_subject: str | None, gallery_size: int, note: str = "") -> None:
+        """``rank``: where the true subject stands in the same ranked list as ``matches``."""
         bold = QFont()
         bold.setBold(True)
         self.top5.setRowCount(len(top5))
@@ -87,12 +96,16 @@ class IdentityPanel(QWidget):
                 if match.subject == true_subject:
                     item.setFont(bold)
                 self.gallery.setItem(row, column, item)
+        where = ""
+        if rank is not None and true_subject:
+            where = f"true subject {true_subject} at " + (rank.sentence if isinstance(rank, TrueRank)
+                                                          else f"rank {rank}")
         if gallery_size:
-            where = f"true subject {true_subject} at rank {rank}" if rank is not None and true_subject else ""
-            self.gallery_label.setText(f"<b>Gallery matches</b> ({gallery_size} subjects' neutral faces"
+            self.gallery_label.setText(f"{GALLERY_TITLE} ({gallery_size} subjects' neutral faces"
                                        f"{'; ' + where if where else ''})")
         else:
-            self.gallery_label.setText("<b>Gallery matches</b>")
+            self.gallery_label.setText(GALLERY_TITLE)
+        self.top5_label.setText(TOP5_TITLE)
         self.note.setText(note)
 
     def _clicked(self, row: int, _column: int) -> None:

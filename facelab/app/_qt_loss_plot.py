@@ -19,6 +19,8 @@ TERM_COLOURS = {
 }
 TERM_LABELS = {"total": "total", "rec": "rec", "l1": "L1", "l2l": "l2l", "gan": "GAN", "id": "id", "d": "D"}
 SMOOTHING = 0.8   # exponential moving average of the plotted per-step losses
+EMPTY_STEPS = 10  # the step axis of an empty plot (its labels at 0 and 1 would be hidden at the edges)
+EMPTY_EPOCHS = 5
 
 
 class LogAxis(pg.AxisItem):
@@ -36,6 +38,19 @@ class LogAxis(pg.AxisItem):
         return labels
 
 
+class IntegerAxis(pg.AxisItem):
+    """An axis of whole numbers (steps, epochs): ticks at integers only, labelled without decimals
+    (pyqtgraph would tick an empty 0-1 range at 0.1, 0.2 ...)."""
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803
+        levels = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)
+                  if spacing >= 1 and float(spacing).is_integer()]
+        return levels or [(1.0, 0.0)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        return [f"{int(round(value * scale))}" for value in values]
+
+
 class LossPlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,14 +63,15 @@ class LossPlot(QWidget):
         self.legend = pg.LegendItem(colCount=len(TERM_COLOURS), labelTextSize="8pt", labelTextColor="k",
                                     horSpacing=12, verSpacing=-6)
         self.losses.addItem(self.legend, row=0, col=0)
-        self.loss_plot = self.losses.addPlot(row=1, col=0, axisItems={"left": LogAxis("left")})
+        self.loss_plot = self.losses.addPlot(row=1, col=0, axisItems={"left": LogAxis("left"),
+                                                                      "bottom": IntegerAxis("bottom")})
         self.loss_plot.setTitle("Training losses (per step, smoothed)", color="k", size="9pt")
         self.loss_plot.setLogMode(x=False, y=True)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.losses.ci.layout.setRowStretchFactor(1, 10)
         self.losses.ci.layout.setRowMaximumHeight(0, 26)
-        self.validation = pg.PlotWidget(background="w")
+        self.validation = pg.PlotWidget(background="w", axisItems={"bottom": IntegerAxis("bottom")})
         self.validation.setTitle("Validation error (mm)", color="k", size="9pt")
         self.validation.setLabel("bottom", "epoch")
         self.validation.showGrid(x=True, y=True, alpha=0.2)
@@ -86,6 +102,11 @@ class LossPlot(QWidget):
         self.curves.clear()
         self.validation_curve.setData([], [])
         self.validation_note.setVisible(True)
+        # Whole numbers on the empty axes; they range automatically again once there is data.
+        self.loss_plot.setXRange(0, EMPTY_STEPS, padding=0)
+        self.validation.setXRange(0, EMPTY_EPOCHS, padding=0)
+        self.validation_note.setPos(EMPTY_EPOCHS / 2, 0.5)
+        self._ranging = {"steps": False, "epochs": 0}   # the step axis given back to auto-range; epochs ranged
         self._dirty = False
 
     def add_step(self, global_step: int, losses: dict[str, float]) -> None:
@@ -115,6 +136,9 @@ class LossPlot(QWidget):
             return
         self._dirty = False
         steps = np.asarray(self.steps, dtype=np.float64)
+        if self.steps and not self._ranging["steps"]:
+            self._ranging["steps"] = True          # once: a zoom of the user's stays
+            self.loss_plot.enableAutoRange(axis="x")
         for key in sorted(self.values, key=lambda k: list(TERM_COLOURS).index(k) if k in TERM_COLOURS else 99):
             values = np.maximum(np.asarray(self.values[key], dtype=np.float64), 1e-8)
             curve = self.curves.get(key)
@@ -125,6 +149,10 @@ class LossPlot(QWidget):
                 self.curves[key] = curve
             curve.setData(steps, values, connect="finite")
         if self.epochs:
+            if self._ranging["epochs"] != len(self.epochs):
+                # From epoch 0 to one past the last (auto-range would centre one epoch between -1 and 3).
+                self._ranging["epochs"] = len(self.epochs)
+                self.validation.setXRange(0, max(max(self.epochs) + 1, EMPTY_EPOCHS), padding=0.02)
             self.validation_note.setVisible(False)
             self.validation_curve.setData(np.asarray(self.epochs, float), np.asarray(self.val_errors, float))
             spacing = max(1, math.ceil(max(self.epochs) / 8))      # whole epochs on the axis

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from facelab.app import files
+from facelab.app._qt_checkpoint_dialog import ask_checkpoint
 from facelab.app._qt_dataset_browser import DatasetBrowser
 from facelab.app._qt_display_controls import DisplayControls
 from facelab.app._qt_export_dialog import ExportFigureDialog, FigureOptions
@@ -47,8 +48,8 @@ from facelab.render import TITLE_TRUTH, DisplayStyle, figure_panels
 log = logging.getLogger(__name__)
 
 APP_TITLE = "facelab"
+WINDOW_TITLE = f"{APP_TITLE} - neutralise facial expressions"
 MESH_FILTER = f"Meshes ({' '.join('*' + s for s in MESH_SUFFIXES)});;All files (*)"
-CHECKPOINT_FILTER = "facelab checkpoints (*.json *.safetensors);;All files (*)"
 MODEL_FILTER = "Morphable models (*.npz);;All files (*)"
 
 
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self.readout.setTextFormat(Qt.TextFormat.RichText)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setMinimumHeight(22)
+        self.readout.setWordWrap(True)      # a long readout wraps: it never widens the window or squeezes the docks
         self.readout.setContentsMargins(6, 2, 6, 2)
         layout.addWidget(self.readout)
         self.setCentralWidget(central)
@@ -129,6 +131,7 @@ class MainWindow(QMainWindow):
         self.training.run_finished.connect(self._on_training_finished)
         self.training.run_failed.connect(self._on_training_failed)
         self.training.user_error.connect(lambda message: self.error("Cannot start training", message))
+        self.training.running_changed.connect(self._on_training_running)
         self.training_dock = self._dock("Training", "training-dock", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.browser_dock, self.identity_dock], [270, 260], Qt.Orientation.Horizontal)
         self.resizeDocks([self.training_dock], [300], Qt.Orientation.Vertical)
@@ -163,7 +166,10 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &dataset folder...", self._ask_dataset_folder, "Ctrl+D")
         self._action(file_menu, "Open &morphable-model file...", self._ask_model_file)
         self._action(file_menu, "Open &SynthFaces (built-in)", lambda: self.open_dataset("synth"))
-        self._action(file_menu, "Open &checkpoint...", self._ask_checkpoint, "Ctrl+K")
+        self._action(file_menu, "Open &checkpoint...", self._ask_checkpoint, "Ctrl+K",
+                     "A checkpoint (.json/.safetensors, or its name without extension) or a run folder")
+        self.open_bundled_action = self._action(file_menu, "Open &bundled model", self._ask_bundled_model,
+                                                tip="Back to the model that comes with facelab")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -263,19 +269,31 @@ class MainWindow(QMainWindow):
         self.status(f"Model {path} loaded.")
         return True
 
-    def open_bundled_model(self) -> bool:
+    def open_bundled_model(self, interactive: bool = False) -> bool:
+        """Use the bundled model. At start-up a missing one leaves the app without a model; asked
+        for from the File menu (``interactive``), a failure is a message box and the model on use stays."""
         from facelab.model import FaceLabModel, bundled_model_path
 
         try:
             model = FaceLabModel.bundled()
         except FacelabError as error:
+            if interactive:
+                self.error("Cannot open the bundled model", str(error))
+                return False
             self.status(f"No model: {error} Browse the data, open a checkpoint (File > Open checkpoint) or train one.",
                         0)
             self.model_label.setText("<span style='color:#b00020'>No model</span>: predictions are off; "
                                      "File &gt; Open checkpoint, or train one")
             self.model_label.setToolTip(str(error))
             return False
-        return self.set_model(model, f"bundled ({bundled_model_path().name})")
+        if not self.set_model(model, f"bundled ({bundled_model_path().name})"):
+            return False
+        if interactive:
+            self.status(f"Bundled model {bundled_model_path()} loaded.")
+        return True
+
+    def _ask_bundled_model(self) -> None:
+        self.open_bundled_model(interactive=True)
 
     def _update_model_label(self, source_label: str | None = None) -> None:
         model = self.session.model
@@ -319,9 +337,11 @@ class MainWindow(QMainWindow):
                 self.show_entry(entry)
             else:
                 self._refresh_views()
+                self._refresh_identity()    # nothing of the previous dataset stays in the panel
         else:
             self._refresh_identity()        # the file sample stays; its gallery is now this dataset's
         self.browser.focus_list()
+        self.training.set_open_dataset(dataset.name)
         self.dataset_opened.emit(dataset)
         return True
 
@@ -499,8 +519,16 @@ class MainWindow(QMainWindow):
         sample, style = self.sample, self.style_
         if self.preview is not None:
             event = self.preview
-            return figure_panels(event.expressive, event.predicted, event.ground_truth, style, event.error,
-                                 title_suffix=f" (training, step {event.global_step})")
+            suffix = f" (training, step {event.global_step})"
+            # The preview is of the sample on show (the trainer previews the selected test pair):
+            # only the prediction is the model-in-training's. Another sample's marks all three views.
+            same = (sample is not None and np.shape(sample.expressive) == np.shape(event.expressive)
+                    and np.array_equal(sample.expressive, event.expressive))
+            panels = figure_panels(event.expressive, event.predicted, event.ground_truth, style, event.error,
+                                   title_suffix="" if same else suffix)
+            if same:
+                panels[1].title += suffix
+            return panels
         if sample is None:
             notes = {"input": "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."}
             return figure_panels(None, None, None, style, notes=notes)
@@ -541,9 +569,22 @@ class MainWindow(QMainWindow):
                          f"max {stats['max_error_mm']:.3f} mm")
         elif sample.predicted is not None:
             parts.append("no ground truth: no error")
+        matches, rank = self.session.matches(sample, k=1) if sample.embedding is not None else ([], None)
+        if matches:
+            # The gallery holds the neutral faces of the split's subjects (the test subjects for a
+            # test sample): a match there can be right or wrong, so it leads.
+            best = matches[0]
+            verdict = ""
+            if sample.subject:
+                verdict = (", the true subject" if best.subject == sample.subject
+                           else f"; true subject {_escape(sample.subject)} at rank {rank.rank}" if rank is not None
+                           else "")
+            parts.append(f"gallery match <b>{_escape(best.subject)}</b> (cosine {best.score:.2f}{verdict})")
         if sample.top5:
+            # The recognizer only knows the subjects the model trained on: for an unseen face its
+            # answer is the nearest of them, not a guess of who it is.
             subject, probability = sample.top5[0]
-            parts.append(f"predicted identity <b>{_escape(subject)}</b> (p = {probability:.2f})")
+            parts.append(f"closest training subject {_escape(subject)} (p = {probability:.2f})")
         elif self.session.model is None:
             parts.append("no model: no prediction")
         self.readout.setText(" &nbsp;|&nbsp; ".join(parts))
@@ -596,27 +637,41 @@ class MainWindow(QMainWindow):
         self.preview = event
         self._refresh_views()
 
+    def _end_preview(self) -> None:
+        """Back to the loaded model's prediction (a run's previews end with the run)."""
+        if self.preview is not None and not self._closed:
+            self.preview = None
+            self._refresh_views()
+
+    @Slot(bool)
+    def _on_training_running(self, running: bool) -> None:
+        if not running:
+            self._end_preview()
+
     @Slot(object)
     def _on_training_finished(self, result) -> None:
         if self._closed:
             return
+        self._end_preview()
         checkpoint = result.best_checkpoint or result.last_checkpoint
-        self.status(f"Training {result.status}: {result.epochs_done} epochs in {result.run_dir}.")
+        summary = self.training.summary(result)
+        self.status(f"{summary} Run folder: {result.run_dir}.")
         if checkpoint is None:
             return
-        answer = QMessageBox.question(
-            self, "Training finished",
-            f"Training {result.status} after {result.epochs_done} epochs.\n\nLoad the new model ({checkpoint})?")
+        if checkpoint == result.best_checkpoint:
+            which = f"its best model (the lowest validation error, {checkpoint})"
+        else:
+            which = f"the model it saved when it {'stopped' if result.status == 'stopped' else 'ended'} ({checkpoint})"
+        title = "Training finished" if result.status == "completed" else "Training stopped"
+        answer = QMessageBox.question(self, title, f"{summary}\n\nLoad {which}?")
         if answer == QMessageBox.StandardButton.Yes:
             self.open_checkpoint(checkpoint)
-        else:
-            self.preview = None
-            self._refresh_views()
 
     @Slot(str, str)
     def _on_training_failed(self, message: str, details: str) -> None:
         log.warning("training failed:\n%s", details)
         if not self._closed:
+            self._end_preview()
             self.error("Training failed", message)
 
     # ---- export --------------------------------------------------------------------------------
@@ -709,9 +764,9 @@ class MainWindow(QMainWindow):
             self.open_dataset(name)
 
     def _ask_checkpoint(self) -> None:
-        name = self._ask_open("Open checkpoint", files.CHECKPOINT, CHECKPOINT_FILTER)
-        if name:
-            self.open_checkpoint(name)
+        path = ask_checkpoint(self, self.settings.last_folder(files.CHECKPOINT))
+        if path is not None:
+            self.open_checkpoint(path)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -795,7 +850,8 @@ class MainWindow(QMainWindow):
 
     # ---- life ----------------------------------------------------------------------------------
     def _update_title(self) -> None:
-        self.setWindowTitle(APP_TITLE + " - neutralise facial expressions")
+        # The app sets no application display name, which Qt would append to this (a second "facelab").
+        self.setWindowTitle(WINDOW_TITLE)
 
     def start(self, data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
               ground_truth: str | None = None, data_options: dict | None = None) -> None:

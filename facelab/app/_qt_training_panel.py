@@ -40,6 +40,44 @@ SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)
 REFRESH_MS = 200
 
 
+def default_runs_root() -> Path:
+    """Where the runs of the default output folders go (``~/facelab-runs``)."""
+    return Path.home() / "facelab-runs"
+
+
+def fresh_run_dir(root: Path | None = None) -> Path:
+    """A new time-stamped run folder under ``root`` that holds no run yet (``gui-20250101-120000``,
+    then ``-2``, ``-3`` ... within the same second)."""
+    root = Path(root) if root is not None else default_runs_root()
+    stem = time.strftime("gui-%Y%m%d-%H%M%S")
+    candidate, number = root / stem, 1
+    while candidate.exists():
+        number += 1
+        candidate = root / f"{stem}-{number}"
+    return candidate
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def run_summary(result, last_step=None) -> str:
+    """One sentence on how a run ended, in steps when no epoch completed (the panel and the
+    window's dialog say the same). ``result`` is the trainer's RunFinished, ``last_step`` its last
+    StepDone (None when no step ran)."""
+    best = result.best_val_error_mm
+    best_text = f", best validation error {best:.3f} mm" if best is not None and best == best else ""
+    if result.status == "completed":
+        return f"Training completed: {plural(result.epochs_done, 'epoch')}{best_text}."
+    if last_step is None:
+        return "Training stopped before its first step: nothing was trained."
+    where = f"step {last_step.global_step} of {last_step.epochs * last_step.steps_per_epoch}"
+    if result.epochs_done == 0:
+        return f"Training stopped at {where}, before the first epoch ended (no validation yet)."
+    return (f"Training stopped at {where}, after {plural(result.epochs_done, 'complete epoch')} of "
+            f"{last_step.epochs}{best_text}.")
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "--:--"
@@ -77,6 +115,7 @@ class TrainingPanel(QWidget):
         self._last_step = None
         self._started_at = None
         self._run_info = None
+        self._final_text: str | None = None   # the bar's text once the run has ended
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -154,7 +193,10 @@ class TrainingPanel(QWidget):
         self.preview_every.setSpecialValueText("never")
         self.preview_every.setToolTip("Refresh the three views with the model-in-training's prediction every N steps")
         form.addRow("Preview every", self.preview_every)
-        self.out_dir = QLineEdit(str(Path.home() / "facelab-runs" / time.strftime("gui-%Y%m%d-%H%M%S")))
+        self.out_dir = QLineEdit()
+        self.out_dir.setToolTip("A new time-stamped folder for each run, unless you choose one")
+        self._auto_out_dir: str | None = None      # the folder the panel chose (None: the user chose)
+        self.new_output_folder()
         browse_out = QPushButton("...")
         browse_out.setFixedWidth(30)
         browse_out.clicked.connect(self._browse_out)
@@ -176,6 +218,14 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
+        # A busy bar (range 0-0) draws no text whatever its format: the set-up stage is written
+        # over the bar instead, centred as the bar's own text would be.
+        self.progress_stage = QLabel("", self.progress)
+        self.progress_stage.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.progress_stage.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.progress_stage.setStyleSheet("background: transparent;")
+        self.progress_stage.hide()
+        self.progress.installEventFilter(self)
         column.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -186,11 +236,63 @@ class TrainingPanel(QWidget):
         self.plot = LossPlot()
         outer.addWidget(self.plot, 1)
 
+        self._source_chosen = False                # the user picked a source: keep it
+        self.source.activated.connect(self._source_picked)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
+        self.set_open_dataset(None)
         self._source_changed()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        if watched is self.progress and event.type() == event.Type.Resize:
+            self.progress_stage.setGeometry(self.progress.rect())
+        return super().eventFilter(watched, event)
+
+    def _set_stage(self, text: str) -> None:
+        """Show ``text`` on the bar: its format when it has a range, a label over it while it is busy."""
+        self.progress.setFormat(text)
+        busy = self.progress.minimum() == self.progress.maximum() == 0
+        self.progress_stage.setText(text if busy else "")
+        self.progress_stage.setGeometry(self.progress.rect())
+        self.progress_stage.setVisible(busy and bool(text))
+
+    def progress_text(self) -> str:
+        """What the bar reads now (a busy bar's own text is empty: then the stage over it)."""
+        if self.progress_stage.isVisible():
+            return self.progress_stage.text()
+        return self.progress.text()
+
+    # ---- the data box ------------------------------------------------------------------------
+    def set_open_dataset(self, name: str | None) -> None:
+        """The app opened a dataset (``name``) or has none (None): "The open dataset" names it, is
+        offered only when there is one, and is the default unless the user picked another source."""
+        index = self.source.findData(SOURCE_OPEN)
+        item = self.source.model().item(index)
+        item.setEnabled(name is not None)
+        short = name if name is None or len(name) <= 28 else name[:27].rstrip() + "…"
+        self.source.setItemText(index, f"The open dataset ({short})" if name else "The open dataset (none open)")
+        self.source.setItemData(index, name or "Open a dataset first (File menu)", Qt.ItemDataRole.ToolTipRole)
+        if name is None and self.source.currentData() == SOURCE_OPEN:
+            self.source.setCurrentIndex(self.source.findData(SOURCE_SYNTH))
+        elif name is not None and not self._source_chosen:
+            self.source.setCurrentIndex(index)
+
+    def _source_picked(self, _index: int) -> None:
+        self._source_chosen = True
+
+    # ---- the output folder -------------------------------------------------------------------
+    def new_output_folder(self) -> None:
+        """Propose a fresh time-stamped folder (unless the user chose one)."""
+        if self._auto_out_dir is not None and self.out_dir.text().strip() != self._auto_out_dir:
+            return                                 # the user's own folder stays
+        self._auto_out_dir = str(fresh_run_dir())
+        self.out_dir.setText(self._auto_out_dir)
+
+    @property
+    def output_folder_is_automatic(self) -> bool:
+        return self._auto_out_dir is not None and self.out_dir.text().strip() == self._auto_out_dir
 
     def _source_changed(self) -> None:
         source = self.source.currentData()
@@ -202,11 +304,12 @@ class TrainingPanel(QWidget):
         if folder:
             self.data_path.setText(folder)
             self.source.setCurrentIndex(self.source.findData(SOURCE_PATH))
+            self._source_chosen = True
 
     def _browse_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", str(Path(self.out_dir.text()).parent))
         if folder:
-            self.out_dir.setText(folder)
+            self.out_dir.setText(folder)           # the user's folder: no longer a proposed one
 
     # ---- a run -------------------------------------------------------------------------------
     @property
@@ -230,9 +333,12 @@ class TrainingPanel(QWidget):
             data = self.data_path.text().strip()
             if not data:
                 raise FacelabError("no training data given: choose a dataset folder or a morphable-model file.")
-        out = Path(self.out_dir.text().strip()).expanduser()
         if not str(self.out_dir.text()).strip():
             raise FacelabError("no output folder given: choose where the run's checkpoints go.")
+        if self.output_folder_is_automatic and Path(self.out_dir.text().strip()).expanduser().exists():
+            self._auto_out_dir = None              # taken since it was proposed: a new one
+            self.new_output_folder()
+        out = Path(self.out_dir.text().strip()).expanduser()
         if (out / "config.json").exists():
             raise FacelabError(f"{out} already holds a run: choose another output folder.")
         init = None
@@ -286,9 +392,10 @@ class TrainingPanel(QWidget):
         self.plot.reset()
         self._last_step = None
         self._run_info = None
+        self._final_text = None
         self._started_at = time.perf_counter()
         self.progress.setRange(0, 0)        # busy until the trainer reports its size
-        self.progress.setFormat("preparing ...")
+        self._set_stage("preparing ...")
         self.status.setText(f"Training {request.config.variant} into {request.run_dir}")
         self._set_running(True)
         self.runner.start()
@@ -349,7 +456,7 @@ class TrainingPanel(QWidget):
     # ---- events from the worker (queued to the UI thread) ------------------------------------
     @Slot(object)
     def _on_preparing(self, event) -> None:
-        self.progress.setFormat(f"{event.stage} ...")
+        self._set_stage(f"{event.stage} ...")
 
     @Slot(object)
     def _on_run_started(self, event) -> None:
@@ -357,7 +464,7 @@ class TrainingPanel(QWidget):
         total = max(1, event.epochs * event.steps_per_epoch)
         self.progress.setRange(0, total)
         self.progress.setValue(event.start_epoch * event.steps_per_epoch + event.start_step)
-        self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.epochs} - starting")
+        self._set_stage(f"epoch {event.start_epoch + 1}/{event.epochs} - starting")
         self.status.setText(f"{event.train_pairs} training pairs of {event.train_subjects} subjects, "
                             f"{event.validation_subjects} validation subjects, {event.steps_per_epoch} steps "
                             f"per epoch, {event.device}; run folder {event.run_dir}")
@@ -387,19 +494,22 @@ class TrainingPanel(QWidget):
 
     @Slot(object)
     def _on_finished(self, result) -> None:
-        best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
-        self.status.setText(f"Training {result.status}: {result.epochs_done} epochs in {result.run_dir}{best}.")
+        self.status.setText(f"{self.summary(result)} Run folder: {result.run_dir}")
         self._refresh()
-        self.progress.setFormat(f"{result.status} - {result.epochs_done} epochs")
+        self._final_text = self._final_progress_text(result)
+        self._show_final()
         if not self._closing:
             self.run_finished.emit(result)
 
     @Slot(str, str)
     def _on_failed(self, message: str, details: str) -> None:
         self.status.setText(f"<span style='color:#b00020'>Training failed: {message}</span>")
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("failed")
+        step = self._last_step
+        if step is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self._final_text = "failed" + (f" at step {step.global_step}" if step is not None else "")
+        self._show_final()
         if not self._closing:
             self.run_failed.emit(message, details)
 
@@ -411,10 +521,38 @@ class TrainingPanel(QWidget):
         self._refresh()
         self.runner = None
         self._set_running(False)
+        self.new_output_folder()                  # the next run gets a new folder (unless the user chose one)
+
+    def summary(self, result) -> str:
+        """How the run ``result`` ended, in one sentence."""
+        return run_summary(result, self._last_step)
+
+    def _final_progress_text(self, result) -> str:
+        step = self._last_step
+        if result.status == "completed":
+            best = result.best_val_error_mm
+            return (f"completed: {plural(result.epochs_done, 'epoch')}"
+                    + (f", best validation {best:.2f} mm" if best is not None and best == best else ""))
+        if step is None:
+            return "stopped before the first step"
+        saved = "last checkpoint saved" if result.last_checkpoint is not None else "no checkpoint saved"
+        return f"stopped at step {step.global_step} of {step.epochs * step.steps_per_epoch} ({saved})"
+
+    def _show_final(self) -> None:
+        """The bar as the run left it, with its final text (not the progress text of its last step)."""
+        if self.progress.minimum() == self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        if self._final_text is not None and self._final_text.startswith("completed"):
+            self.progress.setValue(self.progress.maximum())
+        self._set_stage(self._final_text or "idle")
 
     @Slot()
     def _refresh(self) -> None:
         self.plot.refresh()
+        if self._final_text is not None:
+            self._show_final()
+            return
         step = self._last_step
         if step is None:
             return
@@ -424,5 +562,5 @@ class TrainingPanel(QWidget):
         self.progress.setValue(step.global_step)
         paused = self.worker is not None and self.worker.control.paused and self.running
         eta = "paused" if paused else f"ETA {format_duration(step.eta_s)}"
-        self.progress.setFormat(f"epoch {step.epoch + 1}/{step.epochs} - step {step.step + 1}/{step.steps_per_epoch}"
-                                f" - {eta}")
+        self._set_stage(f"epoch {step.epoch + 1}/{step.epochs} - step {step.step + 1}/{step.steps_per_epoch}"
+                        f" - {eta}")

@@ -33,6 +33,30 @@ def _is_checkpoint_json(path: Path) -> bool:
     return b"facelab-checkpoint" in head or path.with_suffix(".safetensors").is_file()
 
 
+def _checkpoint_files(stem: Path) -> bool:
+    """``stem.json`` and ``stem.safetensors`` both exist (``stem`` without extension)."""
+    return (stem.with_name(stem.name + ".json").is_file()
+            and stem.with_name(stem.name + ".safetensors").is_file())
+
+
+def checkpoint_target(path: str | Path) -> Path | None:
+    """The checkpoint ``path`` names, spelt as ``facelab`` commands accept it, or None if it names none:
+    ``NAME.json``/``NAME.safetensors``, ``NAME`` without extension (``runs/x/best``), or a run folder
+    (``runs/x``, meaning its ``best``, else its ``last``)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best", "last"):
+            if _checkpoint_files(path / name):
+                return path
+        return None
+    if path.suffix.lower() in (".json", ".safetensors"):
+        stem = path.with_suffix("")
+        return path if _checkpoint_files(stem) or (path.suffix.lower() == ".json" and _is_checkpoint_json(path)) else None
+    if not path.exists() and _checkpoint_files(path):
+        return path
+    return None
+
+
 def classify(path: str | Path) -> str:
     """The kind of ``path`` (``mesh``, ``dataset`` or ``checkpoint``).
 
@@ -40,6 +64,8 @@ def classify(path: str | Path) -> str:
         FacelabError: it does not exist or is none of these.
     """
     path = Path(path)
+    if not path.exists() and _checkpoint_files(path):
+        return CHECKPOINT                  # runs/x/best: a checkpoint named without its extension
     if not path.exists():
         raise FacelabError(f"{path} does not exist: expected a mesh file, a dataset folder or a checkpoint.")
     suffix = path.suffix.lower()

@@ -16,6 +16,23 @@ from facelab.evaluation.metrics import cosine_similarity
 
 
 @dataclass(frozen=True)
+class TrueRank:
+    """Where the probe's true subject stands in the ranked gallery."""
+
+    rank: int             # its row in the ranked list, as the identity panel lists it (ties by name)
+    tied: int             # other subjects with exactly its cosine similarity
+    protocol_rank: int    # the rank ``facelab evaluate`` counts: ties count against it
+
+    @property
+    def sentence(self) -> str:
+        text = f"rank {self.rank}"
+        if self.tied:
+            text += (f", tied with {self.tied} other subject{'s' if self.tied > 1 else ''} "
+                     f"(rank {self.protocol_rank} when ties count against it, as in facelab evaluate)")
+        return text
+
+
+@dataclass(frozen=True)
 class Match:
     rank: int          # 1-based
     subject: str
@@ -51,6 +68,15 @@ class Gallery:
         ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
         return [Match(rank + 1, subject, score, index)
                 for rank, (subject, (score, index)) in enumerate(ordered[:k] if k else ordered)]
+
+    def true_rank(self, embedding: np.ndarray, subject: str) -> TrueRank | None:
+        """Where ``subject`` stands for this probe: its row in :meth:`matches` and its ties."""
+        ranked = self.matches(embedding, k=None)
+        row = next((m for m in ranked if m.subject == subject), None)
+        if row is None:
+            return None
+        tied = sum(1 for m in ranked if m.subject != subject and m.score == row.score)
+        return TrueRank(row.rank, tied, self.rank_of(embedding, subject))
 
     def rank_of(self, embedding: np.ndarray, subject: str) -> int | None:
         """The rank of ``subject`` for this probe (ties count against it, as in ``rank_k_identification``)."""

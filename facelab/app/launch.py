@@ -33,7 +33,8 @@ def make_application(argv: list[str] | None = None):
         app = QApplication(argv or [sys.argv[0] if sys.argv else "facelab"])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
-    app.setApplicationDisplayName("facelab")
+    # No application display name: Qt appends it to every window title (" — facelab"), and the
+    # main window's title already begins with the app's name.
     return app
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelab.app.identity import Gallery, Match
+from facelab.app.identity import Gallery, Match, TrueRank
 from facelab.app.sample import Sample, compute_sample
 from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
@@ -188,12 +188,13 @@ class Session:
             self._galleries[part] = gallery
         return gallery
 
-    def matches(self, sample: Sample, k: int = 5) -> tuple[list[Match], int | None]:
-        """The k best gallery matches of ``sample`` and the rank of its true subject (if known)."""
+    def matches(self, sample: Sample, k: int = 5) -> tuple[list[Match], TrueRank | None]:
+        """The k best gallery matches of ``sample`` and where its true subject stands (if known):
+        its rank is its row in the same ranked list, so a header and the table agree."""
         gallery = self.gallery_for(sample)
         if gallery is None:
             return [], None
-        rank = gallery.rank_of(sample.embedding, sample.subject) if sample.subject else None
+        rank = gallery.true_rank(sample.embedding, sample.subject) if sample.subject else None
         return gallery.matches(sample.embedding, k), rank
 
     def neutral_of(self, subject: str) -> int | None:
