@@ -13,8 +13,8 @@ Only a full run (no ``--only``, no ``--quick``) writes ``docs/results/`` by defa
 comparison runs both sides in the same process, alternating call by call, after a warm-up, and
 reports the median and the inter-quartile range (``benchmarks/timing.py``). Meshes: the
 SynthFaces template (4,239 vertices) and generated face-like disks of exactly 5,023 (CoMA) and
-26,317 (FaceScape) vertices (``benchmarks/meshes.py``). ``benchmarks/paper_tables.py`` and
-``benchmarks/cheb_conv_speed.py`` are separate scripts, not part of the suite.
+26,317 (FaceScape) vertices (``benchmarks/meshes.py``). ``benchmarks/paper_tables.py`` is a separate script,
+not part of the suite.
 
 Benchmarks (``--only`` names) and the results they produce
 -------------------------------------------------------------

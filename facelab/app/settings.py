@@ -102,8 +102,6 @@ class AppSettings:
     def value(self, key: str, default=None):
         return self.qsettings.value(key, default)
 
-    def set_value(self, key: str, value) -> None:
-        self.qsettings.setValue(key, value)
 
 
 def _bool(value) -> bool:
