@@ -612,7 +612,7 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from facelab.app.sample import compute_sample
+    from facelab.evaluation.sample import compute_sample
     from facelab.mesh import read_mesh
     from facelab.render import DisplayStyle, check_png, render_sample
 

@@ -118,10 +118,7 @@ def figure_panels(expressive: np.ndarray | None, predicted: np.ndarray | None, t
     """
     from facelab.evaluation.metrics import error_summary, per_vertex_error
 
-    notes = {"input": "No mesh loaded.\nFile > Open expressive mesh, or drop one here.",
-             "predicted": "No model loaded.\nFile > Open checkpoint, or train one.",
-             "truth": "No ground truth.\nFile > Open ground-truth neutral,\nor drop a mesh here.",
-             **(notes or {})}
+    notes = {"input": "No mesh loaded.", "predicted": "No model loaded.", "truth": "No ground truth.", **(notes or {})}
     if error is None and predicted is not None and truth is not None:
         error = per_vertex_error(predicted, truth)
     reference = truth if truth is not None else predicted

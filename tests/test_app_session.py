@@ -12,7 +12,7 @@ import pytest
 from facelab.app import files
 from facelab.app.export import export_predicted_mesh, export_statistics
 from facelab.app.identity import Gallery
-from facelab.app.sample import compute_sample
+from facelab.evaluation.sample import compute_sample
 from facelab.app.session import Session
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.evaluation.metrics import cosine_similarity, error_summary, per_vertex_error, rank_k_identification
@@ -22,7 +22,7 @@ from tests.test_app_fixtures import tiny_data, tiny_model, tiny_root  # noqa: F4
 
 
 def test_app_logic_imports_no_qt():
-    code = ("import sys, facelab.app, facelab.app.sample, facelab.app.session, facelab.app.identity, "
+    code = ("import sys, facelab.app, facelab.evaluation.sample, facelab.app.session, facelab.app.identity, "
             "facelab.app.files, facelab.app.export, facelab.render; "
             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyvistaqt', 'pyqtgraph'))]")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.app.sample import compute_sample
+from facelab.evaluation.sample import compute_sample
 from facelab.cli import EXIT_USER_ERROR, main
 from facelab.errors import FacelabError
 from facelab.mesh import FaceMesh, read_mesh, write_mesh

@@ -36,7 +36,7 @@ from facelab.app._qt_identity_panel import IdentityPanel
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
 from facelab.app.export import export_predicted_mesh, export_statistics
-from facelab.app.sample import Sample
+from facelab.evaluation.sample import Sample
 from facelab.app.session import Entry, Session, model_fits_dataset
 from facelab.app.settings import AppSettings
 from facelab.app.workers import Task, WorkerThread
@@ -529,10 +529,10 @@ class MainWindow(QMainWindow):
             if same:
                 panels[1].title += suffix
             return panels
+        notes = {"truth": "No ground truth.\nFile > Open ground-truth neutral,\nor drop a mesh here."}
         if sample is None:
-            notes = {"input": "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."}
+            notes["input"] = "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."
             return figure_panels(None, None, None, style, notes=notes)
-        notes = {}
         if self.session.model is None:
             notes["predicted"] = "No model loaded.\nFile > Open checkpoint, or train one\n(Training panel)."
         panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error, notes=notes)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelab.app.sample import Sample
+from facelab.evaluation.sample import Sample
 from facelab.atomic import atomic_write_text
 from facelab.errors import FacelabError
 from facelab.mesh import FaceMesh, write_mesh

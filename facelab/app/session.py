@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelab.app.identity import Gallery, Match, TrueRank
-from facelab.app.sample import Sample, compute_sample
+from facelab.evaluation.sample import Sample, compute_sample
 from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh

@@ -1,6 +1,7 @@
-"""One sample as the app shows it: an expressive face, the model's neutral, the ground truth.
+"""One sample as the app and ``facelab render`` show it: an expressive face, the model's neutral, the
+ground truth, and the error and identity figures that go with them.
 
-Qt-free: the app, ``facelab render`` and tests compute samples the same way, through the core
+The app, ``facelab render`` and tests compute samples the same way, through the core
 (``FaceLabModel.neutralise_and_embed``, ``per_vertex_error``, ``error_summary``, ``top_subjects``).
 """
 
