@@ -44,13 +44,18 @@ from facelab.training.progress import TqdmProgress
 
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
-ROW_ORDER = ("gca", "no-l2l", "no-id", "full", "identity-preserving")  # the paper's order, then facelab's
-assert sorted(ROW_ORDER) == sorted(VARIANTS)
+# Each row: the variant trained and the options it is trained with; the paper's order, then facelab's.
+METHODS = {"gca": ("gca", {}), "no-l2l": ("no-l2l", {}), "no-id": ("no-id", {}), "full": ("full", {}),
+           "identity-preserving": ("identity-preserving", {}),
+           "identity-preserving-ridge": ("identity-preserving", {"fusion_ridge": True})}
+ROW_ORDER = tuple(METHODS)
+assert {variant for variant, _ in METHODS.values()} == set(VARIANTS)
 PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o L_id": (3.06, 3.35, 2.56),
                 "Ours": (2.73, 3.07, 2.02)}  # CoMA, FWH, FaceScape (mm)
 PAPER_TABLE2 = {"GCA": (90.48, 95.64), "w/o L_l2l": (88.75, 97.83), "Ours": (92.34, 99.88)}  # FWH, FaceScape (%)
 ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id", "full": "Ours (full)",
-             "identity-preserving": "identity-preserving (beyond the paper)"}
+             "identity-preserving": "identity-preserving (beyond the paper)",
+             "identity-preserving-ridge": "identity-preserving, ridge start inside U (beyond the paper)"}
 
 
 def dataset_sources(names: list[str], ict_identities: int = 60, ict_area: str = "face") -> dict[str, tuple[str, dict]]:
@@ -98,32 +103,34 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
         dataset = load_dataset(source, **options)
         split = dataset.split()
         rows, baselines, start = {}, None, None
-        for variant in variants:
+        for method in variants:
+            variant, method_options = METHODS[method]
             runs = {}
             for seed in seeds:
                 config = TrainConfig(data=source, data_options=options, variant=variant, epochs=epochs,
                                      batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
                                      weight_init=weight_init, l1_reduction=l1_reduction,
-                                     expression_dims=subspace_dims[0], identity_dims=subspace_dims[1])
+                                     expression_dims=subspace_dims[0], identity_dims=subspace_dims[1],
+                                     **method_options)
                 if start is None and config.linear_start:
                     start = linear_start_error(dataset, config)
                     print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
-                run_dir = runs_dir / f"{label}-{variant}-seed{seed}"
+                run_dir = runs_dir / f"{label}-{method}-seed{seed}"
                 started = time.perf_counter()
                 minutes = finished_run_minutes(run_dir, config) if reuse_runs else None
                 if minutes is None:
                     Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
                     minutes = (time.perf_counter() - started) / 60
                 else:
-                    print(f"{label} {variant} seed {seed}: reusing the finished run in {run_dir}")
+                    print(f"{label} {method} seed {seed}: reusing the finished run in {run_dir}")
                 model = FaceLabModel.load(run_dir / "best")
                 evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
                 baselines = baselines or evaluation.pop("baselines")
                 evaluation["train_minutes"] = minutes
                 runs[str(seed)] = evaluation
-                print(f"{label} {variant} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
+                print(f"{label} {method} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
                       f"rank-1 {evaluation['rank1']:.3f}")
-            rows[variant] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
+            rows[method] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
                                                 for key in ("mean_error_mm", "rank1", "worse_than_input")}}
         results["datasets"][label] = {"name": dataset.name, "options": options, "vertices": dataset.n_vertices,
                                       "test_subjects": len(split.test_subjects), "variants": rows,
@@ -141,7 +148,8 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
         rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     except (OSError, ValueError):
         return None
-    if saved != json.loads(json.dumps(config.to_dict())) or not (run_dir / "best.json").is_file():
+    # Read through TrainConfig, so that a field added since the run was saved takes its default.
+    if TrainConfig.from_dict(saved).to_dict() != config.to_dict() or not (run_dir / "best.json").is_file():
         return None
     if len(rows) < config.epochs:
         return None
@@ -185,9 +193,10 @@ def markdown(results: dict) -> str:
     for label in labels:
         lines.append(f"- {label}: {data[label]['name']}, {data[label]['vertices']:,} vertices, "
                      f"{data[label]['test_subjects']} unseen test subjects.")
-    if "identity-preserving" in variants:
+    if any(method.startswith("identity-preserving") for method in variants):
         lines.append(f"- identity-preserving: expression subspace U of {results.get('expression_dims', 50)} "
-                     f"dimensions, identity subspace W of {results.get('identity_dims', 200)}.")
+                     f"dimensions, identity subspace W of {results.get('identity_dims', 200)}; its ridge row "
+                     "starts inside U as the ridge map of the input (`--fusion-ridge`).")
     lines += ["",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]

@@ -173,6 +173,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         help="identity-preserving: dimensions of the expression subspace (default 50)")
     parser.add_argument("--identity-dims", type=_non_negative_int, default=200,
                         help="identity-preserving: dimensions of the identity subspace (default 200)")
+    parser.add_argument("--fusion-ridge", action="store_true",
+                        help="identity-preserving: inside the expression subspace, start as a ridge map of the input "
+                             "and learn per direction how far to trust the decoder instead")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
     parser.add_argument("--seed", type=int, default=0)
@@ -241,6 +244,7 @@ def train_config_from_args(args: argparse.Namespace):
         alignment="none" if getattr(args, "no_align", False) else "similarity",
         neutral_pairs=getattr(args, "neutral_pairs", 0), expression_dims=getattr(args, "expression_dims", 50),
         identity_dims=getattr(args, "identity_dims", 200), input_noise_mm=getattr(args, "input_noise", 0.0),
+        fusion_ridge=getattr(args, "fusion_ridge", False),
     )
 
 

@@ -167,3 +167,48 @@ def test_fine_tuning_keeps_the_models_template_variant_and_alignment(trained, tm
                         preview_every=0)
     with pytest.raises(FacelabError, match="identity-preserving"):
         Trainer(paper, tmp_path / "paper", dataset=moved, init_checkpoint=run / "last").prepare()
+
+
+def test_the_ridge_fusion_starts_as_its_map_and_trains_its_gates(sphere2):
+    triangles, n = sphere2
+    network = build_network(triangles, n, variant="identity-preserving", n_subjects=5, expression_dims=4,
+                            identity_dims=6, fusion_ridge=True)
+    fusion = network.fusion
+    rng = np.random.default_rng(3)
+    bases = orthonormal(rng, 3 * n, 10)
+    fusion.set_bases(torch.randn(3 * n) * 0.1, bases[:, :4], bases[:, 4:])
+    fusion.set_ridge(torch.randn(4, 10), torch.randn(4))
+    x = torch.randn(3, n, 3)
+    decoded = torch.randn(3, n, 3)
+    x_u, x_w = fusion.coordinates(x)
+    mapped = torch.cat([x_u, x_w], 1) @ fusion.ridge_weight.T + fusion.ridge_bias
+    expected = fusion.center + mapped @ fusion.expression_basis.T + x_w @ fusion.identity_basis.T
+    # gates at 0: the decoder does not matter, the prediction is the map's
+    torch.testing.assert_close(fusion(decoded, x).reshape(3, -1), expected, atol=1e-4, rtol=0)
+    fusion(decoded, x).square().sum().backward()
+    assert fusion.gate.grad is not None and fusion.gate.grad.abs().sum() > 0
+    with torch.no_grad():
+        fusion.gate.fill_(1.0)  # gates at 1: the decoder's coordinates inside U, as without the map
+    plain = SubspaceFusion(n, 4, 6)
+    plain.set_bases(fusion.center, fusion.expression_basis, fusion.identity_basis)
+    torch.testing.assert_close(fusion(decoded, x), plain(decoded, x), atol=1e-4, rtol=0)
+
+
+def test_the_fitted_ridge_map_neutralises_training_pairs_better_than_doing_nothing(tmp_path):
+    from facelab.evaluation.metrics import per_vertex_error
+    from facelab.model import FaceLabModel
+
+    dataset = make_tiny_dataset(subjects=10)
+    config = TrainConfig(data="tiny", variant="identity-preserving", epochs=1, batch_size=4, num_threads=1, lr=1e-12,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20, fusion_ridge=True)
+    trainer = Trainer(config, tmp_path / "run", dataset=dataset)
+    trainer.run()
+    assert trainer.network.fusion.ridge_is_fitted
+    pairs = dataset.pairs_of(trainer.split.fit_subjects)
+    expressive = np.asarray(dataset.vertices[[p.expressive for p in pairs]])
+    truth = np.asarray(dataset.vertices[[p.neutral for p in pairs]])
+    model = FaceLabModel.load(tmp_path / "run" / "last")  # the map and gates travel with the checkpoint
+    assert model.network.config.fusion_ridge
+    assert per_vertex_error(model.neutralise(expressive), truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()
+    with pytest.raises(Exception, match="identity-preserving"):
+        TrainConfig(data="tiny", variant="full", fusion_ridge=True).validate()

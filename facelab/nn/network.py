@@ -79,6 +79,8 @@ class NetworkConfig:
     # identity-preserving: the columns of the expression and identity subspaces (SubspaceFusion)
     expression_dims: int = 50
     identity_dims: int = 200
+    # identity-preserving: inside U, a ridge map of the input mixed with the decoder (SubspaceFusion)
+    fusion_ridge: bool = False
 
     def __post_init__(self) -> None:
         for name in ("encoder_channels", "decoder_channels", "generator_hidden", "discriminator_hidden", "downsample"):
@@ -216,8 +218,8 @@ class NeutralisationNetwork(nn.Module):
         self.recognizer = (
             Recognizer(config.n_subjects, config.latent, config.recognizer_hidden) if config.has_recognizer else None
         )
-        self.fusion = (SubspaceFusion(config.n_vertices, config.expression_dims, config.identity_dims)
-                       if config.has_fusion else None)
+        self.fusion = (SubspaceFusion(config.n_vertices, config.expression_dims, config.identity_dims,
+                                      ridge=config.fusion_ridge) if config.has_fusion else None)
 
     def encode(self, x: Tensor) -> Tensor:
         """Faces (B, n, 3) -> latent codes (B, latent)."""

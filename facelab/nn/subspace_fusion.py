@@ -16,10 +16,21 @@ with ``c`` the training neutral faces' mean. ``U`` and ``W`` have orthonormal co
 ``U^T W = 0``; all three live in the network's normalised coordinates and are fitted on the
 training pairs (:func:`facelab.training.subspaces.fit_subspaces`), then saved with the weights.
 
+With ``ridge``, the coordinates inside ``U`` are not the decoder's alone: a ridge regression
+``r(x) = A [U^T (x - c); W^T (x - c)] + b``, fitted on the training pairs in closed form, predicts
+the neutral face's ``U`` coordinates from the input's, and a learned gate per direction ``g``
+(starting at 0) mixes it with the decoder's::
+
+    fuse(p, x) = c + U (r(x) + g * (U^T (p - c) - r(x))) + W W^T (x - c)
+
+so the network starts as that linear map and moves each direction towards the decoder only as far
+as training finds the decoder better there.
+
 Args:
     n_vertices: vertices of the template.
     expression_dims: columns of ``U``.
     identity_dims: columns of ``W``.
+    ridge: mix the decoder with the ridge map inside ``U`` (see above).
 
 Shapes:
     predicted (B, n, 3), inputs (B, n, 3) -> (B, n, 3).
@@ -32,12 +43,17 @@ from torch import Tensor, nn
 
 
 class SubspaceFusion(nn.Module):
-    def __init__(self, n_vertices: int, expression_dims: int, identity_dims: int) -> None:
+    def __init__(self, n_vertices: int, expression_dims: int, identity_dims: int, ridge: bool = False) -> None:
         super().__init__()
         size = 3 * n_vertices
         self.register_buffer("center", torch.zeros(size))
         self.register_buffer("expression_basis", torch.zeros(size, expression_dims))
         self.register_buffer("identity_basis", torch.zeros(size, identity_dims))
+        self.ridge = ridge
+        if ridge:
+            self.register_buffer("ridge_weight", torch.zeros(expression_dims, expression_dims + identity_dims))
+            self.register_buffer("ridge_bias", torch.zeros(expression_dims))
+            self.gate = nn.Parameter(torch.zeros(expression_dims))
 
     def set_bases(self, center: Tensor, expression_basis: Tensor, identity_basis: Tensor) -> None:
         """Install fitted bases (shapes as the buffers'); the caller guarantees orthonormality."""
@@ -46,16 +62,33 @@ class SubspaceFusion(nn.Module):
             self.expression_basis.copy_(expression_basis)
             self.identity_basis.copy_(identity_basis)
 
+    def set_ridge(self, weight: Tensor, bias: Tensor) -> None:
+        """Install the fitted ridge map (``ridge`` only): weight (e, e + i), bias (e,)."""
+        with torch.no_grad():
+            self.ridge_weight.copy_(weight)
+            self.ridge_bias.copy_(bias)
+
     @property
     def is_fitted(self) -> bool:
         return bool(self.expression_basis.abs().sum() > 0)
+
+    @property
+    def ridge_is_fitted(self) -> bool:
+        return self.ridge and bool(self.ridge_weight.abs().sum() > 0)
+
+    def coordinates(self, faces: Tensor) -> tuple[Tensor, Tensor]:
+        """Faces (B, n, 3) in normalised coordinates -> their coordinates in U (B, e) and W (B, i)."""
+        x = faces.reshape(faces.shape[0], -1).float() - self.center
+        return x @ self.expression_basis, x @ self.identity_basis
 
     def forward(self, predicted: Tensor, inputs: Tensor) -> Tensor:
         shape = predicted.shape
         # float32 under mixed precision too: the input's geometry passes through these products.
         with torch.autocast(predicted.device.type, enabled=False):
-            p = predicted.reshape(shape[0], -1).float() - self.center
-            x = inputs.reshape(shape[0], -1).float() - self.center
-            u, w = self.expression_basis, self.identity_basis
-            fused = self.center + (p @ u) @ u.T + (x @ w) @ w.T
+            p_u = (predicted.reshape(shape[0], -1).float() - self.center) @ self.expression_basis
+            x_u, x_w = self.coordinates(inputs)
+            if self.ridge:
+                mapped = torch.cat([x_u, x_w], dim=1) @ self.ridge_weight.T + self.ridge_bias
+                p_u = mapped + self.gate * (p_u - mapped)
+            fused = self.center + p_u @ self.expression_basis.T + x_w @ self.identity_basis.T
         return fused.reshape(shape).to(predicted.dtype)

@@ -41,6 +41,7 @@ SCHEMA: dict[str, Any] = {
                 "encoder_channels": _WIDTHS, "decoder_channels": _WIDTHS, "generator_hidden": _WIDTHS,
                 "discriminator_hidden": _WIDTHS, "recognizer_hidden": _POSITIVE, "downsample": _WIDTHS,
                 "expression_dims": _POSITIVE, "identity_dims": _WHOLE,
+                "fusion_ridge": {"type": "boolean", "description": "true or false"},
             },
         },
         "template_hash": _TEXT,

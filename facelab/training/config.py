@@ -61,6 +61,9 @@ class TrainConfig:
     # (facelab/nn/subspace_fusion.py), fitted on the training pairs at the start of a run.
     expression_dims: int = 50
     identity_dims: int = 200
+    # identity-preserving: inside the expression subspace, start from a ridge map of the input and
+    # let learned gates move each direction towards the decoder (facelab/nn/subspace_fusion.py).
+    fusion_ridge: bool = False
     # Each training subject's neutral face is also trained as an "expression" of itself this many
     # times (0: the paper's pairs only), so that a neutral face in comes back unchanged.
     neutral_pairs: int = 0
@@ -129,6 +132,8 @@ class TrainConfig:
         if self.expression_dims < 1 or self.identity_dims < 0 or self.neutral_pairs < 0:
             raise FacelabError("the expression subspace needs at least 1 dimension, and the identity subspace and "
                                "the neutral pairs cannot be negative.")
+        if self.fusion_ridge and self.variant != "identity-preserving":
+            raise FacelabError(f"--fusion-ridge belongs to the identity-preserving variant, not '{self.variant}'.")
         if not 0 <= self.input_noise_mm < float("inf"):
             raise FacelabError(f"the input noise must be zero or a positive number of mm, got {self.input_noise_mm}.")
         if self.laplacian not in ("combinatorial", "normalized"):

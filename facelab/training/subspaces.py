@@ -4,7 +4,9 @@
 training pairs (not centred: no displacement is the neutral's own). ``W``: the main directions of
 the training subjects' neutral faces about their mean, after removing their part inside ``U``.
 Both in the network's normalised coordinates, from faces in the frame the network sees (the
-batches' alignment). See :mod:`facelab.nn.subspace_fusion`.
+batches' alignment). With the fusion's ``ridge`` option, :func:`fit_ridge` then fits the ridge map
+from the input's coordinates in ``U`` and ``W`` to the neutral face's in ``U``. See
+:mod:`facelab.nn.subspace_fusion`.
 """
 
 from __future__ import annotations
@@ -68,3 +70,35 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
         found, _ = torch.linalg.qr(found)
         identity[:, :found.shape[1]] = found
     return center.float(), expression.float(), identity.float()
+
+
+#: The ridge of :func:`fit_ridge`, relative to the features' mean variance: small enough to stay
+#: close to least squares, large enough to keep directions with little data from blowing up.
+RIDGE = 1e-3
+
+
+def fit_ridge(batches: PairBatches, fusion, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (e, e + i), bias (e,)): the ridge regression from an expressive face's coordinates in
+    ``U`` and ``W`` to its neutral face's in ``U``, over a seeded sample of the batches' pairs, in
+    float64. ``fusion`` is a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases set."""
+    pairs = batches.pairs
+    rng = np.random.default_rng([seed, 6])
+    chosen = np.sort(rng.choice(len(pairs), size=min(SAMPLE_PAIRS, len(pairs)), replace=False))
+    features, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(chosen), 256):
+            x_e, x_n, _ = batches.rows(chosen[start:start + 256])
+            e_u, e_w = fusion.coordinates(x_e)
+            n_u, _ = fusion.coordinates(x_n)
+            features.append(torch.cat([e_u, e_w], dim=1).double().cpu())
+            targets.append(n_u.double().cpu())
+    features, targets = torch.cat(features), torch.cat(targets)
+    feature_mean, target_mean = features.mean(dim=0), targets.mean(dim=0)
+    centred, centred_targets = features - feature_mean, targets - target_mean
+    gram = centred.T @ centred
+    ridge = RIDGE * float(torch.trace(gram)) / gram.shape[0] + 1e-12
+    weight = torch.linalg.solve(gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype),
+                                centred.T @ centred_targets).T
+    bias = target_mean - weight @ feature_mean
+    return weight.float(), bias.float()
+

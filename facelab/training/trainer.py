@@ -193,7 +193,7 @@ class Trainer:
             n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
             K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
             downsample=tuple(config.downsample), expression_dims=config.expression_dims,
-            identity_dims=config.identity_dims,
+            identity_dims=config.identity_dims, fusion_ridge=config.fusion_ridge,
         )
         self.network = NeutralisationNetwork(network_config, dataset.triangles,
                                              template_vertices=self.template_vertices).to(self.device)
@@ -248,6 +248,11 @@ class Trainer:
             self._emit("on_preparing", Preparing("fitting the expression and identity subspaces"))
             fusion.set_bases(*(t.to(self.device) for t in fit_subspaces(
                 self.train_batches, config.expression_dims, config.identity_dims, seed=config.seed)))
+        if fusion is not None and fusion.ridge and source is None and not fusion.ridge_is_fitted:
+            from facelab.training.subspaces import fit_ridge
+
+            self._emit("on_preparing", Preparing("fitting the ridge map inside the expression subspace"))
+            fusion.set_ridge(*(t.to(self.device) for t in fit_ridge(self.train_batches, fusion, seed=config.seed)))
         self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
         if fresh_recognizer:
             if config.recognizer_warmup_samples > 0:

@@ -1,0 +1,49 @@
+"""The paper-tables benchmark's bookkeeping: reusing finished runs, and the rows it writes."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.paper_tables import METHODS, ROW_NAMES, finished_run_minutes, markdown
+from facelab.training import TrainConfig, Trainer
+from tests.conftest import make_tiny_dataset
+
+
+def _config(**overrides) -> TrainConfig:
+    values = dict(data="tiny", epochs=1, batch_size=4, seed=0, tensorboard=False, preview_every=0, num_threads=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_a_finished_run_is_reused_only_with_the_same_configuration(tmp_path):
+    run = tmp_path / "run"
+    Trainer(_config(), run, dataset=make_tiny_dataset()).run()
+    minutes = finished_run_minutes(run, _config())
+    assert minutes is not None and minutes > 0
+    assert finished_run_minutes(run, _config(seed=1)) is None
+    assert finished_run_minutes(run, _config(epochs=2)) is None  # not finished for a longer budget
+    assert finished_run_minutes(tmp_path / "nothing", _config()) is None
+    saved = json.loads((run / "config.json").read_text())
+    del saved["fusion_ridge"]  # a run saved before a field existed: the field's default applies
+    (run / "config.json").write_text(json.dumps(saved))
+    assert finished_run_minutes(run, _config()) == minutes
+
+
+def _row(error: float) -> dict:
+    spread = lambda value: {"mean": value, "std": 0.0, "min": value, "max": value}  # noqa: E731
+    return {"seeds": {}, "mean_error_mm_over_seeds": spread(error), "rank1_over_seeds": spread(1.0),
+            "worse_than_input_over_seeds": spread(0.1)}
+
+
+def test_every_method_gets_its_row_and_its_share_of_doing_nothing():
+    rows = {method: _row(0.1 * (i + 1)) for i, method in enumerate(METHODS)}
+    results = {"generated_by": "python -m benchmarks.paper_tables", "commit": "abc", "epochs": 1, "batch_size": 16,
+               "seeds": [0], "datasets": {"X": {
+                   "name": "X data", "vertices": 10, "test_subjects": 3, "variants": rows, "linear_start_mm": None,
+                   "baselines": {"do_nothing": {"mean_error_mm": 1.0},
+                                 "linear": {"mean_error_mm": 0.5, "rank1": 1.0, "worse_than_input": 0.0}}}}}
+    text = markdown(results)
+    for i, method in enumerate(METHODS):
+        assert f"| {ROW_NAMES[method]} | {0.1 * (i + 1):.3f} |" in text
+        assert f"| {ROW_NAMES[method]} | {10.0 * (i + 1):.1f} |" in text  # share of doing nothing, %
+    assert METHODS["identity-preserving-ridge"] == ("identity-preserving", {"fusion_ridge": True})
