@@ -104,6 +104,7 @@ class TrainingControl:
 
     _stop: threading.Event = field(default_factory=threading.Event)
     _running: threading.Event = field(default_factory=threading.Event)
+    _holding: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._running.set()
@@ -126,6 +127,17 @@ class TrainingControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def holding(self) -> bool:
+        """True while the training loop waits in :meth:`wait_while_paused` (no step under way)."""
+        return self._holding.is_set()
+
     def wait_while_paused(self) -> None:
-        while not self._running.wait(timeout=0.1):
-            pass
+        if self._running.is_set():
+            return
+        self._holding.set()
+        try:
+            while not self._running.wait(timeout=0.1):
+                pass
+        finally:
+            self._holding.clear()
