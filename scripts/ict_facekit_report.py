@@ -1,7 +1,7 @@
 """Write docs/results/ict_facekit_evaluate.json: ``facelab evaluate --json`` of the recommended ICT-FaceKit model.
 
     python scripts/ict_facekit_report.py [--tables docs/results/ict_facekit_tables.json]
-                                         [--method auto] [--seed 0]
+                                         [--method auto] [--seed 0] [--no-robustness]
                                          [--out docs/results/ict_facekit_evaluate.json]
 
 The model is one of the runs the ICT-FaceKit tables trained (``python -m benchmarks.paper_tables
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the tables' row to report (default auto: the lowest validation error)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "ict_facekit_evaluate.json")
+    parser.add_argument("--no-robustness", action="store_true",
+                        help="leave out evaluate's robustness rows (seven more passes over the test pairs)")
     args = parser.parse_args(argv)
     stamp = provenance("python scripts/ict_facekit_report.py", argv)
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
               + f"; reporting {args.method}")
     run = run_folder(tables, "ICT-FaceKit", args.method, args.seed)
     evaluate = ["evaluate", "--checkpoint", str((run / "best").relative_to(REPO) if run.is_relative_to(REPO) else run / "best")]
+    if args.no_robustness:
+        evaluate.append("--no-robustness")
     with tempfile.TemporaryDirectory() as tmp:
         status = facelab([*evaluate, "--json", str(Path(tmp) / "evaluate.json")])
         if status != 0:
