@@ -19,6 +19,12 @@ from facelab.training.data import PairBatches
 SAMPLE_PAIRS = 8000
 
 
+def _sampled_pairs(count: int, seed: int, stream: int) -> np.ndarray:
+    """Sorted indices of up to SAMPLE_PAIRS of ``count`` pairs, drawn from (seed, stream)."""
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(count, size=min(SAMPLE_PAIRS, count), replace=False))
+
+
 def _main_directions(rows: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     """The top ``k`` right singular vectors of ``rows`` (m, d), as (d, k) orthonormal columns."""
     k = min(k, rows.shape[0], rows.shape[1])
@@ -39,8 +45,7 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
     anything.
     """
     pairs = batches.pairs
-    rng = np.random.default_rng([seed, 5])
-    chosen = np.sort(rng.choice(len(pairs), size=min(SAMPLE_PAIRS, len(pairs)), replace=False))
+    chosen = _sampled_pairs(len(pairs), seed, stream=5)
     displacements, neutral_of = [], {}
     for start in range(0, len(chosen), 256):
         x_e, x_n, _ = batches.rows(chosen[start:start + 256])
@@ -81,9 +86,7 @@ def fit_ridge(batches: PairBatches, fusion, seed: int = 0) -> tuple[torch.Tensor
     """(weight (e, e + i), bias (e,)): the ridge regression from an expressive face's coordinates in
     ``U`` and ``W`` to its neutral face's in ``U``, over a seeded sample of the batches' pairs, in
     float64. ``fusion`` is a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases set."""
-    pairs = batches.pairs
-    rng = np.random.default_rng([seed, 6])
-    chosen = np.sort(rng.choice(len(pairs), size=min(SAMPLE_PAIRS, len(pairs)), replace=False))
+    chosen = _sampled_pairs(len(batches.pairs), seed, stream=6)
     features, targets = [], []
     with torch.no_grad():
         for start in range(0, len(chosen), 256):
