@@ -47,7 +47,8 @@ ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.np
 # Each row: the variant trained and the options it is trained with; the paper's order, then facelab's.
 METHODS = {"gca": ("gca", {}), "no-l2l": ("no-l2l", {}), "no-id": ("no-id", {}), "full": ("full", {}),
            "identity-preserving": ("identity-preserving", {}),
-           "identity-preserving-ridge": ("identity-preserving", {"fusion_ridge": True})}
+           "identity-preserving-ridge": ("identity-preserving", {"fusion_ridge": True}),
+           "identity-preserving-mixture": ("identity-preserving", {"fusion_mixture": True})}
 ROW_ORDER = tuple(METHODS)
 assert {variant for variant, _ in METHODS.values()} == set(VARIANTS)
 PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o L_id": (3.06, 3.35, 2.56),
@@ -55,7 +56,8 @@ PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o
 PAPER_TABLE2 = {"GCA": (90.48, 95.64), "w/o L_l2l": (88.75, 97.83), "Ours": (92.34, 99.88)}  # FWH, FaceScape (%)
 ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id", "full": "Ours (full)",
              "identity-preserving": "identity-preserving (beyond the paper)",
-             "identity-preserving-ridge": "identity-preserving, ridge start inside U (beyond the paper)"}
+             "identity-preserving-ridge": "identity-preserving, ridge start inside U (beyond the paper)",
+             "identity-preserving-mixture": "identity-preserving, expression mixture inside U (beyond the paper)"}
 
 
 def dataset_sources(names: list[str], ict_identities: int = 60, ict_area: str = "face") -> dict[str, tuple[str, dict]]:

@@ -176,6 +176,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fusion-ridge", action="store_true",
                         help="identity-preserving: inside the expression subspace, start as a ridge map of the input "
                              "and learn per direction how far to trust the decoder instead")
+    parser.add_argument("--fusion-mixture", action="store_true",
+                        help="identity-preserving: as --fusion-ridge, with one ridge map per training expression, "
+                             "weighed by a classifier of the input's expression (the recommended start)")
     parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
                         help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
     parser.add_argument("--seed", type=int, default=0)
@@ -244,7 +247,7 @@ def train_config_from_args(args: argparse.Namespace):
         alignment="none" if getattr(args, "no_align", False) else "similarity",
         neutral_pairs=getattr(args, "neutral_pairs", 0), expression_dims=getattr(args, "expression_dims", 50),
         identity_dims=getattr(args, "identity_dims", 200), input_noise_mm=getattr(args, "input_noise", 0.0),
-        fusion_ridge=getattr(args, "fusion_ridge", False),
+        fusion_ridge=getattr(args, "fusion_ridge", False), fusion_mixture=getattr(args, "fusion_mixture", False),
     )
 
 

@@ -81,10 +81,14 @@ class NetworkConfig:
     identity_dims: int = 200
     # identity-preserving: inside U, a ridge map of the input mixed with the decoder (SubspaceFusion)
     fusion_ridge: bool = False
+    # identity-preserving: inside U, one linear map of the input per expression named here, chosen
+    # by a classifier and mixed with the decoder (SubspaceFusion, ExpressionMixture); empty: none
+    fusion_expressions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("encoder_channels", "decoder_channels", "generator_hidden", "discriminator_hidden", "downsample"):
             object.__setattr__(self, name, tuple(int(width) for width in getattr(self, name)))
+        object.__setattr__(self, "fusion_expressions", tuple(str(name) for name in self.fusion_expressions))
         _require(self.variant in VARIANTS, f"unknown variant {self.variant!r}: expected one of {', '.join(VARIANTS)}")
         _require(
             self.laplacian_kind in LAPLACIAN_KINDS,
@@ -219,7 +223,7 @@ class NeutralisationNetwork(nn.Module):
             Recognizer(config.n_subjects, config.latent, config.recognizer_hidden) if config.has_recognizer else None
         )
         self.fusion = (SubspaceFusion(config.n_vertices, config.expression_dims, config.identity_dims,
-                                      ridge=config.fusion_ridge) if config.has_fusion else None)
+                                      ridge=config.fusion_ridge, experts=len(config.fusion_expressions)) if config.has_fusion else None)
 
     def encode(self, x: Tensor) -> Tensor:
         """Faces (B, n, 3) -> latent codes (B, latent)."""

@@ -24,13 +24,16 @@ the neutral face's ``U`` coordinates from the input's, and a learned gate per di
     fuse(p, x) = c + U (r(x) + g * (U^T (p - c) - r(x))) + W W^T (x - c)
 
 so the network starts as that linear map and moves each direction towards the decoder only as far
-as training finds the decoder better there.
+as training finds the decoder better there. With ``experts``, ``r`` is an
+:class:`~facelab.nn.expression_mixture.ExpressionMixture` of that many linear maps instead (a
+router picks them by the input's expression), mixed with the decoder by the same gates.
 
 Args:
     n_vertices: vertices of the template.
     expression_dims: columns of ``U``.
     identity_dims: columns of ``W``.
     ridge: mix the decoder with the ridge map inside ``U`` (see above).
+    experts: mix the decoder with a mixture of this many linear maps inside ``U`` (0: none).
 
 Shapes:
     predicted (B, n, 3), inputs (B, n, 3) -> (B, n, 3).
@@ -41,10 +44,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from facelab.nn.expression_mixture import ExpressionMixture
+
 
 class SubspaceFusion(nn.Module):
-    def __init__(self, n_vertices: int, expression_dims: int, identity_dims: int, ridge: bool = False) -> None:
+    def __init__(self, n_vertices: int, expression_dims: int, identity_dims: int, ridge: bool = False,
+                 experts: int = 0) -> None:
         super().__init__()
+        if ridge and experts:
+            raise ValueError("a fusion takes the ridge map or the expression mixture, not both")
         size = 3 * n_vertices
         self.register_buffer("center", torch.zeros(size))
         self.register_buffer("expression_basis", torch.zeros(size, expression_dims))
@@ -53,6 +61,8 @@ class SubspaceFusion(nn.Module):
         if ridge:
             self.register_buffer("ridge_weight", torch.zeros(expression_dims, expression_dims + identity_dims))
             self.register_buffer("ridge_bias", torch.zeros(expression_dims))
+        self.mixture = ExpressionMixture(expression_dims, identity_dims, experts) if experts else None
+        if ridge or experts:
             self.gate = nn.Parameter(torch.zeros(expression_dims))
 
     def set_bases(self, center: Tensor, expression_basis: Tensor, identity_basis: Tensor) -> None:
@@ -76,10 +86,21 @@ class SubspaceFusion(nn.Module):
     def ridge_is_fitted(self) -> bool:
         return self.ridge and bool(self.ridge_weight.abs().sum() > 0)
 
+    @property
+    def mixture_is_fitted(self) -> bool:
+        return self.mixture is not None and bool(self.mixture.expert_weight.abs().sum() > 0)
+
     def coordinates(self, faces: Tensor) -> tuple[Tensor, Tensor]:
         """Faces (B, n, 3) in normalised coordinates -> their coordinates in U (B, e) and W (B, i)."""
         x = faces.reshape(faces.shape[0], -1).float() - self.center
         return x @ self.expression_basis, x @ self.identity_basis
+
+    def input_map(self, x_u: Tensor, x_w: Tensor) -> Tensor:
+        """The neutral face's ``U`` coordinates predicted from the input's alone (the ridge map or
+        the expression mixture): (B, e), (B, i) -> (B, e)."""
+        if self.mixture is not None:
+            return self.mixture(x_u, x_w)
+        return torch.cat([x_u, x_w], dim=1) @ self.ridge_weight.T + self.ridge_bias
 
     def forward(self, predicted: Tensor, inputs: Tensor) -> Tensor:
         shape = predicted.shape
@@ -87,8 +108,8 @@ class SubspaceFusion(nn.Module):
         with torch.autocast(predicted.device.type, enabled=False):
             p_u = (predicted.reshape(shape[0], -1).float() - self.center) @ self.expression_basis
             x_u, x_w = self.coordinates(inputs)
-            if self.ridge:
-                mapped = torch.cat([x_u, x_w], dim=1) @ self.ridge_weight.T + self.ridge_bias
+            if self.ridge or self.mixture is not None:
+                mapped = self.input_map(x_u, x_w)
                 p_u = mapped + self.gate * (p_u - mapped)
             fused = self.center + p_u @ self.expression_basis.T + x_w @ self.identity_basis.T
         return fused.reshape(shape).to(predicted.dtype)

@@ -42,6 +42,8 @@ SCHEMA: dict[str, Any] = {
                 "discriminator_hidden": _WIDTHS, "recognizer_hidden": _POSITIVE, "downsample": _WIDTHS,
                 "expression_dims": _POSITIVE, "identity_dims": _WHOLE,
                 "fusion_ridge": {"type": "boolean", "description": "true or false"},
+                "fusion_expressions": {"type": "array", "items": _TEXT,
+                                       "description": "a list of expression names"},
             },
         },
         "template_hash": _TEXT,

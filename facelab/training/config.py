@@ -64,6 +64,9 @@ class TrainConfig:
     # identity-preserving: inside the expression subspace, start from a ridge map of the input and
     # let learned gates move each direction towards the decoder (facelab/nn/subspace_fusion.py).
     fusion_ridge: bool = False
+    # identity-preserving: the same, with one ridge map per training expression and a classifier
+    # of the input's expression weighing them (facelab/nn/expression_mixture.py).
+    fusion_mixture: bool = False
     # Each training subject's neutral face is also trained as an "expression" of itself this many
     # times (0: the paper's pairs only), so that a neutral face in comes back unchanged.
     neutral_pairs: int = 0
@@ -134,6 +137,11 @@ class TrainConfig:
                                "the neutral pairs cannot be negative.")
         if self.fusion_ridge and self.variant != "identity-preserving":
             raise FacelabError(f"--fusion-ridge belongs to the identity-preserving variant, not '{self.variant}'.")
+        if self.fusion_mixture and self.variant != "identity-preserving":
+            raise FacelabError(f"--fusion-mixture belongs to the identity-preserving variant, not '{self.variant}'.")
+        if self.fusion_mixture and self.fusion_ridge:
+            raise FacelabError("--fusion-ridge and --fusion-mixture are two starts inside the expression subspace: "
+                               "choose one.")
         if not 0 <= self.input_noise_mm < float("inf"):
             raise FacelabError(f"the input noise must be zero or a positive number of mm, got {self.input_noise_mm}.")
         if self.laplacian not in ("combinatorial", "normalized"):

@@ -194,6 +194,7 @@ class Trainer:
             K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
             downsample=tuple(config.downsample), expression_dims=config.expression_dims,
             identity_dims=config.identity_dims, fusion_ridge=config.fusion_ridge,
+            fusion_expressions=self._mixture_expressions(),
         )
         self.network = NeutralisationNetwork(network_config, dataset.triangles,
                                              template_vertices=self.template_vertices).to(self.device)
@@ -242,6 +243,7 @@ class Trainer:
         if source is not None:
             self._align_position(source.meta.get("global_batch_size"))
         fusion = self.network.fusion
+        self.mixture_accuracy: float | None = None  # the expression classifier's, on the training pairs
         if fusion is not None and source is None and (init is None or not fusion.is_fitted):
             from facelab.training.subspaces import fit_subspaces
 
@@ -253,6 +255,12 @@ class Trainer:
 
             self._emit("on_preparing", Preparing("fitting the ridge map inside the expression subspace"))
             fusion.set_ridge(*(t.to(self.device) for t in fit_ridge(self.train_batches, fusion, seed=config.seed)))
+        if fusion is not None and fusion.mixture is not None and source is None and not fusion.mixture_is_fitted:
+            from facelab.training.mixture_fit import fit_mixture
+
+            self._emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
+            self.mixture_accuracy = fit_mixture(self.train_batches, fusion, self.network.config.fusion_expressions,
+                                                seed=config.seed, input_noise_mm=config.input_noise_mm)
         self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
         if fresh_recognizer:
             if config.recognizer_warmup_samples > 0:
@@ -287,6 +295,13 @@ class Trainer:
         validation = tuple(saved.get("validation") or fit)
         return TrainingSplit(DatasetSplit(tuple(saved["train"]), tuple(saved["test"]), config.split_seed,
                                           config.train_fraction), fit, validation, validation_held_out=validation != fit)
+
+    def _mixture_expressions(self) -> tuple[str, ...]:
+        if not self.config.fusion_mixture:
+            return ()
+        from facelab.training.mixture_fit import mixture_expressions
+
+        return mixture_expressions(self._training_pairs())
 
     def _training_pairs(self) -> list[Pair]:
         """The fit subjects' pairs, and ``neutral_pairs`` times each one's neutral face as its own pair."""
@@ -393,6 +408,9 @@ class Trainer:
         if init.meta.get("subjects") != self.subjects:
             # Other subjects (even as many): the recognizer's last layer is rebuilt (fresh), the rest is kept.
             state = {k: v for k, v in state.items() if not k.startswith("recognizer.head.")}
+        if tuple(init.meta.get("network", {}).get("fusion_expressions", ())) != self.network.config.fusion_expressions:
+            # Maps of other expressions (or none): the mixture is fitted afresh on this run's pairs.
+            state = {k: v for k, v in state.items() if not k.startswith("fusion.mixture.")}
         # Other subspace sizes (or another head): those start afresh, the rest is kept.
         state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         missing = self.network.load_state_dict(state, strict=False).missing_keys

@@ -1,0 +1,102 @@
+"""The expression mixture inside the identity-preserving fusion: shapes, gradients, the fit and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from facelab.data.dataset import Pair
+from facelab.errors import FacelabError
+from facelab.evaluation.metrics import per_vertex_error
+from facelab.nn import build_network
+from facelab.nn.expression_mixture import ExpressionMixture
+from facelab.training import TrainConfig, Trainer
+from facelab.training import mixture_fit
+from tests.conftest import make_tiny_dataset
+
+
+def test_the_mixture_averages_its_maps_under_the_expression_probabilities():
+    torch.manual_seed(0)
+    mixture = ExpressionMixture(expression_dims=4, identity_dims=6, experts=3, hidden=8)
+    mixture.expert_weight.normal_()
+    mixture.expert_bias.normal_()
+    mixture.feature_mean.normal_()
+    mixture.feature_scale.uniform_(0.5, 1.5)
+    x_u, x_w = torch.randn(5, 4), torch.randn(5, 6)
+    out = mixture(x_u, x_w)
+    assert out.shape == (5, 4)
+    probabilities = torch.softmax(mixture.expression_logits(x_u), dim=1)
+    features = (torch.cat([x_u, x_w], 1) - mixture.feature_mean) / mixture.feature_scale
+    by_expert = torch.stack([features @ mixture.expert_weight[k] + mixture.expert_bias[k] for k in range(3)], dim=1)
+    torch.testing.assert_close(out, (probabilities.unsqueeze(-1) * by_expert).sum(1), atol=1e-5, rtol=1e-5)
+    # fitted before training, never moved by the network's loss
+    assert not any(p.requires_grad for p in mixture.parameters())
+
+
+def test_the_mixture_fusion_starts_as_its_map_and_the_gates_reach_the_decoder():
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    n = len(sphere.vertices)
+    network = build_network(np.asarray(sphere.faces), n, variant="identity-preserving", n_subjects=5,
+                            expression_dims=4, identity_dims=6, fusion_expressions=("a", "b", "neutral"))
+    fusion = network.fusion
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(3 * n, 10)))
+    bases = torch.from_numpy(q.astype(np.float32))
+    fusion.set_bases(torch.randn(3 * n) * 0.1, bases[:, :4], bases[:, 4:])
+    fusion.mixture.expert_weight.normal_()
+    x, decoded = torch.randn(3, n, 3), torch.randn(3, n, 3)
+    x_u, x_w = fusion.coordinates(x)
+    expected = fusion.center + fusion.mixture(x_u, x_w) @ fusion.expression_basis.T + x_w @ fusion.identity_basis.T
+    torch.testing.assert_close(fusion(decoded, x).reshape(3, -1), expected, atol=1e-4, rtol=0)
+    fusion(decoded, x).square().sum().backward()
+    assert fusion.gate.grad.abs().sum() > 0
+    with torch.no_grad():
+        fusion.gate.fill_(1.0)  # gates at 1: the decoder's coordinates inside U, the map left out
+    decoded_u = (decoded.reshape(3, -1) - fusion.center) @ fusion.expression_basis
+    plain = fusion.center + decoded_u @ fusion.expression_basis.T + x_w @ fusion.identity_basis.T
+    torch.testing.assert_close(fusion(decoded, x).reshape(3, -1), plain, atol=1e-4, rtol=0)
+
+
+def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_checkpoint(tmp_path, monkeypatch):
+    from facelab.model import FaceLabModel
+
+    monkeypatch.setattr(mixture_fit, "STEPS", 600)
+    monkeypatch.setattr(mixture_fit, "MIN_PAIRS", 5)
+    dataset = make_tiny_dataset(subjects=10)
+    config = TrainConfig(data="tiny", variant="identity-preserving", epochs=1, batch_size=4, num_threads=1, lr=1e-12,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20, fusion_mixture=True)
+    trainer = Trainer(config, tmp_path / "run", dataset=dataset)
+    trainer.run()
+    assert trainer.network.fusion.mixture_is_fitted
+    labels = sorted({p.expression for p in dataset.pairs})
+    assert trainer.network.config.fusion_expressions == tuple(labels)
+    assert trainer.mixture_accuracy > 0.9  # the tiny set's expressions are easy to tell apart
+    pairs = dataset.pairs_of(trainer.split.fit_subjects)
+    expressive = np.asarray(dataset.vertices[[p.expressive for p in pairs]])
+    truth = np.asarray(dataset.vertices[[p.neutral for p in pairs]])
+    model = FaceLabModel.load(tmp_path / "run" / "last")
+    assert model.network.config.fusion_expressions == tuple(labels)
+    predicted = model.neutralise(expressive)
+    np.testing.assert_allclose(predicted, trainer.predict(np.array([p.expressive for p in pairs])), atol=1e-3)
+    assert per_vertex_error(predicted, truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()
+
+    again = Trainer(config, tmp_path / "again", dataset=dataset)
+    again.prepare()  # the fit is seeded: the same data and seed give the same mixture
+    for name, value in model.network.fusion.mixture.state_dict().items():
+        torch.testing.assert_close(again.network.fusion.mixture.state_dict()[name], value)
+
+
+def test_rare_expressions_share_one_map():
+    pairs = [Pair(i, 0, "s", "smile") for i in range(mixture_fit.MIN_PAIRS)] + [Pair(0, 0, "s", "wink")]
+    assert mixture_fit.mixture_expressions(pairs) == ("smile", "other")
+    assert mixture_fit.mixture_expressions(pairs[:-1]) == ("smile",)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"variant": "full", "fusion_mixture": True}, "identity-preserving"),
+    ({"variant": "identity-preserving", "fusion_mixture": True, "fusion_ridge": True}, "choose one"),
+])
+def test_the_mixture_options_are_checked(options, message):
+    with pytest.raises(FacelabError, match=message):
+        TrainConfig(data="tiny", **options).validate()
