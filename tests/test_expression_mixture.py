@@ -14,6 +14,7 @@ from facelab.nn import build_network
 from facelab.nn.expression_mixture import ExpressionMixture
 from facelab.training import TrainConfig, Trainer
 from facelab.training import mixture_fit
+from facelab.training.config import architecture_of
 from tests.conftest import make_tiny_dataset
 
 
@@ -77,6 +78,9 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     truth = np.asarray(dataset.vertices[[p.neutral for p in pairs]])
     model = FaceLabModel.load(tmp_path / "run" / "last")
     assert model.network.config.fusion_expressions == tuple(labels)
+    # fine-tuning it (CLI --init, the app's fine-tune box) keeps the method
+    assert architecture_of(model.meta) == {"variant": "identity-preserving", "fusion_ridge": False,
+                                           "fusion_mixture": True}
     predicted = model.neutralise(expressive)
     np.testing.assert_allclose(predicted, trainer.predict(np.array([p.expressive for p in pairs])), atol=1e-3)
     assert per_vertex_error(predicted, truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from facelab.app._qt_loss_plot import LossPlot
 from facelab.app.workers import TrainingWorker, WorkerThread, ui_friendly_threads
 from facelab.errors import FacelabError
-from facelab.training.config import VARIANTS, TrainConfig
+from facelab.training.config import VARIANTS, TrainConfig, architecture_of
 
 SOURCE_OPEN = "open"
 SOURCE_SYNTH = "synth"
@@ -347,11 +347,9 @@ class TrainingPanel(QWidget):
             if model is None or model.source is None:
                 raise FacelabError("there is no model to fine-tune: open a checkpoint, or train from scratch.")
             init = Path(model.source)
-        variant = self.variant.currentText()
-        if init is not None and model.variant != variant:
-            # Fine-tuning keeps the model's architecture: a variant chosen for a new network does not apply.
-            variant = model.variant
-        config = TrainConfig(data=str(data), data_options=dict(options), variant=variant,
+        # Fine-tuning keeps the model's method: a variant chosen for a new network does not apply.
+        method = architecture_of(model.meta) if init is not None else {"variant": self.variant.currentText()}
+        config = TrainConfig(data=str(data), data_options=dict(options), **method,
                              epochs=int(self.epochs.value()), batch_size=int(self.batch_size.value()),
                              lr=float(self.lr.value()), num_threads=ui_friendly_threads(),
                              preview_every=int(self.preview_every.value()))

@@ -1,11 +1,10 @@
 """Expression mixture: a neutral face's expression coordinates from one linear map per expression.
 
 One linear map from an expressive face to its neutral face cannot hold many expressions at once:
-each expression moves a face its own way, and a map fitted on all of them averages those ways
-(on SynthFaces, 0.43 mm inside the expression subspace). Fitted per expression the maps are close
-(0.09 mm when the expression is known). This layer keeps one ridge map per training expression,
-from the input's coordinates in the fusion's subspaces ``U`` and ``W`` to the neutral face's in
-``U``, and a classifier (the router) that reads the input's ``U`` coordinates and says how likely
+each expression moves a face its own way, and a map fitted on all of them averages those ways;
+fitted per expression, the maps are close (docs/neutraliser.md has the measurements). This layer
+keeps one ridge map per training expression, from the input's coordinates in the fusion's
+subspaces ``U`` and ``W`` to the neutral face's in ``U``, and a classifier (the router) that reads the input's ``U`` coordinates and says how likely
 each expression is; the prediction is the maps' average under those probabilities::
 
     m(x) = sum_k p_k(f_U) (A_k f + b_k),     f = (x_UW - f_m) / f_s
@@ -14,8 +13,8 @@ with ``f_m, f_s`` the mean and spread of the input coordinates over the training
 router sees the expression coordinates only, so it chooses by what the face does; the maps stay
 linear in the person's geometry, so they carry over to people no training pair showed. Both are
 fitted before the network trains (:func:`facelab.training.mixture_fit.fit_mixture`) and are
-buffers, not trained with the network: training them on the network's loss made unseen faces
-worse (0.114 -> 0.122 mm on SynthFaces validation subjects).
+buffers, not trained with the network: trained on the network's loss they fitted the training
+subjects better and unseen ones worse.
 
 Args:
     expression_dims: columns of ``U`` (the coordinates predicted).

@@ -197,3 +197,13 @@ class TrainConfig:
         if isinstance(values.get("weights"), dict):
             values["weights"] = LossWeights(**values["weights"])
         return cls(**values)
+
+
+def architecture_of(meta: dict) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields that fine-tuning a checkpoint keeps, from its meta: the
+    variant and, for identity-preserving, which start inside the expression subspace it uses (the
+    mixture is fitted again on the new data's expressions)."""
+    network = meta.get("network") or {}
+    return {"variant": meta.get("variant") or network.get("variant") or "full",
+            "fusion_ridge": bool(network.get("fusion_ridge", False)),
+            "fusion_mixture": bool(network.get("fusion_expressions"))}
