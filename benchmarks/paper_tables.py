@@ -83,7 +83,7 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
 
     from facelab.evaluation.metrics import per_vertex_error
 
-    start = dataclasses.replace(config, variant="full", weight_init="linear", fusion_ridge=False)
+    start = dataclasses.replace(config, variant="full", weight_init="linear", fusion_ridge=False, fusion_mixture=False)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(start, Path(tmp) / "start", dataset=dataset)
         trainer.prepare()
