@@ -128,13 +128,14 @@ def test_colour_range_colormap_heatmap_and_wireframe(window):
     assert predicted.mapper.GetScalarRange() == pytest.approx((0.0, expected), rel=1e-5)
     window.set_style(replace(window.style_, range_mode="fixed", fixed_max_mm=3.5, colormap="viridis"))
     assert predicted.mapper.GetScalarRange() == pytest.approx((0.0, 3.5))
-    assert predicted.colormap == "viridis" and predicted.bar.GetVisibility()
+    bar = window.viewer.views["predicted"].frame.bar
+    assert predicted.colormap == "viridis" and bar.visible
     window.set_style(replace(window.style_, displacement=True))
     displacement = window.viewer.surface("input").scalars
     np.testing.assert_allclose(displacement, per_vertex_error(window.sample.expressive, window.sample.truth), atol=1e-4)
     assert window.viewer.surface("input").mapper.GetScalarRange() == pytest.approx((0.0, 3.5))   # one shared range
     window.set_style(replace(window.style_, heatmap=False, wireframe=True))
-    assert not predicted.mapper.GetScalarVisibility() and not predicted.bar.GetVisibility()
+    assert not predicted.mapper.GetScalarVisibility() and not bar.visible
     assert predicted.actor.prop.show_edges
     assert window.controls.style() == window.style_
 

@@ -1,4 +1,5 @@
-"""The figure export dialog: which views, at what scale of the window, on what background."""
+"""The figure export dialog: which views, at what scale of the window, on what background, and
+with what text colour (a transparent figure goes on slides of any colour)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from PySide6.QtWidgets import (
 )
 
 from facelab.app._qt_viewer import KEYS
+from facelab.app.export import TEXT_COLOURS
 
 CHOICES = {"All three views": KEYS, "Input": ("input",), "Predicted neutral": ("predicted",),
            "Ground-truth neutral": ("truth",)}
+TEXT_LABELS = {"dark": "Dark, for light slides", "light": "Light, for dark slides"}
 
 
 @dataclass
@@ -26,6 +29,7 @@ class FigureOptions:
     keys: tuple[str, ...] = KEYS
     scale: float = 2.0
     transparent: bool = False
+    text: str = "dark"             # the text colour on a transparent background
 
 
 class ExportFigureDialog(QDialog):
@@ -48,10 +52,17 @@ class ExportFigureDialog(QDialog):
         self.scale.setValue(options.scale)
         self.transparent = QCheckBox("transparent background")
         self.transparent.setChecked(options.transparent)
+        self.text = QComboBox()
+        for key in TEXT_COLOURS:
+            self.text.addItem(TEXT_LABELS[key], key)
+        self.text.setCurrentIndex(max(0, self.text.findData(options.text)))
+        self.text.setToolTip("On a transparent background the figure's text takes the slide's colour: dark "
+                             "text for a light slide, light text for a dark one (on white it is dark)")
         self.size_label = QLabel()
         form.addRow("Views", self.which)
         form.addRow("Scale of the window", self.scale)
         form.addRow("", self.transparent)
+        form.addRow("Text", self.text)
         form.addRow("Image size", self.size_label)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -59,10 +70,13 @@ class ExportFigureDialog(QDialog):
         form.addRow(buttons)
         self.which.currentIndexChanged.connect(self._update_size)
         self.scale.valueChanged.connect(self._update_size)
+        self.transparent.toggled.connect(self.text.setEnabled)
+        self.text.setEnabled(self.transparent.isChecked())
         self._update_size()
 
     def options(self) -> FigureOptions:
-        return FigureOptions(tuple(self.which.currentData()), float(self.scale.value()), self.transparent.isChecked())
+        return FigureOptions(tuple(self.which.currentData()), float(self.scale.value()), self.transparent.isChecked(),
+                             str(self.text.currentData()))
 
     def _update_size(self) -> None:
         options = self.options()

@@ -35,9 +35,9 @@ from facelab.app._qt_export_dialog import ExportFigureDialog, FigureOptions
 from facelab.app._qt_identity_panel import IdentityPanel
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
-from facelab.app.export import export_predicted_mesh, export_statistics
+from facelab.app.export import export_predicted_mesh, export_statistics, render_views_figure
 from facelab.evaluation.sample import Sample
-from facelab.app.session import Entry, Session, model_fits_dataset
+from facelab.app.session import Entry, Session, error_readout, input_subtitle, model_fits_dataset
 from facelab.app.settings import AppSettings
 from facelab.app.workers import Task, WorkerThread
 from facelab.errors import FacelabError
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self.style_ = self.settings.display_style()
         self.sample: Sample | None = None           # the sample on show (dataset entry or files)
         self.entry: Entry | None = None             # its dataset entry, if any
-        self.gallery_choice: tuple[str, int] | None = None   # (subject, mesh index) shown on the right
+        self.gallery_choice: tuple[str, np.ndarray, str] | None = None   # (subject, neutral, kind) on the right
         self.preview = None                         # the latest training preview on show
         self.dataset_source: str | None = None
         self.dataset_options: dict = {}
@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.browser_dock = self._dock("Dataset", "dataset-dock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.identity = IdentityPanel()
         self.identity.subject_clicked.connect(self.show_gallery_subject)
+        self.identity.training_subject_clicked.connect(self.show_training_subject)
         self.identity_dock = self._dock("Identity", "identity-dock", self.identity, Qt.DockWidgetArea.RightDockWidgetArea)
         self.training = TrainingPanel(self)
         self.training.preview_ready.connect(self._on_preview)
@@ -536,10 +537,11 @@ class MainWindow(QMainWindow):
         if self.session.model is None:
             notes["predicted"] = "No model loaded.\nFile > Open checkpoint, or train one\n(Training panel)."
         panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error, notes=notes)
+        panels[0].subtitle = input_subtitle(sample)
         if self.gallery_choice is not None:
-            subject, index = self.gallery_choice
-            panels[2].title = f"Gallery: {subject} (neutral)"
-            panels[2].vertices = self.session.mesh(index)
+            subject, neutral, kind = self.gallery_choice
+            panels[2].title = f"{kind}: {subject} (neutral)"
+            panels[2].vertices = neutral
         return panels
 
     def _refresh_views(self, triangles=None) -> None:
@@ -563,12 +565,9 @@ class MainWindow(QMainWindow):
             self.readout.setText("No sample on show.")
             return
         parts = [f"<b>{_escape(sample.label)}</b>" + (f" ({sample.part})" if sample.part else "")]
-        stats = sample.stats
-        if stats is not None:
-            parts.append(f"error mean <b>{stats['mean_error_mm']:.3f}</b> mm, median {stats['median_error_mm']:.3f} mm, "
-                         f"max {stats['max_error_mm']:.3f} mm")
-        elif sample.predicted is not None:
-            parts.append("no ground truth: no error")
+        error = error_readout(sample)
+        if error:
+            parts.append(error)
         matches, rank = self.session.matches(sample, k=1) if sample.embedding is not None else ([], None)
         if matches:
             # The gallery holds the neutral faces of the split's subjects (the test subjects for a
@@ -587,7 +586,8 @@ class MainWindow(QMainWindow):
             parts.append(f"closest training subject {_escape(subject)} (p = {probability:.2f})")
         elif self.session.model is None:
             parts.append("no model: no prediction")
-        self.readout.setText(" &nbsp;|&nbsp; ".join(parts))
+        reposed = self.session.reposing(sample)
+        self.readout.setText(" &nbsp;|&nbsp; ".join(parts) + (f"<br>{reposed.sentence}" if reposed else ""))
 
     def _refresh_identity(self) -> None:
         sample = self.sample
@@ -599,16 +599,32 @@ class MainWindow(QMainWindow):
         gallery = self.session.gallery_for(sample)
         if gallery is None:
             note = (note + " " if note else "") + "Open a dataset to match against its gallery."
-        self.identity.show_identity(sample.top5, matches, rank, sample.subject, len(gallery) if gallery else 0, note)
+        self.identity.show_identity(sample.top5, matches, rank, sample.subject, len(gallery) if gallery else 0, note,
+                                    chosen=self.gallery_choice[0] if self.gallery_choice else None)
 
     @Slot(str, int)
     def show_gallery_subject(self, subject: str, index: int) -> None:
         """Show a gallery subject's neutral face in the right view (the error stays to the true neutral)."""
         if self.sample is None or self.session.dataset is None:
             return
-        self.gallery_choice = (subject, index)
+        self._show_neutral(subject, self.session.mesh(index), "Gallery")
+
+    @Slot(str)
+    def show_training_subject(self, subject: str) -> None:
+        """Show a closest training subject's neutral face in the right view, as a gallery click does."""
+        neutral = self.session.subject_neutral(subject) if self.sample is not None else None
+        if neutral is None or len(neutral) != len(self.sample.expressive):
+            message = f"No neutral face of {subject} to show: it is not in the open dataset."
+            self.identity.top5.clearSelection()
+            self.identity.note.setText(message)
+            self.status(message)
+            return
+        self._show_neutral(subject, neutral, "Training subject")
+
+    def _show_neutral(self, subject: str, neutral: np.ndarray, kind: str) -> None:
+        self.gallery_choice = (subject, neutral, kind)
         self._refresh_views()
-        self.status(f"Right view: {subject}'s neutral face (gallery match); choose a sample to go back to "
+        self.status(f"Right view: {subject}'s neutral face ({kind.lower()}); choose a sample to go back to "
                     f"the {TITLE_TRUTH.lower()}.")
 
     # ---- display -------------------------------------------------------------------------------
@@ -676,10 +692,11 @@ class MainWindow(QMainWindow):
 
     # ---- export --------------------------------------------------------------------------------
     def export_figure(self, path: str | Path, scale: float = 1.0, transparent: bool = False,
-                      keys: tuple[str, ...] = KEYS) -> tuple[int, int]:
-        """Render the views as they are (camera, colours, titles, scalar bar) into one PNG."""
+                      keys: tuple[str, ...] = KEYS, text: str = "dark") -> tuple[int, int]:
+        """Render the views as they are (camera, colours, titles, colour bar) into one PNG;
+        ``text`` is the text colour on a transparent background ("dark" or "light")."""
         request = self.viewer.figure_request(tuple(keys))
-        size = request.render(path, scale=scale, transparent=transparent)
+        size = render_views_figure(request, path, scale=scale, transparent=transparent, text=text)
         self.status(f"Wrote {path} ({size[0]} x {size[1]} pixels).")
         return size
 
@@ -714,7 +731,7 @@ class MainWindow(QMainWindow):
         name = self._save_name("Export figure", "export", f"{self._default_stem()}.png", "PNG images (*.png)")
         if name:
             try:
-                self.export_figure(name, options.scale, options.transparent, options.keys)
+                self.export_figure(name, options.scale, options.transparent, options.keys, options.text)
             except FacelabError as error:
                 self.error("Cannot export figure", str(error))
 

@@ -14,28 +14,26 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QWidget
 
+from facelab.app.export import ViewFrame
 from facelab.render import (
-    NOTE_COLOUR,
-    NOTE_FONT,
-    TITLE_FONT,
+    BACKGROUND,
+    DEFAULT_VIEW,
+    ERROR_TITLE,
     CameraState,
     DisplayStyle,
     FaceSurface,
     FigureRequest,
     Panel,
     colour_limits,
-    make_text,
     preset_camera,
-    title_offsets,
 )
-from facelab.render import BACKGROUND, DEFAULT_VIEW, ERROR_TITLE
 
 KEYS = ("input", "predicted", "truth")
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "SwiftShader", "OSMesa")
 
 
 class _View:
-    """One QtInteractor with its face, title, subtitle and note."""
+    """One QtInteractor with its face between a title band and a colour-bar band (:class:`ViewFrame`)."""
 
     def __init__(self, parent: QWidget, key: str) -> None:
         from pyvistaqt import QtInteractor
@@ -47,10 +45,8 @@ class _View:
         self.plotter.setMinimumSize(200, 220)
         self.plotter.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._quiet_keys()
-        title_at, subtitle_at = title_offsets()
-        self.title = make_text(self.plotter, "", (0.5, 1.0), TITLE_FONT, offset_px=title_at)
-        self.subtitle = make_text(self.plotter, "", (0.5, 1.0), NOTE_FONT, NOTE_COLOUR, offset_px=subtitle_at)
-        self.note = make_text(self.plotter, "", (0.5, 0.5), NOTE_FONT + 1, NOTE_COLOUR, vertical="center")
+        self.frame = ViewFrame(self.plotter.ren_win, self.plotter.renderer)
+        self.title, self.subtitle, self.note = self.frame.title, self.frame.subtitle, self.frame.note
         self.surface: FaceSurface | None = None
 
     def _quiet_keys(self) -> None:
@@ -72,26 +68,33 @@ class _View:
         if self.surface is not None:
             self.surface.remove()
         self.surface = FaceSurface(self.plotter, triangles, vertices, ERROR_TITLE)
+        self.frame.adopt(self.surface)
 
     def show(self, panel: Panel, style: DisplayStyle, limits: tuple[float, float]) -> None:
-        self.title.SetInput(panel.title)
-        self.subtitle.SetInput(panel.subtitle)
         surface = self.surface
+        self.frame.show_text(panel, with_face=panel.vertices is not None and surface is not None)
         if panel.vertices is None or surface is None:
-            self.note.SetInput(panel.note)
             if surface is not None:
                 surface.set_visible(False)
+            self.frame.show_scalars(None, None, "", style, limits)
             return
-        self.note.SetInput("")
         surface.set_vertices(panel.vertices)
         if panel.scalar_title:
             surface.set_bar_title(panel.scalar_title)
         surface.set_style(style, limits)
         surface.set_visible(True)
         surface.set_scalars(panel.scalars)
+        self.frame.show_scalars(surface, panel.scalars, surface.scalar_title, style, limits)
+
+    def restyle(self, style: DisplayStyle, limits: tuple[float, float]) -> None:
+        surface = self.surface
+        if surface is not None:
+            surface.set_style(style, limits)
+            self.frame.show_scalars(surface, surface.scalars, surface.scalar_title, style, limits)
 
     def close(self) -> None:
         self.surface = None
+        self.frame.close()
         self.plotter.close()
 
 
@@ -173,10 +176,8 @@ class ThreeViews(QWidget):
     def set_style(self, style: DisplayStyle) -> None:
         self.style = style
         self.limits = colour_limits([p.scalars for p in self.panels], style)
-        for key, panel in zip(KEYS, self.panels):
-            surface = self.views[key].surface
-            if surface is not None:
-                surface.set_style(style, self.limits)
+        for view in self.views.values():
+            view.restyle(style, self.limits)
         self.render_all()
 
     def _tune_antialiasing(self) -> None:
@@ -201,8 +202,10 @@ class ThreeViews(QWidget):
         shown = [p.vertices for p in self.panels if p.vertices is not None]
         if not shown:
             return
-        width, height = self.views["input"].plotter.width(), self.views["input"].plotter.height()
-        state = preset_camera(shown, preset, aspect=max(width, 1) / max(height, 1))
+        view = self.views["input"]
+        width, height = view.plotter.width(), view.plotter.height()
+        # Framed for the face's renderer, between the title and colour-bar bands.
+        state = preset_camera(shown, preset, aspect=max(width, 1) / view.frame.face_height(max(height, 1)))
         self._rendering = True
         try:
             state.apply(self.camera)

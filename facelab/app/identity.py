@@ -38,6 +38,9 @@ class Match:
     subject: str
     score: float       # cosine similarity
     index: int         # the gallery face's index in the dataset
+    # Cosines of one probe often crowd in a narrow range (0.988 to 1.000): these two separate them.
+    margin: float | None = None    # how far its cosine lies above the next subject's (None: the last)
+    spread: float = 1.0            # where its cosine lies between the gallery's lowest (0) and highest (1)
 
 
 class Gallery:
@@ -66,7 +69,11 @@ class Gallery:
             if label not in best or score > best[label][0]:
                 best[label] = (float(score), int(index))
         ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
-        return [Match(rank + 1, subject, score, index)
+        scores = [score for _subject, (score, _index) in ordered]
+        low, high = scores[-1], scores[0]
+        return [Match(rank + 1, subject, score, index,
+                      margin=score - scores[rank + 1] if rank + 1 < len(scores) else None,
+                      spread=(score - low) / (high - low) if high > low else 1.0)
                 for rank, (subject, (score, index)) in enumerate(ordered[:k] if k else ordered)]
 
     def true_rank(self, embedding: np.ndarray, subject: str) -> TrueRank | None:

@@ -7,12 +7,15 @@ evaluation metrics for errors and similarities. The widgets ask it for samples a
 
 from __future__ import annotations
 
+import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from facelab.app.identity import Gallery, Match, TrueRank
+from facelab.evaluation.metrics import per_vertex_error
 from facelab.evaluation.sample import Sample, compute_sample
 from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
@@ -21,6 +24,9 @@ from facelab.mesh.validation import check_matches_template, triangles_hash
 
 TRAIN, TEST = "train", "test"
 CACHE_SIZE = 128
+#: An alignment beyond these re-posed the input: registered SynthFaces faces fit their template
+#: within 2.5 degrees, 5 mm and 11 % of its size (their identities differ, their poses do not).
+REPOSE_DEGREES, REPOSE_MM, REPOSE_SCALE = 5.0, 10.0, 0.15
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,99 @@ class Entry:
     @property
     def label(self) -> str:
         return f"{self.subject} / {self.expression}"
+
+
+@dataclass(frozen=True)
+class Reposing:
+    """What a model's alignment did to an input: its similarity fit onto the template."""
+
+    degrees: float       # the rotation's angle
+    shift_mm: float      # how far the input's centroid moved
+    scale: float
+
+    @property
+    def noticeable(self) -> bool:
+        return bool(self.moves())
+
+    def moves(self) -> list[str]:
+        moves = []
+        if self.degrees >= REPOSE_DEGREES:
+            moves.append(f"turned {self.degrees:.0f}\N{DEGREE SIGN}")
+        if self.shift_mm >= REPOSE_MM:
+            moves.append(f"moved {self.shift_mm:.0f} mm")
+        if abs(self.scale - 1) >= REPOSE_SCALE:
+            moves.append(f"scaled x{self.scale:.2f}")
+        return moves
+
+    @property
+    def sentence(self) -> str:
+        return "The model's alignment re-posed this input onto its template: " + ", ".join(self.moves()) + "."
+
+
+def reposing(model, vertices: np.ndarray) -> Reposing | None:
+    """The similarity fit ``model``'s alignment makes of ``vertices`` (None: it aligns nothing)."""
+    alignment = getattr(model, "alignment", None)
+    if alignment is None or not alignment.enabled:
+        return None
+    import torch
+
+    faces = torch.from_numpy(np.array(vertices, dtype=np.float32)[None])
+    transform = alignment.fit(faces, torch.from_numpy(np.asarray(model.template.vertices, dtype=np.float32)))
+    if transform is None:
+        return None
+    rotation = transform.rotation[0].double().numpy()
+    cosine = np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0)
+    centroid = faces.mean(dim=1, keepdim=True)
+    shift = float((transform.apply(centroid) - centroid).norm())
+    return Reposing(math.degrees(math.acos(cosine)), shift, float(transform.scale[0]))
+
+
+def input_error(sample: Sample) -> np.ndarray | None:
+    """The error of doing nothing: the per-vertex distance (mm) of the input to the true neutral."""
+    return None if sample.truth is None else per_vertex_error(sample.expressive, sample.truth)
+
+
+def error_readout(sample: Sample) -> str:
+    """The readout's error summary (HTML): the prediction's error, and beside it the input's own
+    distance to the truth, so the user sees how much the model helped."""
+    stats = sample.stats
+    if stats is None:
+        return "no ground truth: no error" if sample.predicted is not None else ""
+    mean = stats["mean_error_mm"]
+    text = (f"error mean <b>{mean:.3f}</b> mm, median {stats['median_error_mm']:.3f} mm, "
+            f"max {stats['max_error_mm']:.3f} mm")
+    nothing = input_error(sample)
+    if nothing is not None and float(np.mean(nothing)) > 0:
+        before = float(np.mean(nothing))
+        verdict = (f"the model leaves {100 * mean / before:.0f}% of it" if mean <= before
+                   else "the prediction is farther from the truth than the input")
+        text += f"; doing nothing (input to truth): mean {before:.3f} mm, {verdict}"
+    return text
+
+
+def input_subtitle(sample: Sample) -> str:
+    """The input view's summary: its distance to the truth (the error of doing nothing)."""
+    nothing = input_error(sample)
+    if nothing is None:
+        return ""
+    return f"to truth: mean {float(np.mean(nothing)):.2f} mm, max {float(np.max(nothing)):.2f} mm"
+
+
+def synth_neutral(model, subject: str) -> np.ndarray | None:
+    """The neutral face of SynthFaces subject ``synth_<k>`` of the set ``model`` trained on,
+    regenerated from its seed (subject k is the same however many are generated); None for a
+    model trained on other data or another template."""
+    data = (model.meta.get("data") or {}) if model is not None else {}
+    found = re.fullmatch(r"synth_(\d+)", subject)
+    if data.get("layout") != "synth" or found is None:
+        return None
+    from facelab.data.synth.generator import subject_params
+    from facelab.data.synth.identity import identity_geometry
+    from facelab.data.synth_dataset import DEFAULT_SEED
+
+    seed = int((data.get("options") or {}).get("seed", DEFAULT_SEED))
+    neutral = np.asarray(identity_geometry(subject_params(seed, int(found.group(1)))[None]).neutral[0], np.float32)
+    return neutral if neutral.shape == (model.n_vertices, 3) else None
 
 
 def model_fits_dataset(model, dataset) -> str | None:
@@ -196,6 +295,21 @@ class Session:
             return [], None
         rank = gallery.true_rank(sample.embedding, sample.subject) if sample.subject else None
         return gallery.matches(sample.embedding, k), rank
+
+    def reposing(self, sample: Sample) -> Reposing | None:
+        """The current model's alignment of ``sample``'s input, when it re-posed it noticeably."""
+        if self.model is None or sample.predicted is None:
+            return None
+        result = reposing(self.model, sample.expressive)
+        return result if result is not None and result.noticeable else None
+
+    def subject_neutral(self, subject: str) -> np.ndarray | None:
+        """``subject``'s neutral face: from the open dataset, else (a SynthFaces subject the model
+        trained on) regenerated from its seed; None when neither has it."""
+        index = self.neutral_of(subject)
+        if index is not None:
+            return self.mesh(index)
+        return synth_neutral(self.model, subject)
 
     def neutral_of(self, subject: str) -> int | None:
         """The index of ``subject``'s (first) neutral face in the dataset."""
