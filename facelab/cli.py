@@ -162,7 +162,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default=None,
                         help="the paper's full, no-l2l, no-id or gca, or identity-preserving (the person's geometry "
                              "outside the expression subspace passes from the input; default full, or with --init "
-                             "the variant of the model fine-tuned)")
+                             "the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture)")
     parser.add_argument("--no-align", action="store_true",
                         help="feed faces to the network as they are, without the similarity fit to the template")
     parser.add_argument("--neutral-pairs", type=_non_negative_int, default=0, metavar="N",
@@ -260,10 +260,15 @@ def _run_train(args: argparse.Namespace) -> int:
         raise FacelabError("--resume and --init exclude each other: resume a run, or start one from a checkpoint.")
     if not args.resume and (args.out / "config.json").exists():
         raise FacelabError(f"{args.out} already holds a run: pass --resume to continue it, or choose another --out.")
-    if args.variant is None and args.init:
+    if args.init and args.variant is None:
+        # Fine-tuning keeps the model's method unless another is named.
         from facelab.training.checkpoint import load_checkpoint
+        from facelab.training.config import architecture_of
 
-        args.variant = load_checkpoint(args.init, with_optimizers=False).meta.get("variant")
+        kept = architecture_of(load_checkpoint(args.init, with_optimizers=False).meta)
+        args.variant = kept["variant"]
+        if not (args.fusion_ridge or args.fusion_mixture):
+            args.fusion_ridge, args.fusion_mixture = kept["fusion_ridge"], kept["fusion_mixture"]
     control = TrainingControl()
 
     # Under torchrun only rank 0 reports (the trainer emits its events there alone).
@@ -497,6 +502,10 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                              "extra SynthFaces identities only join the training split, so the test subjects stay "
                              "the same and the linear baseline is fitted on more data, e.g. the model's own)")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                        help="also write the paper's figures of this run into DIR as PNG and SVG: the mean error "
+                             "per vertex on the template (model and do-nothing), per-expression errors beside the "
+                             "baselines', and the cumulative error curve")
     parser.add_argument("--no-baselines", action="store_true", help="skip the do-nothing and linear baselines")
     parser.add_argument("--no-robustness", action="store_true",
                         help="skip the robustness rows (neutral in, noise, moved inputs)")
@@ -507,8 +516,11 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from facelab.atomic import atomic_write_text
     from facelab.data.layouts import load_dataset
-    from facelab.evaluation.evaluate import evaluate_model
+    from facelab.evaluation.evaluate import evaluate_model_with_errors
+    from facelab.evaluation.figures import check_figure_folder, write_evaluation_figures
 
+    if args.figures is not None:
+        check_figure_folder(args.figures)  # before the evaluation, which can take minutes
     model = _load_model(args.checkpoint, align=not args.no_align)
     trained_on = model.meta.get("data", {})
     split_config = model.meta.get("train_config", {})
@@ -521,14 +533,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         options["identities"] = args.identities
     dataset = load_dataset(source, format=args.data_format, **options)
     split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
-    result = evaluate_model(model, dataset, split, baselines=not args.no_baselines,
-                            robustness=not args.no_robustness)
+    result, errors = evaluate_model_with_errors(model, dataset, split, baselines=not args.no_baselines,
+                                                robustness=not args.no_robustness)
     if result["excluded_training_subjects"]:
         print(f"warning: left out {len(result['excluded_training_subjects'])} test subject(s) the model trained on: "
               f"{', '.join(result['excluded_training_subjects'])}", file=sys.stderr)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result, indent=2))
     _print_evaluation(result)
+    if args.figures is not None:
+        written = write_evaluation_figures(errors, model.template.vertices, model.triangles, args.figures)
+        print(f"figures in {args.figures}: {', '.join(sorted({path.stem for path in written}))} (PNG and SVG)")
     return 0
 
 
@@ -596,12 +611,18 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     from facelab.render import COLORMAPS, DEFAULT_VIEW, RANGE_MODES, VIEW_PRESETS
 
     parser = commands.add_parser(
-        "render", help="render the app's figure of one mesh off-screen (no display needed)",
+        "render", help="render the app's figure of a mesh, a folder or a dataset off-screen (no display needed)",
         description="Render input, predicted neutral and (with --ground-truth) the ground truth side by side, the "
-                    "prediction coloured by its per-vertex error in mm with a scalar bar, into a PNG, off-screen.",
+                    "prediction coloured by its per-vertex error in mm with a scalar bar, into a PNG, off-screen. "
+                    "For a folder or dataset, --out is a folder: one figure per mesh in the input's layout (a "
+                    "dataset's pairs give the ground truth), predicted in batches; figures that exist are kept "
+                    "unless --overwrite.",
     )
-    parser.add_argument("input", type=Path, help="an expressive mesh registered to the model's template")
-    parser.add_argument("--out", required=True, type=Path, help="the PNG to write")
+    parser.add_argument("input", type=Path,
+                        help="an expressive mesh registered to the model's template, or a folder of meshes, a dataset "
+                             "folder, a morphable-model .npz or 'synth'")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="the PNG to write, or for a folder or dataset the output folder")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
     parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral mesh, to colour the error")
     parser.add_argument("--scale", type=_figure_scale, default=1.0,
@@ -614,18 +635,38 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--percentile", type=float, default=99.0, help="percentile for the range (default 99)")
     parser.add_argument("--displacement", action="store_true", help="colour the input by its displacement")
     parser.add_argument("--transparent", action="store_true", help="transparent background")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="folder or dataset: draw again the figures that exist (default: keep them)")
+    parser.add_argument("--layout", default=None,
+                        help="folder or dataset: force a dataset layout (synth, coma, facewarehouse, facescape, "
+                             "ict-facekit, generic)")
+    parser.add_argument("--identities", type=_positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="folder or dataset: meshes per model call (default 8)")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="folder or dataset: threads that read meshes and write figures (default 4)")
     _add_no_align(parser)
     parser.set_defaults(handler=_run_render)
 
 
+def _render_style(args: argparse.Namespace):
+    from facelab.render import DisplayStyle
+
+    return DisplayStyle(colormap=args.colormap, range_mode=args.range_mode, fixed_max_mm=args.fixed_max,
+                        percentile=args.percentile, displacement=args.displacement).validate()
+
+
 def _run_render(args: argparse.Namespace) -> int:
+    from facelab.batch import is_batch_input
     from facelab.evaluation.sample import compute_sample
     from facelab.mesh import read_mesh
-    from facelab.render import DisplayStyle, check_png, render_sample
+    from facelab.render import check_png, render_sample
 
+    if is_batch_input(args.input):
+        return _run_render_batch(args)
     check_png(args.out)
-    style = DisplayStyle(colormap=args.colormap, range_mode=args.range_mode, fixed_max_mm=args.fixed_max,
-                         percentile=args.percentile, displacement=args.displacement).validate()
+    style = _render_style(args)
     model = _load_model(args.checkpoint, align=not args.no_align)
     mesh = model.check_mesh(read_mesh(args.input))
     truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
@@ -633,6 +674,25 @@ def _run_render(args: argparse.Namespace) -> int:
     width, height = render_sample(sample, model.triangles, args.out, style=style, scale=args.scale,
                                   transparent=args.transparent, view=args.view)
     print(f"wrote {args.out} ({width} x {height} pixels)")
+    return 0
+
+
+def _run_render_batch(args: argparse.Namespace) -> int:
+    from facelab.batch import DEFAULT_WORKERS, RENDER_BATCH_SIZE, list_meshes, render_meshes
+
+    if args.ground_truth is not None:
+        raise FacelabError("--ground-truth is for one mesh: for a dataset, its pairs give each mesh's ground truth.")
+    if args.out.suffix.lower() == ".png":
+        raise FacelabError(f"{args.out}: for a folder or dataset --out is the folder to write the figures into, "
+                           "not a PNG.")
+    style = _render_style(args)
+    options = {"identities": args.identities} if args.identities else {}
+    source = list_meshes(args.input, layout=args.layout, exclude=args.out, **options)
+    model = _load_model(args.checkpoint, align=not args.no_align)
+    report = render_meshes(model, source, args.out, style=style, scale=args.scale, transparent=args.transparent,
+                           view=args.view, overwrite=args.overwrite,
+                           batch_size=args.batch_size or RENDER_BATCH_SIZE, workers=args.workers or DEFAULT_WORKERS)
+    print(report.summary(args.input))
     return 0
 
 

@@ -228,3 +228,93 @@ def test_format_for_a_single_mesh_is_refused(trained, tmp_path, capsys):
     code = main(["neutralize", str(source), "--out", str(out), "--format", "obj", *_checkpoint(trained)])
     assert code == EXIT_USER_ERROR
     assert "--format is for a folder or dataset" in capsys.readouterr().err and not out.exists()
+
+
+# ---- facelab render DATA --out DIR ----------------------------------------------------------------
+
+
+def _figures(out) -> list[str]:
+    return sorted(path.relative_to(out).as_posix() for path in out.rglob("*.png"))
+
+
+def _two_subjects(trained, target):
+    """A dataset folder of two subjects (a neutral and four expressions each), generic layout."""
+    for subject in ("p01", "p02"):
+        shutil.copytree(trained / "data" / subject, target / "data" / subject)
+    return target / "data"
+
+
+def test_render_draws_every_mesh_of_a_dataset_as_the_single_file_render_does(trained, tmp_path, capsys):
+    from PIL import Image
+
+    from facelab.render import PANEL_SIZE
+
+    data, out = _two_subjects(trained, tmp_path), tmp_path / "figures"
+    assert main(["render", str(data), "--out", str(out), *_checkpoint(trained)]) == 0
+    assert "wrote 10 figures" in capsys.readouterr().out
+    meshes = sorted(path.relative_to(data).with_suffix(".png").as_posix() for path in data.rglob("*.ply"))
+    assert _figures(out) == meshes
+    # an expression is paired with its subject's neutral: three panels; a neutral face has no truth: two
+    assert Image.open(out / "p01" / "expr_2.png").size == (3 * PANEL_SIZE[0], PANEL_SIZE[1])
+    assert Image.open(out / "p01" / "neutral.png").size == (2 * PANEL_SIZE[0], PANEL_SIZE[1])
+
+    single = tmp_path / "single.png"
+    assert main(["render", str(data / "p01" / "expr_2.ply"), "--ground-truth", str(data / "p01" / "neutral.ply"),
+                 "--out", str(single), *_checkpoint(trained)]) == 0
+    batch, alone = (np.asarray(Image.open(path).convert("RGB"), dtype=float)
+                    for path in (out / "p01" / "expr_2.png", single))
+    assert np.abs(batch - alone).mean() < 0.5
+    other = np.asarray(Image.open(out / "p02" / "expr_2.png").convert("RGB"), dtype=float)
+    assert np.abs(other - alone).mean() > 2  # another face, another figure
+
+
+def test_render_rerun_keeps_finished_figures_and_overwrite_redraws_them(trained, tmp_path, capsys):
+    scans, out = _plain_folder(trained, tmp_path), tmp_path / "figures"
+    command = ["render", str(scans), "--out", str(out), *_checkpoint(trained)]
+    assert main(command) == 0
+    assert _figures(out) == ["day1/p02_neutral.png", "day1/p03/expr_2.png", "p01_expr_0.png"]
+    kept = out / "p01_expr_0.png"
+    stamp = kept.stat().st_mtime_ns
+    (out / "day1" / "p03" / "expr_2.png").unlink()
+    capsys.readouterr()
+
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 1 figures" in printed and "kept 2 from an earlier run" in printed
+    assert kept.stat().st_mtime_ns == stamp and (out / "day1" / "p03" / "expr_2.png").is_file()
+
+    assert main([*command, "--overwrite"]) == 0
+    assert kept.stat().st_mtime_ns != stamp
+    assert "wrote 3 figures" in capsys.readouterr().out
+
+
+def test_render_skips_a_bad_file_with_a_warning_naming_it(trained, tmp_path, caplog, capsys):
+    scans, out = _plain_folder(trained, tmp_path), tmp_path / "figures"
+    broken = scans / "day1" / "broken.ply"
+    broken.write_bytes((scans / "p01_expr_0.ply").read_bytes()[:200])
+    with caplog.at_level(logging.WARNING):
+        assert main(["render", str(scans), "--out", str(out), *_checkpoint(trained)]) == 0
+    assert str(broken) in caplog.text
+    assert _figures(out) == ["day1/p02_neutral.png", "day1/p03/expr_2.png", "p01_expr_0.png"]
+    printed = capsys.readouterr().out
+    assert "wrote 3 figures" in printed and "skipped 1 mesh(es)" in printed and str(broken) in printed
+
+
+@pytest.mark.parametrize("case", ["out-is-a-file", "out-is-a-png", "ground-truth", "nothing-drawable"])
+def test_render_of_a_folder_refuses_what_it_cannot_do_with_exit_2(trained, tmp_path, capsys, case):
+    scans, out = _plain_folder(trained, tmp_path), tmp_path / "figures"
+    extra = []
+    if case == "out-is-a-file":
+        out.write_text("x")
+    elif case == "out-is-a-png":
+        out = tmp_path / "figure.png"
+    elif case == "ground-truth":
+        extra = ["--ground-truth", str(scans / "p01_expr_0.ply")]
+    else:
+        scans = tmp_path / "empty-scans"
+        scans.mkdir()
+        (scans / "empty.ply").write_bytes(b"")
+    assert main(["render", str(scans), "--out", str(out), *extra, *_checkpoint(trained)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("facelab: error: ") and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.png"))

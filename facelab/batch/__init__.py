@@ -1,6 +1,8 @@
-"""Work on many meshes at once: neutralise a folder or dataset, export a dataset, identify probes.
+"""Work on many meshes at once: neutralise a folder or dataset, draw their figures, export a
+dataset, identify probes.
 
-What ``facelab neutralize DATA --out DIR``, ``facelab export`` and ``facelab identify`` run.
+What ``facelab neutralize DATA --out DIR``, ``facelab render DATA --out DIR``, ``facelab export``
+and ``facelab identify`` run.
 
 A folder or dataset is first *listed* (:func:`list_meshes`: file names and labels, no mesh is
 read), then streamed in chunks: background threads read the next chunk's files and write the
@@ -23,6 +25,7 @@ from facelab.batch.neutralise import (
     NeutraliseReport,
     neutralise_meshes,
 )
+from facelab.batch.render import RENDER_BATCH_SIZE, RenderReport, render_meshes
 from facelab.batch.sources import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_WORKERS,
@@ -34,7 +37,8 @@ from facelab.batch.sources import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "KEPT", "OUTPUT_FORMATS", "REPORT_COLUMNS", "REPORT_NAME", "SKIPPED",
-    "WRITTEN", "GalleryMatch", "IdentityGallery", "MeshInput", "MeshSource", "NeutraliseReport", "export_dataset",
-    "identify", "is_batch_input", "list_meshes", "meshes_of_dataset", "neutralise_meshes",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_WORKERS", "KEPT", "OUTPUT_FORMATS", "RENDER_BATCH_SIZE", "REPORT_COLUMNS",
+    "REPORT_NAME", "SKIPPED", "WRITTEN", "GalleryMatch", "IdentityGallery", "MeshInput", "MeshSource",
+    "NeutraliseReport", "RenderReport", "export_dataset", "identify", "is_batch_input", "list_meshes",
+    "meshes_of_dataset", "neutralise_meshes", "render_meshes",
 ]

@@ -99,7 +99,7 @@ class NeutraliseReport:
         }
 
 
-def _output_paths(source: MeshSource, out: Path, fmt: str | None) -> list[Path]:
+def output_paths(source: MeshSource, out: Path, fmt: str | None) -> list[Path]:
     """Each input's output under ``out``: its relative path with ``fmt``'s suffix (or its own);
     names that would collide (``a.obj`` and ``a.ply`` written as PLY) get ``_2``, ``_3``..."""
     taken: set[str] = set()
@@ -179,7 +179,7 @@ def neutralise_meshes(model, source: MeshSource, out: str | os.PathLike, fmt: st
         if fmt not in OUTPUT_FORMATS:
             raise FacelabError(f"cannot write meshes as '{fmt}': expected one of {', '.join(OUTPUT_FORMATS)}.")
     out = Path(out)
-    outputs = _output_paths(source, out, fmt)
+    outputs = output_paths(source, out, fmt)
     _check_output_folder(source, out, outputs)
     check_generated(source, model)
     for message in source.warnings:

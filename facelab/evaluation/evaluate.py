@@ -11,6 +11,7 @@ rank-5 rates as fractions.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,12 +54,68 @@ def _per_expression(pairs, mesh_errors: np.ndarray) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in sorted(groups.items())}
 
 
+#: Levels at which :attr:`MethodErrors.quantiles` gives the per-vertex error: the cumulative error
+#: curve at 0.1 % resolution, whatever the number of test pairs and vertices.
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 1001)
+
+#: How :class:`EvaluationErrors` names the model's row beside the baselines'.
+MODEL_ROW = "facelab"
+
+
+@dataclass
+class MethodErrors:
+    """The per-vertex errors of one method (the model or a baseline) over the test pairs, reduced
+    to what the evaluation figures draw.
+
+    Attributes:
+        per_vertex: (n,) each template vertex's error in mm, averaged over the test pairs.
+        per_pair: (P,) each test pair's mean per-vertex error in mm, in the order of the pairs.
+        quantiles: the per-vertex errors of every pair and vertex at :data:`QUANTILE_LEVELS`, mm.
+    """
+
+    per_vertex: np.ndarray
+    per_pair: np.ndarray
+    quantiles: np.ndarray
+
+    @classmethod
+    def of(cls, errors: np.ndarray) -> MethodErrors:
+        """From per-vertex errors (P, n) in mm."""
+        errors = np.asarray(errors)
+        return cls(errors.mean(axis=0), errors.mean(axis=1), np.quantile(errors, QUANTILE_LEVELS))
+
+    def share_below(self, millimetres: np.ndarray | float) -> np.ndarray:
+        """The share (0..1) of all per-vertex errors below each of ``millimetres``."""
+        return np.interp(millimetres, self.quantiles, QUANTILE_LEVELS, left=0.0, right=1.0)
+
+
+@dataclass
+class EvaluationErrors:
+    """What :func:`evaluate_model_with_errors` keeps beside the JSON for the figures: per method
+    (``facelab``, ``do_nothing`` and, with the baselines, ``linear``) its :class:`MethodErrors`,
+    and each test pair's expression."""
+
+    expressions: list[str]
+    methods: dict[str, MethodErrors] = field(default_factory=dict)
+
+
 def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True,
                    robustness: bool = True) -> dict:
     """The ``--json`` contract of ``facelab evaluate`` (see docs/evaluation.md), as a dict.
 
     Test subjects the model trained on are left out and listed in ``excluded_training_subjects``.
     """
+    return _evaluate(model, dataset, split, baselines, robustness, keep_errors=False)[0]
+
+
+def evaluate_model_with_errors(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool = True,
+                               robustness: bool = True) -> tuple[dict, EvaluationErrors]:
+    """:func:`evaluate_model`'s result and, from the same predictions, the errors the evaluation
+    figures draw (:func:`facelab.evaluation.figures.write_evaluation_figures`)."""
+    return _evaluate(model, dataset, split, baselines, robustness, keep_errors=True)
+
+
+def _evaluate(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool, robustness: bool,
+              keep_errors: bool) -> tuple[dict, EvaluationErrors | None]:
     if dataset.n_vertices != model.n_vertices or dataset.topology_hash != model.meta.get("template_hash", dataset.topology_hash):
         raise FacelabError(
             f"the model expects {model.n_vertices} vertices in its template's order and the data "
@@ -72,7 +129,12 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
     predicted, probe_embeddings = model.neutralise_and_embed(expressive_faces)
     errors = _mesh_errors(dataset, test_pairs, predicted)
     summary = error_summary(errors)
-    input_errors = _mesh_errors(dataset, test_pairs, expressive_faces).mean(axis=1)
+    do_nothing_errors = _mesh_errors(dataset, test_pairs, expressive_faces)
+    input_errors = do_nothing_errors.mean(axis=1)
+    kept = None
+    if keep_errors:
+        kept = EvaluationErrors([p.expression for p in test_pairs],
+                                {MODEL_ROW: MethodErrors.of(errors), "do_nothing": MethodErrors.of(do_nothing_errors)})
 
     gallery = _gallery(dataset, split)
     gallery_labels = [dataset.records[i].subject for i in gallery]
@@ -104,8 +166,11 @@ def evaluate_model(model, dataset: FaceDataset, split: DatasetSplit, baselines: 
         result["robustness"]["rank1_moved_probes"] = rank_k_identification(
             model.identity_embedding(moved), probe_labels, gallery_embeddings, gallery_labels, ks=(1,))[1]
     if baselines:
-        result["baselines"] = evaluate_baselines(dataset, split, test_pairs, gallery, gallery_labels, probe_labels)
-    return result
+        result["baselines"], linear_errors = _baselines(dataset, split, test_pairs, gallery, gallery_labels,
+                                                        probe_labels)
+        if kept is not None:
+            kept.methods["linear"] = MethodErrors.of(linear_errors)
+    return result, kept
 
 
 #: The moved inputs of the robustness rows: a face and its truth moved alike, error in the moved frame
@@ -141,6 +206,12 @@ def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, ga
     """``do_nothing`` (the input as the prediction) and ``linear`` (ridge regression on 200 PCA
     components, :class:`LinearNeutraliser`) fitted on every pair of ``split``'s training subjects;
     ``linear.fitted_on`` counts them."""
+    return _baselines(dataset, split, test_pairs, gallery, gallery_labels, probe_labels)[0]
+
+
+def _baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, gallery_labels,
+               probe_labels) -> tuple[dict, np.ndarray]:
+    """:func:`evaluate_baselines`' rows and the linear baseline's per-vertex errors (P, n)."""
     expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])])
     do_nothing = _mesh_errors(dataset, test_pairs, expressive)
     linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(split.train_subjects))
@@ -154,8 +225,9 @@ def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, ga
                        "per_expression": _per_expression(test_pairs, do_nothing.mean(axis=1))},
         "linear": {"mean_error_mm": float(linear_errors.mean()), "rank1": ranks[1], "rank5": ranks[5],
                    "worse_than_input": float(np.mean(linear_errors.mean(axis=1) > do_nothing.mean(axis=1))),
+                   "per_expression": _per_expression(test_pairs, linear_errors.mean(axis=1)),
                    "fitted_on": {"subjects": len(split.train_subjects), "dataset": dataset.name}},
-    }
+    }, linear_errors
 
 
 def split_baselines(dataset: FaceDataset, split: DatasetSplit) -> dict:
