@@ -1,6 +1,7 @@
 """Write docs/results/bundled_model.json whole: the bundled model measured against its targets.
 
     python scripts/bundled_model_report.py [--checkpoint models/synthfaces] [--out docs/results/bundled_model.json]
+                                           [--figures docs/results/figures]
 
 What it measures, each on subjects the model never trained on:
 
@@ -12,6 +13,9 @@ What it measures, each on subjects the model never trained on:
 * ``fresh_identities``: every pair of a SynthFaces set drawn with another seed (identities no
   run has seen), mean error and share worse than the input.
 * ``training``: the recipe, steps and minutes from the checkpoint, and its validation error.
+
+From the same evaluation it writes ``facelab evaluate --figures``' figures into ``--figures``
+(the error map beside doing nothing, per-expression bars, the cumulative error curve).
 
 The file carries ``generated_by`` (this command, as run) and ``commit``.
 """
@@ -26,7 +30,8 @@ import numpy as np
 
 from facelab.atomic import atomic_write_text
 from facelab.data.synth_dataset import load_synthfaces
-from facelab.evaluation.evaluate import evaluate_model
+from facelab.evaluation.evaluate import evaluate_model_with_errors
+from facelab.evaluation.figures import write_evaluation_figures
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.model import BUNDLED_MODEL, FaceLabModel
 from facelab.provenance import provenance
@@ -49,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=BUNDLED_MODEL)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "bundled_model.json")
+    parser.add_argument("--figures", type=Path, default=REPO / "docs" / "results" / "figures")
     parser.add_argument("--fresh-seed", type=int, default=1, help="SynthFaces seed of the fresh identities (default 1)")
     args = parser.parse_args(argv)
     stamp = provenance("python scripts/bundled_model_report.py", argv)
@@ -59,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_synthfaces(identities)  # extra identities only train: the test split is the default one
     split_config = meta.get("train_config", {})
     split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
-    evaluation = evaluate_model(model, dataset, split)
+    evaluation, errors = evaluate_model_with_errors(model, dataset, split)
+    write_evaluation_figures(errors, model.template.vertices, model.triangles, args.figures)
     do_nothing = evaluation["baselines"]["do_nothing"]["per_expression"]
     per_expression = {name: {"model_mm": value, "do_nothing_mm": do_nothing[name]}
                       for name, value in evaluation["per_expression"].items()}
