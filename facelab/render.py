@@ -2,8 +2,9 @@
 
 The building blocks here are shared by the desktop app's three views (one :class:`FaceSurface`
 per view, updated in place when the sample changes) and by headless rendering: ``facelab
-render`` and the app's figure export draw the same panels off-screen with
-:func:`render_figure` (no display needed: VTK falls back to EGL). No Qt here.
+render``, the folder render and the app's figure export draw the same figure off-screen with
+:func:`render_figure`, each panel framed as the app's views are (:mod:`facelab.figure_frame`);
+no display needed: VTK falls back to EGL. No Qt here.
 
 Colours: the per-vertex error (mm) of the prediction, and optionally the input's
 expressive-to-neutral displacement, share one colour range, either fixed (figures of different
@@ -371,7 +372,7 @@ def preset_camera(vertices: Sequence[np.ndarray], preset: str = DEFAULT_VIEW, as
     half_angle = math.radians(view_angle) / 2
     needed = max(half_h, half_w / max(aspect, 1e-3))
     distance = needed / math.tan(half_angle) + 0.5 * depth
-    # Aim a little below the centre so the face sits above the scalar bar and below the title.
+    # Aim a little below the centre so the face sits a little high in its view.
     focal = centre - 0.06 * needed * true_up
     return CameraState(tuple(focal + distance * direction), tuple(focal), tuple(true_up), view_angle)
 
@@ -388,18 +389,23 @@ def render_figure(panels: Sequence[Panel], triangles: np.ndarray, out: str | Pat
                   style: DisplayStyle | None = None, panel_size: tuple[int, int] = PANEL_SIZE,
                   panel_widths: Sequence[int] | None = None, scale: float = 1.0, transparent: bool = False,
                   camera: CameraState | None = None, view: str = DEFAULT_VIEW,
-                  limits: tuple[float, float] | None = None) -> tuple[int, int]:
+                  limits: tuple[float, float] | None = None, text: str = "dark") -> tuple[int, int]:
     """Render ``panels`` side by side off-screen into a PNG; returns its (width, height) in pixels.
 
-    Each panel is ``panel_size`` (or ``panel_widths[i]`` wide) times ``scale``; fonts, the scalar
-    bar and line widths scale with it. ``camera`` (else the ``view`` preset) is shared by all panels.
+    Each panel is framed as the app's views are (:class:`facelab.figure_frame.ViewFrame`): the title
+    band, the face, the colour-bar band. Each is ``panel_size`` (or ``panel_widths[i]`` wide) times
+    ``scale``; fonts, bands and line widths scale with it. ``camera`` (else the ``view`` preset) is
+    shared by all panels. ``text``: the text colour on a transparent background ("dark" for light
+    slides, "light" for dark ones); on the white background text is always dark.
     """
     import pyvista as pv
 
     from facelab.atomic import atomic_path
+    from facelab.figure_frame import ViewFrame, face_height, figure_palette
 
     out = check_png(out)
-    _prefer_egl_without_display()
+    prefer_egl_without_display()
+    palette = figure_palette(transparent, text)
     style = (style or DisplayStyle()).validate()
     if not 0.25 <= scale <= 8:
         raise FacelabError(f"the figure scale must lie between 0.25 and 8, got {scale}.")
@@ -412,29 +418,44 @@ def render_figure(panels: Sequence[Panel], triangles: np.ndarray, out: str | Pat
         limits = colour_limits([p.scalars for p in panels], style)
     if camera is None:
         shown = [p.vertices for p in panels if p.vertices is not None]
-        camera = preset_camera(shown, view, aspect=widths[0] / height) if shown else None
+        camera = preset_camera(shown, view, aspect=widths[0] / face_height(height, scale)) if shown else None
 
     plotter = pv.Plotter(off_screen=True, window_size=total, border=False, lighting="light kit",
                          shape=(1, len(panels)))
+    frames = []
     try:
-        _lay_out_columns(plotter, widths)
-        for index, panel in enumerate(panels):
+        for index, (panel, columns) in enumerate(zip(panels, column_spans(widths))):
             plotter.subplot(0, index)
-            if not transparent:
-                plotter.renderer.set_background(BACKGROUND)
-            _draw_panel(plotter, panel, triangles, style, limits, scale)
+            renderer = plotter.renderer
+            if palette.background is not None:
+                renderer.set_background(palette.background)
+            frame = ViewFrame(plotter.ren_win, renderer, scale, palette, columns)
+            frames.append(frame)
+            frame.show_text(panel)
+            surface = None
+            if panel.vertices is not None:
+                surface = FaceSurface(plotter, triangles, panel.vertices, panel.scalar_title or ERROR_TITLE,
+                                      font_scale=scale)
+                frame.adopt(surface)
+                surface.set_style(style, limits)
+                surface.set_scalars(panel.scalars)
+                surface.actor.prop.line_width = 0.5 * scale
+            frame.show_scalars(surface, panel.scalars if surface is not None else None, panel.scalar_title,
+                               style, limits)
             if camera is not None:
-                camera.apply(plotter.renderer.camera)
-                plotter.renderer.camera_set = True  # else pyvista resets it on the first render
-                plotter.renderer.ResetCameraClippingRange()
+                camera.apply(renderer.camera)
+                renderer.camera_set = True  # else pyvista resets it on the first render
+                renderer.ResetCameraClippingRange()
         with atomic_path(out) as tmp:
             plotter.screenshot(str(tmp), transparent_background=transparent, window_size=total)
     finally:
+        for frame in frames:
+            frame.close()
         plotter.close()
     return total
 
 
-def _prefer_egl_without_display() -> None:
+def prefer_egl_without_display() -> None:
     """Without a display VTK tries X first, warns "bad X server connection", then falls back to
     EGL: go to EGL directly when it is installed."""
     import ctypes.util
@@ -445,27 +466,10 @@ def _prefer_egl_without_display() -> None:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
-def _lay_out_columns(plotter, widths: Sequence[int]) -> None:
-    """Give the subplots viewports in proportion to their widths, side by side."""
+def column_spans(widths: Sequence[int]) -> list[tuple[float, float]]:
+    """The horizontal share (left, right in 0..1) of each panel of a window, side by side by width."""
     edges = np.concatenate([[0], np.cumsum(widths)]) / float(sum(widths))
-    for index, renderer in enumerate(plotter.renderers):
-        renderer.SetViewport(edges[index], 0.0, edges[index + 1], 1.0)
-
-
-def _draw_panel(plotter, panel: Panel, triangles: np.ndarray, style: DisplayStyle,
-                limits: tuple[float, float], scale: float) -> None:
-    title_at, subtitle_at = title_offsets(scale)
-    make_text(plotter, panel.title, (0.5, 1.0), TITLE_FONT * scale, offset_px=title_at)
-    if panel.subtitle:
-        make_text(plotter, panel.subtitle, (0.5, 1.0), NOTE_FONT * scale, NOTE_COLOUR, offset_px=subtitle_at)
-    if panel.vertices is None:
-        if panel.note:
-            make_text(plotter, panel.note, (0.5, 0.5), NOTE_FONT * scale, NOTE_COLOUR, vertical="center")
-        return
-    surface = FaceSurface(plotter, triangles, panel.vertices, panel.scalar_title or ERROR_TITLE, font_scale=scale)
-    surface.set_style(style, limits)
-    surface.set_scalars(panel.scalars)
-    surface.actor.prop.line_width = 0.5 * scale
+    return [(float(edges[i]), float(edges[i + 1])) for i in range(len(widths))]
 
 
 def render_sample(sample, triangles: np.ndarray, out: str | Path, *, style: DisplayStyle | None = None,
@@ -493,7 +497,9 @@ class FigureRequest:
     limits: tuple[float, float]
     style: DisplayStyle = field(default_factory=DisplayStyle)
 
-    def render(self, out: str | Path, scale: float = 1.0, transparent: bool = False) -> tuple[int, int]:
+    def render(self, out: str | Path, scale: float = 1.0, transparent: bool = False,
+               text: str = "dark") -> tuple[int, int]:
         return render_figure(self.panels, self.triangles, out, style=self.style,
                              panel_size=(self.panel_widths[0], self.height), panel_widths=self.panel_widths,
-                             scale=scale, transparent=transparent, camera=self.camera, limits=self.limits)
+                             scale=scale, transparent=transparent, camera=self.camera, limits=self.limits,
+                             text=text)

@@ -110,9 +110,9 @@ def test_evaluate_writes_the_figures_as_png_and_svg(tmp_path, capsys):
 def test_a_figure_folder_that_cannot_be_written_exits_2_before_evaluating(tmp_path, capsys, monkeypatch, case):
     if case == "read-only" and os.geteuid() == 0:
         pytest.skip("root writes into read-only folders")
-    import facelab.cli
+    import facelab.commands.evaluate
 
-    monkeypatch.setattr(facelab.cli, "_load_model", lambda *args, **kwargs: pytest.fail("evaluated anyway"))
+    monkeypatch.setattr(facelab.commands.evaluate, "load_model", lambda *args, **kwargs: pytest.fail("evaluated anyway"))
     (tmp_path / "file.txt").write_text("x")
     folder = {"a-file": tmp_path / "file.txt", "under-a-file": tmp_path / "file.txt" / "figures",
               "read-only": tmp_path / "locked" / "figures"}[case]

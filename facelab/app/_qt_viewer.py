@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QWidget
 
-from facelab.app.export import ViewFrame
+from facelab.figure_frame import ViewFrame
 from facelab.render import (
     BACKGROUND,
     DEFAULT_VIEW,

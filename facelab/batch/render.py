@@ -34,21 +34,15 @@ from facelab.batch.sources import (
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.render import (
-    BACKGROUND,
     DEFAULT_VIEW,
     ERROR_TITLE,
-    NOTE_COLOUR,
-    NOTE_FONT,
     PANEL_SIZE,
-    TITLE_FONT,
     DisplayStyle,
     FaceSurface,
     Panel,
     colour_limits,
     figure_panels,
-    make_text,
     preset_camera,
-    title_offsets,
 )
 
 log = logging.getLogger(__name__)
@@ -99,48 +93,48 @@ class RenderReport:
 
 class FigureCanvas:
     """One off-screen window laid out as :func:`facelab.render.render_figure` lays out a figure of
-    ``panel_count`` panels, redrawn for each figure: the same titles, surfaces, scalar bars,
-    colour range and camera, without opening a window per figure."""
+    ``panel_count`` panels, redrawn for each figure: the same frames (title and colour-bar bands),
+    surfaces, colour range and camera, without opening a window per figure."""
 
     def __init__(self, triangles: np.ndarray, n_vertices: int, panel_count: int, style: DisplayStyle,
                  scale: float = 1.0, transparent: bool = False, view: str = DEFAULT_VIEW) -> None:
         import pyvista as pv
 
-        from facelab.render import _lay_out_columns, _prefer_egl_without_display
+        from facelab.figure_frame import ViewFrame, face_height, figure_palette
+        from facelab.render import column_spans, prefer_egl_without_display
 
-        _prefer_egl_without_display()
+        prefer_egl_without_display()
         self.style, self.scale, self.transparent, self.view = style, scale, transparent, view
         width, self.height = int(round(PANEL_SIZE[0] * scale)), int(round(PANEL_SIZE[1] * scale))
         self.size = (width * panel_count, self.height)
-        self.aspect = width / self.height
+        self.aspect = width / face_height(self.height, scale)
         self.plotter = pv.Plotter(off_screen=True, window_size=self.size, border=False, lighting="light kit",
                                   shape=(1, panel_count))
-        _lay_out_columns(self.plotter, [width] * panel_count)
-        title_at, subtitle_at = title_offsets(scale)
+        palette = figure_palette(transparent)
         placeholder = np.zeros((n_vertices, 3), dtype=np.float32)
-        self.titles, self.subtitles, self.surfaces = [], [], []
-        for index in range(panel_count):
+        self.frames, self.surfaces = [], []
+        for index, columns in enumerate(column_spans([width] * panel_count)):
             self.plotter.subplot(0, index)
-            if not transparent:
-                self.plotter.renderer.set_background(BACKGROUND)
-            self.titles.append(make_text(self.plotter, "", (0.5, 1.0), TITLE_FONT * scale, offset_px=title_at))
-            self.subtitles.append(make_text(self.plotter, "", (0.5, 1.0), NOTE_FONT * scale, NOTE_COLOUR,
-                                            offset_px=subtitle_at))
+            if palette.background is not None:
+                self.plotter.renderer.set_background(palette.background)
+            frame = ViewFrame(self.plotter.ren_win, self.plotter.renderer, scale, palette, columns)
             surface = FaceSurface(self.plotter, triangles, placeholder, ERROR_TITLE, font_scale=scale)
+            frame.adopt(surface)
             surface.actor.prop.line_width = 0.5 * scale
+            self.frames.append(frame)
             self.surfaces.append(surface)
 
     def draw(self, panels: list[Panel]) -> np.ndarray:
         """The figure of ``panels`` (each with vertices) as an image array (height, width, 3 or 4)."""
         limits = colour_limits([panel.scalars for panel in panels], self.style)
         camera = preset_camera([panel.vertices for panel in panels], self.view, aspect=self.aspect)
-        for index, (panel, surface) in enumerate(zip(panels, self.surfaces)):
-            self.titles[index].SetInput(panel.title)
-            self.subtitles[index].SetInput(panel.subtitle)
+        for index, (panel, surface, frame) in enumerate(zip(panels, self.surfaces, self.frames)):
+            frame.show_text(panel)
             surface.set_vertices(panel.vertices)
             surface.set_bar_title(panel.scalar_title or ERROR_TITLE)
             surface.set_style(self.style, limits)
             surface.set_scalars(panel.scalars)
+            frame.show_scalars(surface, panel.scalars, panel.scalar_title, self.style, limits)
             renderer = self.plotter.renderers[index]
             camera.apply(renderer.camera)
             renderer.camera_set = True  # else pyvista resets it on the first render
@@ -149,6 +143,8 @@ class FigureCanvas:
         return self.plotter.screenshot(None, transparent_background=self.transparent, return_img=True)
 
     def close(self) -> None:
+        for frame in self.frames:
+            frame.close()
         self.plotter.close()
 
 

@@ -123,13 +123,13 @@ def render_error_maps(template: np.ndarray, triangles: np.ndarray, maps: list[np
         BACKGROUND,
         DisplayStyle,
         FaceSurface,
-        _prefer_egl_without_display,
+        prefer_egl_without_display,
         preset_camera,
     )
 
     if limits is None:
         limits = (0.0, max(float(np.max(values)) for values in maps) or 1.0)
-    _prefer_egl_without_display()
+    prefer_egl_without_display()
     plotter = pv.Plotter(off_screen=True, window_size=_FACE_PIXELS, border=False, lighting="light kit")
     images = []
     try:

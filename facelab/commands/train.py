@@ -1,0 +1,185 @@
+"""``facelab train``: train a model (on one process or under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from facelab.commands.common import EXIT_INTERRUPTED, non_negative_int, positive_int
+from facelab.errors import FacelabError
+
+# ---- facelab train -------------------------------------------------------------------------------
+def add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train or fine-tune the network",
+        description="Train the network end to end on SynthFaces or a dataset folder. The run directory "
+                    "gets config.json, metrics.csv and the checkpoints last and best (lowest validation error).",
+    )
+    parser.add_argument("--data", default="synth", help="'synth' (built-in) or a dataset path (default synth)")
+    parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
+    parser.add_argument("--identities", type=positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument("--epochs", type=positive_int, default=30)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-4,
+                        help="Adam learning rate of Enc, Dec and G (default 3e-4; warm-up, then cosine to 0 at the "
+                             "last step); R and D learn at 1e-3")
+    parser.add_argument("--generator-lr", type=float, default=None,
+                        help="learning rate of G alone (default: --lr)")
+    parser.add_argument("--l1-reduction", choices=("mean", "sum"), default="mean",
+                        help="|.|_1 of Eq. 2 and 6 as a mean over elements (default) or as each sample's L1 norm "
+                             "(a sum, as the paper writes it)")
+    parser.add_argument("--loss-weights", type=_loss_weights, default={}, metavar="NAME=VALUE,...",
+                        help="change the paper's loss weights (l2l 0.5, l1 0.4, gan 1, id 0.05, rec 2), e.g. "
+                             "id=0.1,gan=0.5; the others keep their defaults")
+    parser.add_argument("--lr-schedule", choices=("cosine", "exponential"), default="cosine",
+                        help="cosine (default) or exponential (x0.99 per epoch, the reference implementations')")
+    parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
+                        help="linear: start as the rank-25 linear neutraliser of the training pairs; random: plain "
+                             "initialisation; auto (default): linear unless --downsample or the PyG layer is used")
+    parser.add_argument("--linear-ridge", type=float, default=None,
+                        help="ridge of the linear start, relative to the mean eigenvalue (default: chosen on "
+                             "held-out training subjects)")
+    parser.add_argument("--recognizer-warmup", type=non_negative_int, default=0, metavar="PAIRS",
+                        help="before training from the linear start (or with a new recogniser head), fit R alone "
+                             "on the codes of this many training pairs, e.g. 6400 (default 0: off; see the README)")
+    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default=None,
+                        help="the paper's full, no-l2l, no-id or gca, or identity-preserving (the person's geometry "
+                             "outside the expression subspace passes from the input; default full, or with --init "
+                             "the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture)")
+    parser.add_argument("--no-align", action="store_true",
+                        help="feed faces to the network as they are, without the similarity fit to the template")
+    parser.add_argument("--neutral-pairs", type=non_negative_int, default=0, metavar="N",
+                        help="also train each subject's neutral face as its own pair N times (default 0)")
+    parser.add_argument("--input-noise", type=float, default=0.0, metavar="MM",
+                        help="train on inputs with Gaussian noise of up to MM mm standard deviation (default 0)")
+    parser.add_argument("--expression-dims", type=positive_int, default=50,
+                        help="identity-preserving: dimensions of the expression subspace (default 50)")
+    parser.add_argument("--identity-dims", type=non_negative_int, default=200,
+                        help="identity-preserving: dimensions of the identity subspace (default 200)")
+    parser.add_argument("--fusion-ridge", action="store_true",
+                        help="identity-preserving: inside the expression subspace, start as a ridge map of the input "
+                             "and learn per direction how far to trust the decoder instead")
+    parser.add_argument("--fusion-mixture", action="store_true",
+                        help="identity-preserving: as --fusion-ridge, with one ridge map per training expression, "
+                             "weighed by a classifier of the input's expression (the recommended start)")
+    parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
+                        help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--init", type=Path, default=None, help="fine-tune from this checkpoint")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+                        help="mixed precision: bf16 runs the dense layers in bfloat16 (the sparse products stay "
+                             "float32); helps on GPUs from Ampere on and CPUs with AVX512-BF16/AMX (default off)")
+    parser.add_argument("--downsample", type=_downsample_factors, default=[],
+                        help="CoMA-style mesh downsampling for large templates: decimation factors per level, "
+                             "e.g. 4,4,4,4 (default: none, the paper's architecture)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader processes that read batches ahead (default 0: in the training process)")
+    parser.set_defaults(handler=_run_train)
+
+
+def _loss_weights(text: str) -> dict[str, float]:
+    import dataclasses
+
+    from facelab.training.config import LossWeights
+
+    names = [f.name for f in dataclasses.fields(LossWeights)]
+    weights = {}
+    for part in text.split(","):
+        name, separator, value = (piece.strip() for piece in part.partition("="))
+        try:
+            if not separator or name not in names:
+                raise ValueError
+            weights[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=VALUE pairs with NAME one of {', '.join(names)}, e.g. id=0.1,gan=0.5; got {text}"
+            ) from None
+    return weights
+
+
+def _downsample_factors(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none", "off"):
+        return []
+    try:
+        factors = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 4,4,4,4, got {text}") from None
+    if any(factor < 2 for factor in factors):
+        raise argparse.ArgumentTypeError(f"each downsampling factor must be at least 2, got {text}")
+    return factors
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from facelab.training.config import LossWeights, TrainConfig
+
+    options = {"identities": args.identities} if args.identities else {}
+    return TrainConfig(
+        data=args.data, data_format=args.data_format, data_options=options, variant=args.variant or "full",
+        laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        deterministic=args.deterministic, device=args.device, num_threads=args.threads,
+        amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
+        num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
+        weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
+        recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
+        generator_lr=getattr(args, "generator_lr", None), l1_reduction=getattr(args, "l1_reduction", "mean"),
+        weights=LossWeights(**getattr(args, "loss_weights", {})),
+        alignment="none" if getattr(args, "no_align", False) else "similarity",
+        neutral_pairs=getattr(args, "neutral_pairs", 0), expression_dims=getattr(args, "expression_dims", 50),
+        identity_dims=getattr(args, "identity_dims", 200), input_noise_mm=getattr(args, "input_noise", 0.0),
+        fusion_ridge=getattr(args, "fusion_ridge", False), fusion_mixture=getattr(args, "fusion_mixture", False),
+    )
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from facelab.training.events import TrainingControl
+    from facelab.training.progress import TqdmProgress
+    from facelab.training.trainer import Trainer
+
+    if args.resume and args.init:
+        raise FacelabError("--resume and --init exclude each other: resume a run, or start one from a checkpoint.")
+    if not args.resume and (args.out / "config.json").exists():
+        raise FacelabError(f"{args.out} already holds a run: pass --resume to continue it, or choose another --out.")
+    if args.init and args.variant is None:
+        # Fine-tuning keeps the model's method unless another is named.
+        from facelab.training.checkpoint import load_checkpoint
+        from facelab.training.config import architecture_of
+
+        kept = architecture_of(load_checkpoint(args.init, with_optimizers=False).meta)
+        args.variant = kept["variant"]
+        if not (args.fusion_ridge or args.fusion_mixture):
+            args.fusion_ridge, args.fusion_mixture = kept["fusion_ridge"], kept["fusion_mixture"]
+    control = TrainingControl()
+
+    # Under torchrun only rank 0 reports (the trainer emits its events there alone).
+    trainer = Trainer(train_config_from_args(args), args.out, callbacks=[TqdmProgress()], control=control,
+                      init_checkpoint=args.init, resume=args.resume)
+    interrupted = []
+
+    def stop_gracefully(signum, frame):  # first Ctrl-C: save 'last' at this step; second: abort
+        print("\nstopping after this step (Ctrl-C again to abort without saving)", file=sys.stderr)
+        interrupted.append(signum)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, stop_gracefully)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    best = f", best validation error {result.best_val_error_mm:.3f} mm" if result.best_val_error_mm is not None else ""
+    if best and not trainer.split.validation_held_out:
+        best += (" (measured on the training subjects: with fewer than 3 training subjects none is held out, "
+                 "so it says nothing about unseen faces)")
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
+        print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}{best}")
+    # Stopped by Ctrl-C: 'last' is saved and --resume continues, but the run did not finish.
+    return EXIT_INTERRUPTED if interrupted and result.status == "stopped" else 0
