@@ -171,3 +171,20 @@ def test_closing_the_window_mid_training_stops_the_worker_and_waits(window, qtbo
     assert not runner.running
     assert (tmp_path / "run" / "last.json").is_file()       # the stop saved a valid checkpoint
     load_checkpoint(tmp_path / "run" / "last")
+
+
+def test_a_run_trains_on_every_core_while_the_ui_timer_keeps_ticking(window, qtbot, tmp_path, message_boxes):
+    import os
+
+    import torch
+
+    panel = window.training
+    _configure(panel, tmp_path / "run", epochs=1, batch=4)
+    request = panel.request()
+    assert request.config.num_threads == os.cpu_count()
+    assert torch.get_num_threads() == os.cpu_count()     # inference in the UI thread too
+    ticks = Ticks()
+    assert panel.start(request)
+    qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
+    ticks.stop()
+    assert len(ticks.times) >= 2, "the UI thread ran during training"

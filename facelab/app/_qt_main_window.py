@@ -37,7 +37,8 @@ from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
 from facelab.app.export import export_predicted_mesh, export_statistics, render_views_figure
 from facelab.evaluation.sample import Sample
-from facelab.app.session import Entry, Session, error_readout, input_subtitle, model_fits_dataset
+from facelab.app.session import (Entry, Session, error_readout, input_subtitle, model_fits_dataset,
+                                 sampled_identities, train_on_it_question)
 from facelab.app.settings import AppSettings
 from facelab.app.workers import Task, WorkerThread
 from facelab.errors import FacelabError
@@ -312,12 +313,11 @@ class MainWindow(QMainWindow):
     # ---- datasets ------------------------------------------------------------------------------
     def set_dataset(self, dataset, source: str | None = None, options: dict | None = None,
                     select_first: bool = True) -> bool:
-        """Show ``dataset`` (already loaded) in the browser; asks before dropping a model that does not fit."""
+        """Show ``dataset`` (already loaded) in the browser. A model that does not fit it is dropped
+        only if the user agrees, and the training panel is then set up to train one on it."""
         reason = model_fits_dataset(self.session.model, dataset)
         if reason:
-            answer = QMessageBox.question(
-                self, "Open dataset without predictions?",
-                f"The model does not fit this dataset: {reason}\n\nOpen it without predictions (the model is closed)?")
+            answer = QMessageBox.question(self, "Train a model on this dataset?", train_on_it_question(reason, dataset))
             if answer != QMessageBox.StandardButton.Yes:
                 self.status("Kept the open dataset and model.")
                 return False
@@ -342,7 +342,13 @@ class MainWindow(QMainWindow):
         else:
             self._refresh_identity()        # the file sample stays; its gallery is now this dataset's
         self.browser.focus_list()
-        self.training.set_open_dataset(dataset.name)
+        self.training.set_open_dataset(dataset.name, sampled_identities(dataset))
+        if reason:
+            self.training.prepare_new_run_on_open_dataset()
+            self.training_dock.show()
+            self.training_dock.raise_()
+            self.status(f"{dataset.name} is open without a model: press Start in the training panel to train one "
+                        "on it.", 0)
         self.dataset_opened.emit(dataset)
         return True
 
@@ -372,11 +378,13 @@ class MainWindow(QMainWindow):
         path, options, dataset = result
         # `facelab gui INPUT --data D`: the mesh asked for stays on show; otherwise show the data's first sample.
         keep_file_sample, self._keep_file_sample = self._keep_file_sample and self.entry is None, False
+        reason = model_fits_dataset(self.session.model, dataset)
         if self.set_dataset(dataset, path, options, select_first=not keep_file_sample):
             self.settings.add_recent(files.DATASET, path)
             if path != "synth":
                 self.settings.remember_folder(files.DATASET, path)
-            self.status(f"Opened {dataset.name}.")
+            if reason is None:                    # else the status says how to train a model on it
+                self.status(f"Opened {dataset.name}.")
 
     @Slot(str, str)
     def _on_dataset_failed(self, message: str, details: str) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from facelab.app._qt_loss_plot import LossPlot
+from facelab.app.session import path_samples_identities
 from facelab.app.workers import TrainingWorker, WorkerThread, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.training.config import VARIANTS, TrainConfig, architecture_of
@@ -143,7 +144,8 @@ class TrainingPanel(QWidget):
         self.identities = QSpinBox()
         self.identities.setRange(2, 10000)
         self.identities.setValue(100)
-        self.identities.setToolTip("SynthFaces identities to generate")
+        self.identities.setToolTip("Identities to generate, for data that samples them: SynthFaces or a "
+                                   "morphable-model file")
         data_row = QHBoxLayout()
         data_row.addWidget(self.source, 2)
         data_row.addWidget(self.identities, 1)
@@ -237,6 +239,8 @@ class TrainingPanel(QWidget):
         outer.addWidget(self.plot, 1)
 
         self._source_chosen = False                # the user picked a source: keep it
+        self._open_identities: int | None = None   # identities the open dataset sampled (None: fixed subjects)
+        self.data_path.textChanged.connect(self._source_changed)
         self.source.activated.connect(self._source_picked)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.start_button.clicked.connect(self.start)
@@ -265,9 +269,14 @@ class TrainingPanel(QWidget):
         return self.progress.text()
 
     # ---- the data box ------------------------------------------------------------------------
-    def set_open_dataset(self, name: str | None) -> None:
+    def set_open_dataset(self, name: str | None, identities: int | None = None) -> None:
         """The app opened a dataset (``name``) or has none (None): "The open dataset" names it, is
-        offered only when there is one, and is the default unless the user picked another source."""
+        offered only when there is one, and is the default unless the user picked another source.
+        ``identities``: how many it sampled, for data that samples them (SynthFaces, a morphable
+        model); the identities box then starts at that count."""
+        self._open_identities = identities if name is not None else None
+        if self._open_identities is not None:
+            self.identities.setValue(self._open_identities)
         index = self.source.findData(SOURCE_OPEN)
         item = self.source.model().item(index)
         item.setEnabled(name is not None)
@@ -278,6 +287,17 @@ class TrainingPanel(QWidget):
             self.source.setCurrentIndex(self.source.findData(SOURCE_SYNTH))
         elif name is not None and not self._source_chosen:
             self.source.setCurrentIndex(index)
+        self._source_changed()
+
+    def prepare_new_run_on_open_dataset(self) -> None:
+        """Make the form ready to train a new network on the open dataset: only Start is left."""
+        if self.running:
+            return
+        self.source.setCurrentIndex(self.source.findData(SOURCE_OPEN))
+        self._source_chosen = True
+        self.scratch.setChecked(True)            # fine-tuning keeps the model's template
+        self.new_output_folder()
+        self.start_button.setFocus()
 
     def _source_picked(self, _index: int) -> None:
         self._source_chosen = True
@@ -296,8 +316,18 @@ class TrainingPanel(QWidget):
 
     def _source_changed(self) -> None:
         source = self.source.currentData()
-        self.identities.setEnabled(source == SOURCE_SYNTH)
+        if self.running:
+            return
+        self.identities.setEnabled(self._samples_identities(source))
         self.data_path.setEnabled(source == SOURCE_PATH)
+
+    def _samples_identities(self, source) -> bool:
+        """The chosen data samples its identities (SynthFaces, a morphable-model file): the box applies."""
+        if source == SOURCE_SYNTH:
+            return True
+        if source == SOURCE_OPEN:
+            return self._open_identities is not None
+        return path_samples_identities(self.data_path.text())
 
     def _browse_data(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Training data folder", self.data_path.text() or str(Path.home()))
@@ -327,12 +357,17 @@ class TrainingPanel(QWidget):
             if opened is None:
                 raise FacelabError("no dataset is open: open one, or train on SynthFaces or a folder.")
             dataset, data, options = opened
+            if self._open_identities is not None and int(self.identities.value()) != self._open_identities:
+                # Another count of the same generator: the trainer samples it (identity i stays the same).
+                dataset, options = None, {**options, "identities": int(self.identities.value())}
         elif source == SOURCE_SYNTH:
             options = {"identities": int(self.identities.value())}
         else:
             data = self.data_path.text().strip()
             if not data:
                 raise FacelabError("no training data given: choose a dataset folder or a morphable-model file.")
+            if path_samples_identities(data):
+                options = {"identities": int(self.identities.value())}
         if not str(self.out_dir.text()).strip():
             raise FacelabError("no output folder given: choose where the run's checkpoints go.")
         if self.output_folder_is_automatic and Path(self.out_dir.text().strip()).expanduser().exists():

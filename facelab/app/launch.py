@@ -39,7 +39,7 @@ def make_application(argv: list[str] | None = None):
 
 
 def limit_torch_threads() -> int:
-    """Leave one core for the UI (inference in the UI thread, training in the worker)."""
+    """Torch threads for inference in the UI thread and training in the worker (see ``ui_friendly_threads``)."""
     import torch
 
     from facelab.app.workers import ui_friendly_threads

@@ -11,6 +11,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -137,18 +138,71 @@ def synth_neutral(model, subject: str) -> np.ndarray | None:
     return neutral if neutral.shape == (model.n_vertices, 3) else None
 
 
+#: Layouts that sample their identities from a generator (``identities=`` sets how many).
+SAMPLING_LAYOUTS = ("synth", "ict-facekit")
+
+
+def sampled_identities(dataset) -> int | None:
+    """How many identities ``dataset`` sampled, or None for data whose subjects are fixed."""
+    if dataset is None or getattr(dataset, "layout", None) not in SAMPLING_LAYOUTS:
+        return None
+    return len(dataset.subjects)
+
+
+def path_samples_identities(path: str | Path) -> bool:
+    """True for training data that samples identities: 'synth' or a morphable-model file or folder."""
+    text = str(path).strip()
+    if not text:
+        return False
+    if text == "synth":
+        return True
+    from facelab.data.layouts import ict_facekit
+
+    return ict_facekit.detect(Path(text).expanduser())
+
+
+def model_name(model) -> str:
+    """How a message names ``model``: the bundled model, or its checkpoint."""
+    from facelab.model import bundled_model_path
+
+    source = Path(str(model.source)) if getattr(model, "source", None) else None
+    try:
+        bundled = source is not None and source.resolve() == bundled_model_path().resolve()
+    except (OSError, RuntimeError):
+        bundled = False
+    if bundled:
+        return "the bundled model"
+    return f"the model {source.parent.name}/{source.name}" if source is not None else "the current model"
+
+
+def template_name(model) -> str:
+    """The data whose template ``model`` fits: SynthFaces for a model trained on it."""
+    data = model.meta.get("data") or {}
+    if data.get("layout") == "synth":
+        return "SynthFaces"
+    return str(data.get("name") or "the data it was trained on")
+
+
 def model_fits_dataset(model, dataset) -> str | None:
     """None if ``model`` can neutralise ``dataset``'s meshes, else the reason in one sentence."""
     if model is None or dataset is None:
         return None
+    own = f"{model_name(model)} fits its own template only ({template_name(model)})"
     if dataset.n_vertices != model.n_vertices:
-        return (f"the model expects {model.n_vertices} vertices in its template's order and {dataset.name} "
-                f"has {dataset.n_vertices}: open data registered to the model's template.")
+        return (f"{own}: it expects {model.n_vertices} vertices in that template's order and {dataset.name} "
+                f"has {dataset.n_vertices}.")
     expected = model.meta.get("template_hash")
     if expected and expected != dataset.topology_hash:
-        return (f"{dataset.name} has {dataset.n_vertices} vertices like the model's template but other "
-                "triangles: open data registered to the model's template.")
+        return f"{own}: {dataset.name} has as many vertices as that template but other triangles."
     return None
+
+
+def train_on_it_question(reason: str, dataset) -> str:
+    """The question asked when ``dataset`` does not fit the model (``reason``): a model of its own
+    template is trained on it, as a new network (fine-tuning cannot change the template)."""
+    return (f"{reason[0].upper()}{reason[1:]}\n\nTo neutralise {dataset.name}, train a model on it. Open it "
+            "without predictions (the current model is closed) and set up the training panel to train a new "
+            "network on it?")
 
 
 class Session:

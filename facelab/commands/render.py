@@ -120,7 +120,8 @@ def add_gui(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--ground-truth", type=Path, default=None, help="the true neutral of INPUT")
     parser.add_argument("--data", default=None,
                         help="'synth' or a dataset folder or file to browse (default: synth, unless INPUT is given)")
-    parser.add_argument("--identities", type=positive_int, default=None, help="SynthFaces identities (default 100)")
+    parser.add_argument("--identities", type=positive_int, default=None,
+                        help="identities to generate for SynthFaces or a morphable-model file (default 100)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint (default: the bundled model)")
     parser.add_argument("--screenshot", type=Path, default=None,
                         help="save a PNG of the window once the first sample is shown, then quit")
