@@ -41,3 +41,18 @@ def add_no_align(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-align", action="store_true",
                         help="feed the mesh to the network as it is, without fitting it to the model's template "
                              "frame first (the paper's behaviour, for comparison)")
+
+
+def add_folder_input(parser: argparse.ArgumentParser, batch_size: int | None = None, workers_do: str = "") -> None:
+    """The options of a command that takes a folder or dataset: its layout and sampled identities,
+    and (with ``batch_size``, the default shown) the model's batch and the I/O threads."""
+    parser.add_argument("--layout", default=None,
+                        help="folder or dataset: force a dataset layout (synth, coma, facewarehouse, facescape, "
+                             "ict-facekit, generic)")
+    parser.add_argument("--identities", type=positive_int, default=None,
+                        help="identities to generate for synth or morphable-model data (default 100)")
+    if batch_size is not None:
+        parser.add_argument("--batch-size", type=positive_int, default=None,
+                            help=f"folder or dataset: meshes per model call (default {batch_size})")
+        parser.add_argument("--workers", type=positive_int, default=None,
+                            help=f"folder or dataset: threads that {workers_do} (default 4)")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from facelab.commands.common import add_no_align, load_model, positive_int
+from facelab.commands.common import add_folder_input, add_no_align, load_model, positive_int
 from facelab.errors import FacelabError
 
 # ---- facelab neutralize --------------------------------------------------------------------------
@@ -34,15 +34,8 @@ def add_neutralize(commands: argparse._SubParsersAction) -> None:
                              "generated data)")
     parser.add_argument("--overwrite", action="store_true",
                         help="folder or dataset: predict again the meshes whose output exists (default: keep them)")
-    parser.add_argument("--layout", default=None,
-                        help="folder or dataset: force a dataset layout (synth, coma, facewarehouse, facescape, "
-                             "ict-facekit, generic)")
-    parser.add_argument("--identities", type=positive_int, default=None,
-                        help="identities to generate for synth or morphable-model data (default 100)")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="folder or dataset: meshes per model call (default 32)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="folder or dataset: threads that read and write meshes (default 4)")
+    # facelab.batch's defaults, as literals: importing it here would load the renderer for every command
+    add_folder_input(parser, batch_size=32, workers_do="read and write meshes")
     add_no_align(parser)
     parser.set_defaults(handler=_run_neutralize)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facelab.commands.common import add_no_align, load_model, positive_int
+from facelab.commands.common import add_folder_input, add_no_align, load_model, positive_int
 from facelab.errors import FacelabError
 
 # ---- facelab render ------------------------------------------------------------------------------
@@ -49,15 +49,7 @@ def add_render(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--transparent", action="store_true", help="transparent background")
     parser.add_argument("--overwrite", action="store_true",
                         help="folder or dataset: draw again the figures that exist (default: keep them)")
-    parser.add_argument("--layout", default=None,
-                        help="folder or dataset: force a dataset layout (synth, coma, facewarehouse, facescape, "
-                             "ict-facekit, generic)")
-    parser.add_argument("--identities", type=positive_int, default=None,
-                        help="identities to generate for synth or morphable-model data (default 100)")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="folder or dataset: meshes per model call (default 8)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="folder or dataset: threads that read meshes and write figures (default 4)")
+    add_folder_input(parser, batch_size=8, workers_do="read meshes and write figures")  # batch.RENDER_BATCH_SIZE
     add_no_align(parser)
     parser.set_defaults(handler=_run_render)
 
