@@ -67,9 +67,8 @@ def oracle_label_error(trainer: Trainer, dataset, pairs) -> float:
     return float(np.concatenate(errors).mean())
 
 
-def prepared(dataset, args, scratch: Path, name: str, **options) -> Trainer:
-    """A fine-tuning run of ``args.init`` prepared (maps fitted), not trained."""
-    recipe = FaceLabModel.load(args.init).meta.get("train_config", {})
+def prepared(dataset, args, recipe: dict, scratch: Path, name: str, **options) -> Trainer:
+    """A fine-tuning run of ``args.init`` (trained with ``recipe``) prepared (maps fitted), not trained."""
     config = TrainConfig(data="synth", data_options={"identities": args.identities}, variant="identity-preserving",
                          epochs=1, tensorboard=False, preview_every=0, neutral_pairs=args.neutral_pairs,
                          l1_reduction=recipe.get("l1_reduction", "mean"), generator_lr=recipe.get("generator_lr"),
@@ -91,19 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stamp = provenance("python scripts/mixture_screen.py", argv)
 
-    if FaceLabModel.load(args.init).network.config.fusion_expressions:
+    start = FaceLabModel.load(args.init)
+    recipe = start.meta.get("train_config", {})
+    if start.network.config.fusion_expressions:
         parser.error(f"{args.init} already holds an expression mixture: start from a model without one "
                      "(e.g. the identity-preserving model it was fine-tuned from)")
     dataset = load_synthfaces(args.identities)
     rows = {}
     with tempfile.TemporaryDirectory() as scratch:
-        ridge = prepared(dataset, args, Path(scratch), "ridge", fusion_ridge=True)
+        ridge = prepared(dataset, args, recipe, Path(scratch), "ridge", fusion_ridge=True)
         subjects = ridge.split.validation_subjects[:args.subjects]
         pairs = dataset.pairs_of(subjects)
-        rows["start"] = {"checkpoint": str(args.init), **measure(FaceLabModel.load(args.init), dataset, pairs)}
+        rows["start"] = {"checkpoint": str(args.init), **measure(start, dataset, pairs)}
         rows["one_ridge_map"] = measure(FaceLabModel(ridge.checkpoint(None)), dataset, pairs)
         for noise in args.noise:
-            trainer = prepared(dataset, args, Path(scratch), f"noise-{noise}", fusion_mixture=True, input_noise_mm=noise)
+            trainer = prepared(dataset, args, recipe, Path(scratch), f"noise-{noise}", fusion_mixture=True,
+                               input_noise_mm=noise)
             rows[f"mixture_noise_{noise}"] = {
                 "input_noise_mm": noise, "classifier_accuracy": trainer.mixture_accuracy,
                 **measure(FaceLabModel(trainer.checkpoint(None)), dataset, pairs),
