@@ -189,12 +189,13 @@ class Trainer:
         else:
             self.normalisation = dataset.normalisation(self.split.fit_only(), transform=self._aligned_numpy)
 
+        training_pairs = self._training_pairs()
         network_config = NetworkConfig(
             n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
             K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
             downsample=tuple(config.downsample), expression_dims=config.expression_dims,
             identity_dims=config.identity_dims, fusion_ridge=config.fusion_ridge,
-            fusion_expressions=self._mixture_expressions(),
+            fusion_expressions=self._mixture_expressions(training_pairs),
         )
         self.network = NeutralisationNetwork(network_config, dataset.triangles,
                                              template_vertices=self.template_vertices).to(self.device)
@@ -206,7 +207,7 @@ class Trainer:
 
             # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
             self._emit("on_preparing", Preparing("fitting the linear start"))
-            linear_initialisation(self.network, dataset, self._training_pairs(),
+            linear_initialisation(self.network, dataset, training_pairs,
                                   self.normalisation, seed=config.seed, ridge=config.linear_ridge,
                                   frame=self._aligned_pairs if self.alignment.enabled else None)
             fresh_recognizer = True
@@ -236,7 +237,7 @@ class Trainer:
         self._noise_step = self.position.global_step
         if source is not None:
             self._keep_global_batch(source.meta.get("global_batch_size"))
-        self.train_batches = PairBatches(dataset, self._training_pairs(), self.normalisation,
+        self.train_batches = PairBatches(dataset, training_pairs, self.normalisation,
                                          subject_index, config.batch_size, config.seed, self.device,
                                          self.group.rank, self.group.world_size, config.num_workers,
                                          alignment=self.alignment, template=self.template_vertices)
@@ -296,12 +297,12 @@ class Trainer:
         return TrainingSplit(DatasetSplit(tuple(saved["train"]), tuple(saved["test"]), config.split_seed,
                                           config.train_fraction), fit, validation, validation_held_out=validation != fit)
 
-    def _mixture_expressions(self) -> tuple[str, ...]:
+    def _mixture_expressions(self, pairs: list[Pair]) -> tuple[str, ...]:
         if not self.config.fusion_mixture:
             return ()
         from facelab.training.mixture_fit import mixture_expressions
 
-        return mixture_expressions(self._training_pairs())
+        return mixture_expressions(pairs)
 
     def _training_pairs(self) -> list[Pair]:
         """The fit subjects' pairs, and ``neutral_pairs`` times each one's neutral face as its own pair."""
