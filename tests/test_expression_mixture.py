@@ -97,21 +97,6 @@ def test_rare_expressions_share_one_map():
     assert mixture_fit.mixture_expressions(pairs[:-1]) == ("smile",)
 
 
-
-def test_an_expression_with_fewer_pairs_than_coordinates_keeps_the_common_map_where_its_pairs_are_silent():
-    # 12 pairs in 40 coordinates: the expression's own pairs fix its map on 11 directions only;
-    # elsewhere it must act like the map of all pairs, not send the face's coordinates to 0.
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(12, 40, generator=generator, dtype=torch.float64)
-    y = torch.randn(12, 6, generator=generator, dtype=torch.float64)
-    common = torch.randn(40, 6, generator=generator, dtype=torch.float64)
-    weight, bias = mixture_fit._ridge_map(x, y, torch.zeros(40, 40, dtype=torch.float64), common)
-    silent = torch.linalg.svd(x - x.mean(0), full_matrices=True).Vh[11:]   # directions the pairs do not span
-    torch.testing.assert_close(silent @ weight, silent @ common)
-    fitted = x @ weight + bias                                               # and its own pairs nearly fitted
-    assert float((fitted - y).norm() / y.norm()) < 0.05
-
-
 @pytest.mark.parametrize("options, message", [
     ({"variant": "full", "fusion_mixture": True}, "identity-preserving"),
     ({"variant": "identity-preserving", "fusion_mixture": True, "fusion_ridge": True}, "choose one"),

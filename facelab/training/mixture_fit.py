@@ -5,9 +5,7 @@ face rather than on the mesh, so it is fitted on its own before the network trai
 training pair is projected once into the fusion's subspaces, then
 
 * each expression's map is a ridge regression, in closed form, from the input's standardised
-  coordinates to the neutral face's ``U`` coordinates over that expression's pairs, shrunk
-  towards the same regression over all pairs (an expression with fewer pairs than coordinates,
-  as on small datasets, keeps the common map where its own pairs say nothing);
+  coordinates to the neutral face's ``U`` coordinates over that expression's pairs;
 * the router is a classifier of the pair's expression from the input's ``U`` coordinates, trained
   with Adam on the cross-entropy.
 
@@ -17,7 +15,8 @@ share one map, ``other``. The run's ``input_noise_mm`` enters both: the maps' no
 get the expected noise covariance (exact for zero-mean noise), so that no map amplifies a
 scanner's noise, and the router trains on noisy coordinates, drawn with the covariance that mesh
 noise has in those coordinates. The neutral map is left without it: a face with no expression
-should come back as it is, not smoothed. Seeded: the same pairs and seed give the same mixture.
+should come back as it is, not smoothed. Seeded: the same
+pairs and seed give the same mixture.
 """
 
 from __future__ import annotations
@@ -66,22 +65,6 @@ def _coordinates(batches: PairBatches, fusion) -> tuple[torch.Tensor, torch.Tens
     return torch.cat(features), torch.cat(targets), row_of_pair.reshape(-1)
 
 
-def _ridge_map(x: torch.Tensor, y: torch.Tensor, noise_covariance: torch.Tensor,
-               prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight (f, o), bias (o,)): the ridge regression of ``y`` (P, o) on ``x`` (P, f) shrunk
-    towards ``prior`` rather than towards 0, with ``noise_covariance`` (f, f) per pair added to the
-    normal equations. Where an expression's pairs leave directions unexplored (fewer pairs than
-    features), its map is the prior's there, not 0."""
-    size = x.shape[1]
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    centred = x - x_mean
-    gram = centred.T @ centred + len(x) * noise_covariance
-    ridge = RIDGE * float(torch.trace(gram)) / size + 1e-12
-    weight = torch.linalg.solve(gram + ridge * torch.eye(size, dtype=gram.dtype),
-                                centred.T @ (y - y_mean) + ridge * prior)
-    return weight, y_mean - x_mean @ weight
-
-
 def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed: int = 0,
                 input_noise_mm: float = 0.0, steps: int | None = None) -> float:
     """Fit ``fusion.mixture`` (a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases
@@ -105,20 +88,21 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     noise_variance = input_noise_mm ** 2 / 3.0  # sigma drawn uniformly from [0, input_noise_mm]
 
     size = standardised.shape[1]
-    noise_term = noise_variance * noise
-    # Every pair's map first: an expression's own map is shrunk towards it, and one without
-    # pairs keeps it.
-    zero = torch.zeros(size, targets.shape[1], dtype=torch.float64)
-    pooled_weight, pooled_bias = _ridge_map(standardised, pair_targets, noise_term, zero)
-    weight = pooled_weight.repeat(len(expressions), 1, 1)
-    bias = pooled_bias.repeat(len(expressions), 1)
+    weight = torch.zeros(len(expressions), size, targets.shape[1], dtype=torch.float64)
+    bias = torch.zeros(len(expressions), targets.shape[1], dtype=torch.float64)
     for k in range(len(expressions)):
         chosen = labels == k
         if not chosen.any():
             continue
-        # A neutral face passes as it came, noise included, like the identity part.
-        weight[k], bias[k] = _ridge_map(standardised[chosen], pair_targets[chosen],
-                                        torch.zeros_like(noise) if expressions[k] == NEUTRAL else noise_term, pooled_weight)
+        x, y = standardised[chosen], pair_targets[chosen]
+        x_mean, y_mean = x.mean(0), y.mean(0)
+        centred = x - x_mean
+        gram = centred.T @ centred
+        if expressions[k] != NEUTRAL:  # a neutral face passes as it came, noise included, like the identity part
+            gram = gram + len(x) * noise_variance * noise
+        ridge = RIDGE * float(torch.trace(gram)) / size + 1e-12
+        weight[k] = torch.linalg.solve(gram + ridge * torch.eye(size, dtype=gram.dtype), centred.T @ (y - y_mean))
+        bias[k] = y_mean - x_mean @ weight[k]
 
     expression_dims = targets.shape[1]
     router = mixture.router
