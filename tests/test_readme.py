@@ -195,3 +195,57 @@ def test_the_table_check_catches_a_changed_number(old: str, new: str, bundled_re
     assert old in text, f"the README's table no longer contains {old!r}; update this test"
     with pytest.raises(AssertionError):
         check_bundled_table(text.replace(old, new), bundled_results)
+
+
+# --- the comparison with the paper's variants ----------------------------------------------------
+
+COMPARISON_HEADER = "| method | SynthFaces (mm) | ICT-FaceKit (mm) |"
+COMPARISON_FILES = {"SynthFaces": REPO / "docs" / "results" / "paper_tables.json",
+                    "ICT-FaceKit": REPO / "docs" / "results" / "ict_facekit_tables.json"}
+
+
+def check_comparison_table(text: str, tables: dict[str, dict]) -> None:
+    """Raise AssertionError unless ``text``'s comparison table quotes each dataset's paper tables
+    (``tables``: dataset label -> its JSON) as docs/results/*_tables.md round them, with "-" for a
+    method not run on that dataset, and lists every method run on either."""
+    from benchmarks.paper_tables import ROW_NAMES, ROW_ORDER, _cell
+
+    expected: dict[str, list[str]] = {
+        "do nothing (expressive as neutral)": [
+            f"{t['datasets'][d]['baselines']['do_nothing']['mean_error_mm']:.3f}" for d, t in tables.items()],
+        "linear (ridge on PCA, the same training subjects)": [
+            f"{t['datasets'][d]['baselines']['linear']['mean_error_mm']:.3f}" for d, t in tables.items()]}
+    for method in ROW_ORDER:
+        cells = [_cell(t["datasets"][d]["variants"][method], "mean_error_mm")
+                 if method in t["datasets"][d]["variants"] else "-" for d, t in tables.items()]
+        if any(cell != "-" for cell in cells):
+            expected[ROW_NAMES[method]] = cells
+    lines = text.splitlines()
+    assert COMPARISON_HEADER in lines, f"no table headed {COMPARISON_HEADER!r}"
+    rows = {}
+    for line in lines[lines.index(COMPARISON_HEADER) + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    assert list(rows) == list(expected), f"rows {list(rows)}, expected {list(expected)}"
+    for label, cells in expected.items():
+        assert rows[label] == cells, f"{label!r}: the table says {rows[label]}, the results {cells}"
+
+
+@pytest.fixture(scope="module")
+def paper_tables() -> dict[str, dict]:
+    return {label: json.loads(path.read_text()) for label, path in COMPARISON_FILES.items()}
+
+
+def test_comparison_table_matches_the_paper_tables(paper_tables: dict):
+    check_comparison_table(README.read_text(), paper_tables)
+
+
+def test_the_comparison_check_catches_a_changed_number(paper_tables: dict):
+    text = README.read_text()
+    start = text.index(COMPARISON_HEADER)
+    row = text[start:].splitlines()[2]                 # the do-nothing row
+    changed = row.replace(row.split("|")[2], " 9.999 ")
+    with pytest.raises(AssertionError):
+        check_comparison_table(text.replace(row, changed), paper_tables)
