@@ -15,9 +15,10 @@ identities; `gca` steps cost half). Short screens did not predict full runs here
 and plain-millimetre L_rec won at 600 steps and lost at 5,283): confirm with a full run. Example,
 the recogniser warm-up on:
 
-    python scripts/recipe_screen.py --identities 900 --steps 600 --set recognizer_warmup_samples=6400
+    python scripts/recipe_screen.py --identities 900 --steps 600 --set experimental.recognizer_warmup_samples=6400
 
-``--set`` takes TrainConfig fields (``weights.<name>`` for the loss weights); values are parsed
+``--set`` takes TrainConfig fields (``weights.<name>`` for the loss weights,
+``experimental.<name>`` for the experimental options); values are parsed
 as JSON where they can be (numbers, true/false, null), else taken as strings.
 """
 
@@ -52,6 +53,8 @@ def configure(args) -> TrainConfig:
         key, _, text = assignment.partition("=")
         if key.startswith("weights."):
             setattr(config.weights, key.removeprefix("weights."), float(text))
+        elif key.startswith("experimental."):
+            setattr(config.experimental, key.removeprefix("experimental."), _value(text))
         elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
             setattr(config, key, _value(text))
         else:

@@ -130,3 +130,21 @@ def test_written_meshes_equal_the_generated_ones(tmp_path, capsys):
     record = dataset.records[index]
     mesh = read_mesh(out / record.subject / f"{record.expression}.obj")
     np.testing.assert_allclose(mesh.vertices, dataset.vertices[index], atol=1e-3)
+
+
+def test_train_options_left_out_take_the_training_configs_defaults(tmp_path, capsys):
+    # The command line, the app and Python share one recipe: TrainConfig's defaults.
+    from facelab.cli import build_parser, train_config_from_args
+    from facelab.training.config import TrainConfig
+
+    parser = build_parser()
+    defaults = TrainConfig()
+    assert train_config_from_args(parser.parse_args(["train", "--out", str(tmp_path / "run")])) == defaults
+    given = train_config_from_args(parser.parse_args(["train", "--out", str(tmp_path / "run"), "--identity-dims", "0",
+                                                      "--epochs", "3", "--recognizer-warmup", "64"]))
+    assert (given.identity_dims, given.epochs, given.experimental.recognizer_warmup_samples) == (0, 3, 64)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"(default {defaults.epochs})" in shown and f"default {defaults.expression_dims})" in shown
+    assert all(variant in shown for variant in ("no-l2l", "gca", "identity-preserving"))

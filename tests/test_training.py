@@ -18,6 +18,7 @@ from facelab.training import (
     load_checkpoint,
     save_checkpoint,
 )
+from facelab.training.config import ExperimentalOptions
 from facelab.training.losses import network_losses
 from tests.conftest import make_tiny_dataset
 
@@ -83,7 +84,7 @@ def test_training_lowers_the_loss_and_writes_a_run(tmp_path, tiny_dataset):
 def test_slow_set_up_stages_are_reported_before_the_run_starts(tmp_path, tiny_dataset):
     # The GUI's busy bar and the CLI name what the first minute of a big run is spent on.
     recorder = Recorder()
-    config = _config(epochs=1, recognizer_warmup_samples=8, recognizer_warmup_steps=2)
+    config = _config(epochs=1, experimental=ExperimentalOptions(recognizer_warmup_samples=8, recognizer_warmup_steps=2))
     control = TrainingControl()
 
     class StopAtOnce(TrainingCallback):
@@ -168,7 +169,9 @@ def test_fine_tuning_on_another_template_is_a_clear_error(tmp_path, tiny_dataset
 
 @pytest.mark.parametrize("variant", ["no-l2l", "no-id", "gca", "full-l2l-trains-encoder"])
 def test_every_variant_trains(tmp_path, tiny_dataset, variant):
-    options = {"variant": "full", "l2l_trains_encoder": True} if variant.startswith("full") else {"variant": variant}
+    options = {"variant": variant}
+    if variant.startswith("full"):
+        options = {"variant": "full", "experimental": ExperimentalOptions(l2l_trains_encoder=True)}
     trainer = Trainer(_config(epochs=1, **options), tmp_path / variant, dataset=tiny_dataset)
     result = trainer.run()
     assert result.status == "completed"
@@ -185,7 +188,8 @@ def test_checkpoint_round_trip(tmp_path, tiny_dataset):
         assert torch.equal(loaded.model_state[key], value)
     np.testing.assert_array_equal(loaded.triangles, tiny_dataset.triangles)
     np.testing.assert_array_equal(loaded.norm_std, original.norm_std)
-    assert loaded.meta["subjects"] == original.meta["subjects"] and loaded.meta["laplacian"] == "combinatorial"
+    assert loaded.meta["subjects"] == original.meta["subjects"]
+    assert loaded.meta["network"]["laplacian_kind"] == "combinatorial"
     assert loaded.meta["template_hash"] == tiny_dataset.topology_hash
     state = loaded.optimizer_states["network"]
     torch.testing.assert_close(state["state"][0]["exp_avg"], original.optimizer_states["network"]["state"][0]["exp_avg"])
@@ -261,9 +265,9 @@ def test_resuming_a_run_with_another_optimiser_layout_is_a_clear_error(tmp_path,
 
 
 def test_the_reconstruction_loss_is_a_millimetre_error_at_the_normalised_scale(tiny_dataset, tmp_path):
-    # rec_space="mm": L_rec is the mean absolute coordinate error of the reconstructions in mm,
-    # divided by the mean coordinate std (the normalised loss's scale, which the loss weights
-    # were tuned at; see docs/method.md).
+    # rec_space="mm" (the default): L_rec is the mean absolute coordinate error of the
+    # reconstructions in mm, divided by the mean coordinate std (the normalised loss's scale,
+    # which the loss weights were tuned at; see docs/method.md).
     trainer = Trainer(_config(variant="gca"), tmp_path / "run", dataset=tiny_dataset)
     trainer.prepare()
     x_e, x_n, labels = trainer.train_batches.batch(0, 0)
@@ -305,3 +309,14 @@ def test_the_l1_reduction_reaches_the_training_step(tiny_dataset, tmp_path):
     assert summed["id"] == pytest.approx(mean["id"], rel=1e-4)
     with pytest.raises(FacelabError, match="L1 reduction"):
         _config(l1_reduction="max").validate()
+
+
+def test_a_config_saved_before_the_experimental_section_reads_its_options_there():
+    # Runs and checkpoints of earlier versions kept these options at the top level of config.json.
+    saved = {**_config().to_dict(), "recognizer_warmup_samples": 64, "gan_loss": "minimax", "no_longer_known": 1}
+    del saved["experimental"]
+    config = TrainConfig.from_dict(saved)
+    assert (config.experimental.recognizer_warmup_samples, config.experimental.gan_loss) == (64, "minimax")
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(FacelabError, match="GAN loss"):
+        TrainConfig.from_dict({**saved, "gan_loss": "hinge"}).validate()

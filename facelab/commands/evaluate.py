@@ -39,6 +39,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from facelab.atomic import atomic_write_text
+    from facelab.data.dataset import DEFAULT_TRAIN_FRACTION
     from facelab.data.layouts import load_dataset
     from facelab.evaluation.evaluate import evaluate_model_with_errors
     from facelab.evaluation.figures import check_figure_folder, write_evaluation_figures
@@ -56,7 +57,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.identities is not None:
         options["identities"] = args.identities
     dataset = load_dataset(source, format=args.data_format, **options)
-    split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
+    split = dataset.split(split_config.get("train_fraction", DEFAULT_TRAIN_FRACTION), split_config.get("split_seed", 0))
     result, errors = evaluate_model_with_errors(model, dataset, split, baselines=not args.no_baselines,
                                                 robustness=not args.no_robustness)
     if result["excluded_training_subjects"]:

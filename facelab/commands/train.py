@@ -13,77 +13,101 @@ from facelab.errors import FacelabError
 
 # ---- facelab train -------------------------------------------------------------------------------
 def add_train(commands: argparse._SubParsersAction) -> None:
+    # Each option sets the TrainConfig field its dest names, except the few train_config_from_args
+    # maps; one left out takes TrainConfig's default, which the help shows through {field} names.
     parser = commands.add_parser(
-        "train", help="train or fine-tune the network",
+        "train", help="train or fine-tune the network", formatter_class=_RecipeHelp,
         description="Train the network end to end on SynthFaces or a dataset folder. The run directory "
                     "gets config.json, metrics.csv and the checkpoints last and best (lowest validation error).",
     )
-    parser.add_argument("--data", default="synth", help="'synth' (built-in) or a dataset path (default synth)")
-    parser.add_argument("--format", dest="data_format", default=None, help="force a dataset layout")
-    parser.add_argument("--identities", type=positive_int, default=None,
+    parser.add_argument("--data", help="'synth' (built-in) or a dataset path (default {data})")
+    parser.add_argument("--format", dest="data_format", help="force a dataset layout")
+    parser.add_argument("--identities", type=positive_int,
                         help="identities to generate for synth or morphable-model data (default 100)")
     parser.add_argument("--out", required=True, type=Path, help="run directory")
-    parser.add_argument("--epochs", type=positive_int, default=30)
-    parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-4,
-                        help="Adam learning rate of Enc, Dec and G (default 3e-4; warm-up, then cosine to 0 at the "
-                             "last step); R and D learn at 1e-3")
-    parser.add_argument("--generator-lr", type=float, default=None,
-                        help="learning rate of G alone (default: --lr)")
-    parser.add_argument("--l1-reduction", choices=("mean", "sum"), default="mean",
-                        help="|.|_1 of Eq. 2 and 6 as a mean over elements (default) or as each sample's L1 norm "
-                             "(a sum, as the paper writes it)")
-    parser.add_argument("--loss-weights", type=_loss_weights, default={}, metavar="NAME=VALUE,...",
-                        help="change the paper's loss weights (l2l 0.5, l1 0.4, gan 1, id 0.05, rec 2), e.g. "
-                             "id=0.1,gan=0.5; the others keep their defaults")
-    parser.add_argument("--lr-schedule", choices=("cosine", "exponential"), default="cosine",
-                        help="cosine (default) or exponential (x0.99 per epoch, the reference implementations')")
-    parser.add_argument("--weight-init", choices=("auto", "linear", "random"), default="auto",
-                        help="linear: start as the rank-25 linear neutraliser of the training pairs; random: plain "
-                             "initialisation; auto (default): linear unless --downsample or the PyG layer is used")
-    parser.add_argument("--linear-ridge", type=float, default=None,
+    parser.add_argument("--epochs", type=positive_int, help="(default {epochs})")
+    parser.add_argument("--batch-size", type=positive_int, help="(default {batch_size})")
+    parser.add_argument("--lr", type=float,
+                        help="Adam learning rate of Enc, Dec and G (default {lr:g}; warm-up, then cosine to 0 at the "
+                             "last step); R learns at {recognizer_lr:g}, D at {discriminator_lr:g}")
+    parser.add_argument("--generator-lr", type=float, help="learning rate of G alone (default: --lr)")
+    parser.add_argument("--l1-reduction", choices=("mean", "sum"),
+                        help="|.|_1 of Eq. 2 and 6 as a mean over elements or as each sample's L1 norm (a sum, as "
+                             "the paper writes it) (default {l1_reduction})")
+    parser.add_argument("--loss-weights", type=_loss_weights, metavar="NAME=VALUE,...",
+                        help="change the paper's loss weights ({loss_weights}), e.g. id=0.1,gan=0.5; the others "
+                             "keep their defaults")
+    parser.add_argument("--lr-schedule", choices=("cosine", "exponential"),
+                        help="cosine or exponential (x{lr_decay:g} per epoch, the reference implementations') "
+                             "(default {lr_schedule})")
+    parser.add_argument("--weight-init", choices=("auto", "linear", "random"),
+                        help="linear: start as the rank-{latent} linear neutraliser of the training pairs; random: "
+                             "plain initialisation; auto: linear unless --downsample or the PyG layer is used "
+                             "(default {weight_init})")
+    parser.add_argument("--linear-ridge", type=float,
                         help="ridge of the linear start, relative to the mean eigenvalue (default: chosen on "
                              "held-out training subjects)")
-    parser.add_argument("--recognizer-warmup", type=non_negative_int, default=0, metavar="PAIRS",
-                        help="before training from the linear start (or with a new recogniser head), fit R alone "
-                             "on the codes of this many training pairs, e.g. 6400 (default 0: off; see the README)")
-    parser.add_argument("--variant", choices=("full", "no-l2l", "no-id", "gca", "identity-preserving"), default=None,
-                        help="the paper's full, no-l2l, no-id or gca, or identity-preserving (the person's geometry "
-                             "outside the expression subspace passes from the input; default full, or with --init "
-                             "the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture)")
+    parser.add_argument("--recognizer-warmup", type=non_negative_int, metavar="PAIRS",
+                        help="experimental: before training from the linear start (or with a new recogniser head), "
+                             "fit R alone on the codes of this many training pairs, e.g. 6400 (default "
+                             "{experimental[recognizer_warmup_samples]}: off; see docs/method.md)")
+    parser.add_argument("--variant", metavar="VARIANT",
+                        help="one of {variants}: the paper's four, or identity-preserving (the person's geometry "
+                             "outside the expression subspace passes from the input); default {variant}, or with "
+                             "--init the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture")
     parser.add_argument("--no-align", action="store_true",
                         help="feed faces to the network as they are, without the similarity fit to the template")
-    parser.add_argument("--neutral-pairs", type=non_negative_int, default=0, metavar="N",
-                        help="also train each subject's neutral face as its own pair N times (default 0)")
-    parser.add_argument("--input-noise", type=float, default=0.0, metavar="MM",
-                        help="train on inputs with Gaussian noise of up to MM mm standard deviation (default 0)")
-    parser.add_argument("--expression-dims", type=positive_int, default=50,
-                        help="identity-preserving: dimensions of the expression subspace (default 50)")
-    parser.add_argument("--identity-dims", type=non_negative_int, default=200,
-                        help="identity-preserving: dimensions of the identity subspace (default 200)")
+    parser.add_argument("--neutral-pairs", type=non_negative_int, metavar="N",
+                        help="also train each subject's neutral face as its own pair N times (default {neutral_pairs})")
+    parser.add_argument("--input-noise", dest="input_noise_mm", type=float, metavar="MM",
+                        help="train on inputs with Gaussian noise of up to MM mm standard deviation "
+                             "(default {input_noise_mm:g})")
+    parser.add_argument("--expression-dims", type=positive_int,
+                        help="identity-preserving: dimensions of the expression subspace (default {expression_dims})")
+    parser.add_argument("--identity-dims", type=non_negative_int,
+                        help="identity-preserving: dimensions of the identity subspace (default {identity_dims})")
     parser.add_argument("--fusion-ridge", action="store_true",
                         help="identity-preserving: inside the expression subspace, start as a ridge map of the input "
                              "and learn per direction how far to trust the decoder instead")
     parser.add_argument("--fusion-mixture", action="store_true",
                         help="identity-preserving: as --fusion-ridge, with one ridge map per training expression, "
                              "weighed by a classifier of the input's expression (the recommended start)")
-    parser.add_argument("--laplacian", choices=("combinatorial", "normalized"), default="combinatorial",
-                        help="combinatorial L = D - A (the paper's, default) or normalized (CoMA's code)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--laplacian", choices=("combinatorial", "normalized"),
+                        help="combinatorial L = D - A (the paper's) or normalized (CoMA's code) (default {laplacian})")
+    parser.add_argument("--seed", type=int, help="(default {seed})")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    parser.add_argument("--init", type=Path, default=None, help="fine-tune from this checkpoint")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+    parser.add_argument("--init", type=Path, help="fine-tune from this checkpoint")
+    parser.add_argument("--device", help="cpu or cuda (default {device})")
+    parser.add_argument("--threads", dest="num_threads", type=positive_int, metavar="THREADS",
+                        help="torch CPU threads")
+    parser.add_argument("--amp", choices=("off", "bf16"),
                         help="mixed precision: bf16 runs the dense layers in bfloat16 (the sparse products stay "
-                             "float32); helps on GPUs from Ampere on and CPUs with AVX512-BF16/AMX (default off)")
-    parser.add_argument("--downsample", type=_downsample_factors, default=[],
+                             "float32); helps on GPUs from Ampere on and CPUs with AVX512-BF16/AMX (default {amp})")
+    parser.add_argument("--downsample", type=_downsample_factors,
                         help="CoMA-style mesh downsampling for large templates: decimation factors per level, "
                              "e.g. 4,4,4,4 (default: none, the paper's architecture)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="DataLoader processes that read batches ahead (default 0: in the training process)")
+    parser.add_argument("--workers", dest="num_workers", type=int, metavar="WORKERS",
+                        help="DataLoader processes that read batches ahead (default {num_workers}: in the training "
+                             "process)")
     parser.set_defaults(handler=_run_train)
+
+
+class _RecipeHelp(argparse.HelpFormatter):
+    """Help texts whose ``{field}`` names are :class:`TrainConfig`'s defaults, looked up only when the
+    help is shown: the config imports torch, which parsing a command line does without."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        return text.format_map(_recipe()) if text and "{" in text else text
+
+
+def _recipe() -> dict:
+    from facelab.training.config import VARIANTS, TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    return {**defaults, "variants": ", ".join(VARIANTS),
+            "loss_weights": ", ".join(f"{name} {value:g}" for name, value in defaults["weights"].items())}
 
 
 def _loss_weights(text: str) -> dict[str, float]:
@@ -119,24 +143,24 @@ def _downsample_factors(text: str) -> list[int]:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from facelab.training.config import LossWeights, TrainConfig
+    """The run's TrainConfig: the options given, and TrainConfig's defaults for the others (a
+    switch left off is the default too)."""
+    import dataclasses
 
-    options = {"identities": args.identities} if args.identities else {}
-    return TrainConfig(
-        data=args.data, data_format=args.data_format, data_options=options, variant=args.variant or "full",
-        laplacian=args.laplacian, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        deterministic=args.deterministic, device=args.device, num_threads=args.threads,
-        amp=getattr(args, "amp", "off"), downsample=list(getattr(args, "downsample", [])),
-        num_workers=getattr(args, "workers", 0), lr_schedule=getattr(args, "lr_schedule", "cosine"),
-        weight_init=getattr(args, "weight_init", "auto"), linear_ridge=getattr(args, "linear_ridge", None),
-        recognizer_warmup_samples=getattr(args, "recognizer_warmup", 0),
-        generator_lr=getattr(args, "generator_lr", None), l1_reduction=getattr(args, "l1_reduction", "mean"),
-        weights=LossWeights(**getattr(args, "loss_weights", {})),
-        alignment="none" if getattr(args, "no_align", False) else "similarity",
-        neutral_pairs=getattr(args, "neutral_pairs", 0), expression_dims=getattr(args, "expression_dims", 50),
-        identity_dims=getattr(args, "identity_dims", 200), input_noise_mm=getattr(args, "input_noise", 0.0),
-        fusion_ridge=getattr(args, "fusion_ridge", False), fusion_mixture=getattr(args, "fusion_mixture", False),
-    )
+    from facelab.training.config import ExperimentalOptions, LossWeights, TrainConfig
+
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    fields = {name: value for name, value in vars(args).items()
+              if name in known and value is not None and value is not False}
+    if args.identities:
+        fields["data_options"] = {"identities": args.identities}
+    if args.loss_weights:
+        fields["weights"] = LossWeights(**args.loss_weights)
+    if args.no_align:
+        fields["alignment"] = "none"
+    if args.recognizer_warmup is not None:
+        fields["experimental"] = ExperimentalOptions(recognizer_warmup_samples=args.recognizer_warmup)
+    return TrainConfig(**fields)
 
 
 def _run_train(args: argparse.Namespace) -> int:

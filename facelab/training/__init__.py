@@ -11,7 +11,7 @@ import importlib
 _WHERE = {
     "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
-    "VARIANTS": "config", "LossWeights": "config", "TrainConfig": "config",
+    "VARIANTS": "config", "ExperimentalOptions": "config", "LossWeights": "config", "TrainConfig": "config",
     "TrainingCallback": "events", "TrainingControl": "events",
     "Trainer": "trainer",
 }

@@ -2,10 +2,10 @@
 
 A checkpoint ``NAME`` is two files: ``NAME.safetensors`` (model weights, the template's
 triangles and mean shape, the normalisation statistics, optimiser tensors) and ``NAME.json``
-(format version, network config, epoch and step, template hash, Laplacian kind, subject list,
-metrics, optimiser scalars, and the SHA-256 of the tensor file). Both are written atomically,
-tensors first: the JSON is the commit marker, and its hash detects a pair that does not belong
-together.
+(format version, network config (the architecture: variant, Laplacian, downsampling), training
+config, epoch and step, template hash, subject list, metrics, optimiser scalars, and the SHA-256
+of the tensor file). Both are written atomically, tensors first: the JSON is the commit marker,
+and its hash detects a pair that does not belong together.
 
 Pass either file's path, or the path without extension, to :func:`load_checkpoint`.
 """
@@ -45,8 +45,8 @@ class Checkpoint:
         triangles: (m, 3) int64, the template topology the model was trained on.
         template: (n, 3) float32 mm, the template's mean neutral shape (for display and checks).
         norm_mean, norm_std: (n, 3) float32 mm, the training split's statistics.
-        meta: JSON-able: ``network`` (NetworkConfig dict), ``epoch``, ``step``,
-            ``template_hash``, ``laplacian``, ``subjects``, ``metrics``, ``train_config`` ...
+        meta: JSON-able: ``network`` (NetworkConfig dict), ``epoch``, ``position``,
+            ``template_hash``, ``subjects``, ``metrics``, ``train_config`` ...
         optimizer_states: name -> ``optimizer.state_dict()`` (may be empty: a bundled model).
     """
 

@@ -5,6 +5,11 @@
 reads them, so a hand-edited or damaged JSON is refused by name rather than failing later with a
 ``TypeError``. Keys a checkpoint of an older facelab lacks are optional; unknown keys are kept.
 Each ``description`` is what the message says was expected.
+
+The architecture (variant, Laplacian, downsampling) is recorded once, in ``network``, and the
+training settings (mixed precision among them) in ``train_config``. Checkpoints of older facelab
+versions also repeat ``laplacian``, ``variant``, ``amp`` and ``downsample`` at the top level: those
+keys are still checked, so that such a checkpoint loads as it did.
 """
 
 from __future__ import annotations
@@ -47,8 +52,6 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "template_hash": _TEXT,
-        "laplacian": _TEXT,
-        "variant": _TEXT,
         "subjects": _NAMES,
         "epoch": _WHOLE,
         "position": {
@@ -73,8 +76,6 @@ SCHEMA: dict[str, Any] = {
         "train_config": {"type": "object", "description": "the training configuration, a JSON object"},
         "world_size": _POSITIVE,
         "global_batch_size": _POSITIVE,
-        "amp": {"enum": ["off", "bf16"], "description": "\"off\" or \"bf16\""},
-        "downsample": _WIDTHS,
         "alignment": {
             "type": ["object", "null"],
             "description": "the alignment, a JSON object with \"kind\" and \"region\"",
@@ -84,6 +85,11 @@ SCHEMA: dict[str, Any] = {
                                       "description": "a list of vertex indices"}},
         },
         "optimizers": {"type": "object", "description": "the optimisers' scalars, a JSON object"},
+        # Written by older facelab versions only (see the module docstring).
+        "laplacian": _TEXT,
+        "variant": _TEXT,
+        "amp": {"enum": ["off", "bf16"], "description": "\"off\" or \"bf16\""},
+        "downsample": _WIDTHS,
     },
 }
 

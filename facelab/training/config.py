@@ -35,7 +35,53 @@ class LossWeights:
 
 
 @dataclass
+class ExperimentalOptions:
+    """Training options that measurements rejected, kept so that those measurements can be repeated.
+
+    Each default is the recipe's, and no run needs another value; docs/method.md gives the
+    measurement behind each one. ``facelab train`` offers only the recogniser warm-up
+    (``--recognizer-warmup``); the others are set from Python.
+    """
+
+    # Before joint training from the linear start (or from --init with a rebuilt recogniser head),
+    # fit R alone on the start's codes of this many training pairs (0: off). It helped short runs
+    # and hurt the (previous) bundled model's full run; see facelab/training/recognizer_warmup.py.
+    recognizer_warmup_samples: int = 0
+    recognizer_warmup_steps: int = 600
+    # Whether the latent-to-latent losses (L_L1 and the adversarial term, Eq. 2-4) also move the
+    # encoder. By default they train G (and D) only, on the encoder's codes taken as given; the
+    # encoder is trained end to end through L_rec (Dec(G(Enc(F_e)))) and L_id. Letting the
+    # adversarial gradient reach the encoder inflated the codes (std 3 -> 20-40) and stalled the
+    # reconstruction at the mean face on SynthFaces (validation error 3.1 mm after 400 steps,
+    # against 1.8 mm without L_l2l).
+    l2l_trains_encoder: bool = False
+    # G's adversarial loss: pix2pix's non-saturating form, or "minimax" (Eq. 3 literally), which
+    # changed nothing measurable in 600-step screens.
+    gan_loss: str = "non-saturating"
+    # L_rec as an L1 in millimetres (each normalised coordinate's error weighted by std / mean std),
+    # the error the paper reports; "normalized" weighs a coordinate that barely varies up to 10x more.
+    rec_space: str = "mm"
+
+    def validate(self) -> None:
+        if self.gan_loss not in ("non-saturating", "minimax"):
+            raise FacelabError(f"unknown GAN loss '{self.gan_loss}': expected non-saturating or minimax.")
+        if self.rec_space not in ("mm", "normalized"):
+            raise FacelabError(f"unknown reconstruction-loss space '{self.rec_space}': expected mm or normalized.")
+        if self.recognizer_warmup_samples < 0 or self.recognizer_warmup_steps < 0:
+            raise FacelabError("the recogniser's warm-up cannot have a negative number of samples or steps.")
+
+
+_EXPERIMENTAL = tuple(f.name for f in dataclasses.fields(ExperimentalOptions))
+
+
+@dataclass
 class TrainConfig:
+    """A training run's settings: what ``facelab train``, the app's Training panel and Python set.
+
+    The defaults are the recipe (the CLI and the app read theirs from here); ``experimental``
+    holds the options measurements rejected.
+    """
+
     # data
     data: str = "synth"                 # "synth" or a dataset path
     data_format: str | None = None      # force a layout
@@ -80,12 +126,6 @@ class TrainConfig:
     # layer, no downsampling), else random. See facelab/training/linear_init.py.
     weight_init: str = "auto"
     linear_ridge: float | None = None   # the linear start's ridge; None: chosen on held-out training subjects
-    # Opt-in: before joint training from the linear start (or from --init with a rebuilt
-    # recogniser head), fit R alone on the start's codes of this many training pairs (0: off).
-    # Off by default: it helped short runs and hurt the (previous) bundled model's full run; see
-    # facelab/training/recognizer_warmup.py.
-    recognizer_warmup_samples: int = 0
-    recognizer_warmup_steps: int = 600
     # optimisation
     epochs: int = 30
     batch_size: int = 16
@@ -101,21 +141,10 @@ class TrainConfig:
     discriminator_lr: float = 1e-3
     weight_decay: float = 0.0           # decoupled (AdamW) weight decay of the network, not of D
     weights: LossWeights = field(default_factory=LossWeights)
-    # L_rec as an L1 in millimetres (each normalised coordinate's error weighted by std / mean std),
-    # the error the paper reports; "normalized" weights every coordinate alike in normalised units.
-    rec_space: str = "mm"
-    gan_loss: str = "non-saturating"    # or "minimax" (Eq. 3 literally)
     # How |.|_1 in Eq. 2 and 6 reduces: "mean" (mean absolute error over elements: the weights
     # do not depend on the mesh or latent size) or "sum" (the L1 norm of each sample, as written,
     # averaged over the batch: L_rec then outweighs L_GAN and L_id by the mesh's n x 3).
     l1_reduction: str = "mean"
-    # Whether the latent-to-latent losses (L_L1 and the adversarial term, Eq. 2-4) also move the
-    # encoder. By default they train G (and D) only, on the encoder's codes taken as given; the
-    # encoder is trained end to end through L_rec (Dec(G(Enc(F_e)))) and L_id. Letting the
-    # adversarial gradient reach the encoder inflated the codes (std 3 -> 20-40) and stalled the
-    # reconstruction at the mean face on SynthFaces (validation error 3.1 mm after 400 steps,
-    # against 1.8 mm without L_l2l); see docs/method.md.
-    l2l_trains_encoder: bool = False
     # run
     seed: int = 0
     deterministic: bool = False
@@ -126,6 +155,8 @@ class TrainConfig:
     tensorboard: bool = True            # log to TensorBoard when it is installed
     amp: str = "off"                    # "bf16": mixed precision (facelab/training/amp.py)
     num_workers: int = 0                # DataLoader processes reading batches (0: in the training process)
+    # options that measurements rejected, kept to repeat those measurements
+    experimental: ExperimentalOptions = field(default_factory=ExperimentalOptions)
 
     def validate(self) -> TrainConfig:
         if self.variant not in VARIANTS:
@@ -146,13 +177,9 @@ class TrainConfig:
             raise FacelabError(f"the input noise must be zero or a positive number of mm, got {self.input_noise_mm}.")
         if self.laplacian not in ("combinatorial", "normalized"):
             raise FacelabError(f"unknown Laplacian '{self.laplacian}': expected combinatorial or normalized.")
-        if self.gan_loss not in ("non-saturating", "minimax"):
-            raise FacelabError(f"unknown GAN loss '{self.gan_loss}': expected non-saturating or minimax.")
         for name in ("epochs", "batch_size", "K"):
             if getattr(self, name) < 1:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
-        if self.rec_space not in ("mm", "normalized"):
-            raise FacelabError(f"unknown reconstruction-loss space '{self.rec_space}': expected mm or normalized.")
         if self.l1_reduction not in ("mean", "sum"):
             raise FacelabError(f"unknown L1 reduction '{self.l1_reduction}': expected mean or sum.")
         if self.lr_schedule not in ("cosine", "exponential"):
@@ -163,8 +190,6 @@ class TrainConfig:
             raise FacelabError(f"unknown weight initialisation '{self.weight_init}': expected auto, linear or random.")
         if self.amp not in ("off", "bf16"):
             raise FacelabError(f"unknown mixed precision '{self.amp}': expected off or bf16.")
-        if self.recognizer_warmup_samples < 0 or self.recognizer_warmup_steps < 0:
-            raise FacelabError("the recogniser's warm-up cannot have a negative number of samples or steps.")
         if self.num_workers < 0:
             raise FacelabError(f"the number of data workers cannot be negative, got {self.num_workers}.")
         self.downsample = [int(factor) for factor in self.downsample]
@@ -177,6 +202,7 @@ class TrainConfig:
         for name, weight in dataclasses.asdict(self.weights).items():
             if not 0 <= weight < float("inf"):
                 raise FacelabError(f"the loss weight {name} must be zero or positive and finite, got {weight}.")
+        self.experimental.validate()
         return self
 
     @property
@@ -191,19 +217,30 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config from :meth:`to_dict`'s output, or from a run or checkpoint of any earlier
+        facelab: keys it no longer knows are ignored, and the experimental options, saved at the
+        top level before they had a section of their own, are read from there too."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values.setdefault("alignment", "none")  # a run saved before alignment existed trained without it
         if isinstance(values.get("weights"), dict):
             values["weights"] = LossWeights(**values["weights"])
+        experimental = {key: data[key] for key in _EXPERIMENTAL if key in data}
+        if isinstance(data.get("experimental"), dict):
+            experimental.update((key, value) for key, value in data["experimental"].items() if key in _EXPERIMENTAL)
+        values["experimental"] = ExperimentalOptions(**experimental)
         return cls(**values)
 
 
 def architecture_of(meta: dict) -> dict[str, Any]:
     """The :class:`TrainConfig` fields that fine-tuning a checkpoint keeps, from its meta: the
     variant and, for identity-preserving, which start inside the expression subspace it uses (the
-    mixture is fitted again on the new data's expressions)."""
+    mixture is fitted again on the new data's expressions).
+
+    The network's description (``meta["network"]``) is where a checkpoint records its
+    architecture; older checkpoints also kept the variant at the top level, read when the
+    network's lacks it."""
     network = meta.get("network") or {}
-    return {"variant": meta.get("variant") or network.get("variant") or "full",
+    return {"variant": network.get("variant") or meta.get("variant") or "full",
             "fusion_ridge": bool(network.get("fusion_ridge", False)),
             "fusion_mixture": bool(network.get("fusion_expressions"))}

@@ -15,8 +15,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
+from facelab.data.layouts import load_dataset
 from facelab.errors import DatasetError
 from facelab.mesh.alignment import Alignment, SimilarityTransform, align_pairs
+from facelab.training import distributed
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,24 @@ class TrainingSplit:
         """The split with the fit subjects as its training part: what the normalisation
         statistics are computed from, so that validation subjects stay unseen."""
         return DatasetSplit(self.fit_subjects, self.test_subjects, self.split.seed, self.split.train_fraction)
+
+
+def load_dataset_in_turn(config, group: distributed.ProcessGroup) -> FaceDataset:
+    """``config.data``, loaded; under torchrun, rank 0 first, then one process per other machine,
+    then the rest: the first load writes the memory-mapped cache, and processes writing the same
+    cache files at once would corrupt them. Later loads read the cache."""
+    def load() -> FaceDataset:
+        return load_dataset(config.data, format=config.data_format, **config.data_options)
+
+    if not group.is_distributed:
+        return load()
+    turn = 0 if group.rank == 0 else (1 if group.local_rank == 0 else 2)
+    dataset = None
+    for current in range(3):
+        if turn == current:
+            dataset = load()
+        distributed.barrier(group)
+    return dataset
 
 
 def make_training_split(dataset: FaceDataset, train_fraction: float, seed: int, validation_fraction: float) -> TrainingSplit:

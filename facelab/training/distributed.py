@@ -13,12 +13,15 @@ ranks (:func:`all_reduce_sum`).
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from facelab.errors import FacelabError
 
@@ -128,3 +131,15 @@ def any_rank(flags: tuple[bool, ...], group: ProcessGroup, device: torch.device)
 def barrier(group: ProcessGroup) -> None:
     if group.is_distributed:
         dist.barrier()
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """``module`` in DDP, for a module whose forward uses every parameter and changes no buffer."""
+    options = {"device_ids": [device.index] if device.type == "cuda" else None}
+    # No buffer changes during training (the Laplacians and sampling matrices are constants),
+    # so none is re-broadcast at each forward (newer torch names the option differently).
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        options["forward_sync_buffers"] = False
+    else:
+        options["broadcast_buffers"] = False
+    return DistributedDataParallel(module, **options)

@@ -24,7 +24,7 @@ class NetworkStep(nn.Module):
         self._forward = network.forward  # the network itself is not a submodule: D would come with it
         self.l2l_on_detached_codes = (network.generator is not None
                                       and config.variant in ("full", "no-id", "identity-preserving")
-                                      and not config.l2l_trains_encoder)
+                                      and not config.experimental.l2l_trains_encoder)
 
     def forward(self, x_e: torch.Tensor, x_n: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = self._forward(x_e, x_n)

@@ -3,7 +3,8 @@
 It knows nothing of progress bars or Qt: it reports through :class:`TrainingCallback` events
 and obeys a :class:`TrainingControl`. A run directory holds ``config.json``, ``metrics.csv``
 (one row per epoch), the checkpoints ``last`` and ``best`` (lowest validation error), and
-TensorBoard logs when tensorboard is installed.
+TensorBoard logs when tensorboard is installed. What a fresh, resumed or fine-tuned run loads and
+fits before its first step is in ``facelab/training/starts.py``.
 
 The discriminator has its own Adam optimiser and is updated first at every step, on detached
 latent codes; then the rest of the network (encoder, decoder, generator, recognizer) is updated
@@ -22,9 +23,6 @@ unwrapped weights, so a distributed run resumes in one process and back.
 
 from __future__ import annotations
 
-import csv
-import inspect
-import io
 import json
 import random
 import time
@@ -34,19 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from facelab.atomic import atomic_write_text, remove_partial_writes
-from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
-from facelab.data.layouts import load_dataset
+from facelab.data.dataset import FaceDataset, Pair
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
-from facelab.mesh.alignment import Alignment, align_pairs, stable_region
+from facelab.mesh.alignment import align_pairs
 from facelab.training import distributed
 from facelab.training.amp import autocast, check_amp
-from facelab.training.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
+from facelab.training.checkpoint import Checkpoint, checkpoint_exists, save_checkpoint
 from facelab.training.config import TrainConfig
-from facelab.training.data import PairBatches, TrainingSplit, make_training_split
+from facelab.training.data import PairBatches, TrainingSplit, load_dataset_in_turn
 from facelab.training.events import (
     CheckpointSaved,
     EpochDone,
@@ -59,11 +55,11 @@ from facelab.training.events import (
     TrainingControl,
 )
 from facelab.training.losses import discriminator_loss, network_losses
+from facelab.training.metrics_log import MetricsLog
 from facelab.training.network_step import NetworkStep
 from facelab.training.recognizer_warmup import warm_up_recognizer
 from facelab.training.schedule import make_scheduler, parameter_groups
-
-METRIC_COLUMNS = ("epoch", "total", "l1", "gan", "l2l", "id", "rec", "d", "val_mean_error_mm", "lr", "seconds")
+from facelab.training.starts import FineTuning, FreshStart, ResumedRun, RunStart, fit_missing_maps
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -104,30 +100,19 @@ class Trainer:
         self.control = control or TrainingControl()
         self.resume = resume
         self.init_checkpoint = Path(init_checkpoint) if init_checkpoint else None
-        self._resume_from: Checkpoint | None = None
+        # What the run loads and fits before its first step (facelab/training/starts.py).
+        self.start: RunStart = FreshStart()
         if resume:
-            config = self._read_resume_config(config)
+            self.start = ResumedRun(self.run_dir, config)
+            config = self.start.config
+        elif self.init_checkpoint is not None:
+            self.start = FineTuning(self.init_checkpoint)
         self.config = config.validate()
         self.dataset = dataset
-        self._tensorboard = None
+        self._metrics_log: MetricsLog | None = None
         self._diverged = False
 
     # ---- set-up --------------------------------------------------------------------------
-    def _read_resume_config(self, requested: TrainConfig) -> TrainConfig:
-        config_path = self.run_dir / "config.json"
-        if not config_path.is_file() or not checkpoint_exists(self.run_dir / "last"):
-            raise FacelabError(f"{self.run_dir} holds no run to resume: expected config.json and a 'last' checkpoint in it.")
-        try:
-            saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
-        except (json.JSONDecodeError, TypeError, AttributeError) as error:
-            raise FacelabError(f"{config_path} is corrupt: expected the config.json of a facelab run ({error}).") from None
-        saved.epochs = max(saved.epochs, requested.epochs)  # resuming may extend the run
-        # Where and how fast it runs is this session's choice (a GPU run may resume on a CPU and
-        # back); what it learns (data, model, optimiser, batch) is the saved run's.
-        saved.device, saved.num_threads, saved.num_workers = requested.device, requested.num_threads, requested.num_workers
-        self._resume_from = load_checkpoint(self.run_dir / "last")
-        return saved
-
     def _emit(self, name: str, event) -> None:
         if not getattr(self, "group", distributed.SINGLE_PROCESS).is_main:
             return  # one progress bar and one log: rank 0's
@@ -139,6 +124,62 @@ class Trainer:
         benchmark or a notebook may call it and then drive :meth:`train_step` itself)."""
         from facelab.nn import NetworkConfig, NeutralisationNetwork
 
+        config, start = self.config, self.start
+        self._set_up_process()
+        if self.dataset is None:
+            self._emit("on_preparing", Preparing("loading data"))
+            self.dataset = load_dataset_in_turn(config, self.group)
+        dataset = self.dataset
+        self.split: TrainingSplit = start.split(dataset, config)
+        self.subjects = list(self.split.fit_subjects)
+        if not dataset.pairs_of(self.split.fit_subjects):
+            raise FacelabError(
+                f"{dataset.name} has no expressive/neutral pairs among its {len(self.subjects)} training subjects: "
+                "expected each subject's neutral face and at least one expression of the same subject."
+            )
+        # template_vertices is also the checkpoints' template.
+        self.template_vertices, self.alignment, self.normalisation = start.frame(self)
+        training_pairs = self._training_pairs()
+        network_config = NetworkConfig(
+            n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
+            K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
+            downsample=tuple(config.downsample), expression_dims=config.expression_dims,
+            identity_dims=config.identity_dims, fusion_ridge=config.fusion_ridge,
+            fusion_expressions=self._mixture_expressions(training_pairs),
+        )
+        self.network = NeutralisationNetwork(network_config, dataset.triangles,
+                                             template_vertices=self.template_vertices).to(self.device)
+        recognizer_is_new = start.initialise(self, training_pairs)
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.d_optimizer = None
+        if self.network.discriminator is not None:
+            self.d_optimizer = torch.optim.Adam(self.network.discriminator_parameters(), lr=config.discriminator_lr,
+                                                betas=(0.5, 0.999))
+        self.position = _Position()
+        start.keep_global_batch(config, self.group.world_size)
+        subject_index = {subject: i for i, subject in enumerate(self.subjects)}
+        self.train_batches = PairBatches(dataset, training_pairs, self.normalisation,
+                                         subject_index, config.batch_size, config.seed, self.device,
+                                         self.group.rank, self.group.world_size, config.num_workers,
+                                         alignment=self.alignment, template=self.template_vertices)
+        # The expression classifier's accuracy on the training pairs, when this run fits a mixture.
+        self.mixture_accuracy: float | None = fit_missing_maps(self) if start.fits_maps else None
+        # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
+        # rank 0's parameters (so it must stay after this), whatever the summation order did.
+        self.recognizer_warmup_loss = self._warm_up_recognizer() if recognizer_is_new else None
+        self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps_per_epoch)
+        std = self.train_batches.std
+        self.rec_weights = std / std.mean() if config.experimental.rec_space == "mm" else None
+        start.restore(self)  # a resumed run's optimisers, schedule and position
+        self._noise_step = self.position.global_step
+        self._wrap_for_data_parallel()
+        self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
+        test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
+        self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
+
+    def _set_up_process(self) -> None:
+        """Threads, seeds, the process group and the device."""
         config = self.config
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
@@ -151,151 +192,15 @@ class Trainer:
         self.group = distributed.init_from_environment(requested.type)
         self.device = distributed.device_for(config.device, self.group.local_rank, self.group.is_distributed)
         check_amp(config.amp, self.device)
-        if self.dataset is None:
-            self._emit("on_preparing", Preparing("loading data"))
-            self.dataset = self._load_dataset_in_turn()
-        dataset = self.dataset
-        self.split: TrainingSplit = self._saved_split() or make_training_split(
-            dataset, config.train_fraction, config.split_seed, config.validation_fraction)
-        self.subjects = list(self.split.fit_subjects)
-        if not dataset.pairs_of(self.split.fit_subjects):
-            raise FacelabError(
-                f"{dataset.name} has no expressive/neutral pairs among its {len(self.subjects)} training subjects: "
-                "expected each subject's neutral face and at least one expression of the same subject."
-            )
-        subject_index = {subject: i for i, subject in enumerate(self.subjects)}
 
-        source = self._resume_from
-        init = None
-        if source is None and self.init_checkpoint is not None:
-            init = load_checkpoint(self.init_checkpoint, with_optimizers=False)
-            if init.meta.get("template_hash") != dataset.topology_hash or len(init.template) != dataset.n_vertices:
-                raise FacelabError(
-                    f"{self.init_checkpoint} was trained on another template ({len(init.template)} vertices, "
-                    f"topology {init.meta.get('template_hash')}); the data has {dataset.n_vertices} vertices "
-                    f"(topology {dataset.topology_hash}): fine-tuning needs the same template."
-                )
-        # A resumed or fine-tuned run keeps its checkpoint's template: faces are aligned to it, its
-        # normalisation and subspaces were taken in its frame, and a downsampling hierarchy is
-        # decimated from its shape.
-        saved = source or init
-        template = saved.template if saved is not None else dataset.template().vertices
-        self.template_vertices = np.asarray(template, dtype=np.float32)  # also the checkpoints' template
-        self.alignment = self._alignment(saved)
-        if source is not None:
-            self.normalisation = Normalisation(source.norm_mean, source.norm_std)
-        elif init is not None:
-            self.normalisation = Normalisation(init.norm_mean, init.norm_std)
-        else:
-            self.normalisation = dataset.normalisation(self.split.fit_only(), transform=self._aligned_numpy)
-
-        training_pairs = self._training_pairs()
-        network_config = NetworkConfig(
-            n_vertices=dataset.n_vertices, triangles_hash=dataset.topology_hash, laplacian_kind=config.laplacian,
-            K=config.K, latent=config.latent, conv=config.conv, n_subjects=len(self.subjects), variant=config.variant,
-            downsample=tuple(config.downsample), expression_dims=config.expression_dims,
-            identity_dims=config.identity_dims, fusion_ridge=config.fusion_ridge,
-            fusion_expressions=self._mixture_expressions(training_pairs),
-        )
-        self.network = NeutralisationNetwork(network_config, dataset.triangles,
-                                             template_vertices=self.template_vertices).to(self.device)
-        fresh_recognizer = False
-        if init is not None:
-            fresh_recognizer = self._load_init_weights(init)
-        elif source is None and config.linear_start:
-            from facelab.training.linear_init import linear_initialisation
-
-            # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
-            self._emit("on_preparing", Preparing("fitting the linear start"))
-            linear_initialisation(self.network, dataset, training_pairs,
-                                  self.normalisation, seed=config.seed, ridge=config.linear_ridge,
-                                  frame=self._aligned_pairs if self.alignment.enabled else None)
-            fresh_recognizer = True
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), lr=config.lr,
-                                           weight_decay=config.weight_decay)
-        self.d_optimizer = None
-        if self.network.discriminator is not None:
-            self.d_optimizer = torch.optim.Adam(self.network.discriminator_parameters(), lr=config.discriminator_lr,
-                                                betas=(0.5, 0.999))
-        self.position = _Position()
-        if source is not None:
-            self.network.load_state_dict(source.model_state)
-            try:
-                self.optimizer.load_state_dict(source.optimizer_states["network"])
-            except ValueError:
-                raise FacelabError(
-                    f"{self.run_dir} was saved by an older facelab whose optimiser had another layout: it cannot be "
-                    f"resumed, but it can be fine-tuned (--init {self.run_dir / 'last'})."
-                ) from None
-            if self.d_optimizer is not None:
-                self.d_optimizer.load_state_dict(source.optimizer_states["discriminator"])
-            pos = source.meta["position"]
-            best_val = pos.get("best_val")
-            self.position = _Position(pos["epoch"], pos["step"], pos["global_step"],
-                                      float("inf") if best_val is None else best_val)
-
-        self._noise_step = self.position.global_step
-        if source is not None:
-            self._keep_global_batch(source.meta.get("global_batch_size"))
-        self.train_batches = PairBatches(dataset, training_pairs, self.normalisation,
-                                         subject_index, config.batch_size, config.seed, self.device,
-                                         self.group.rank, self.group.world_size, config.num_workers,
-                                         alignment=self.alignment, template=self.template_vertices)
-        if source is not None:
-            self._align_position(source.meta.get("global_batch_size"))
-        fusion = self.network.fusion
-        self.mixture_accuracy: float | None = None  # the expression classifier's, on the training pairs
-        if fusion is not None and source is None and (init is None or not fusion.is_fitted):
-            from facelab.training.subspaces import fit_subspaces
-
-            self._emit("on_preparing", Preparing("fitting the expression and identity subspaces"))
-            fusion.set_bases(*(t.to(self.device) for t in fit_subspaces(
-                self.train_batches, config.expression_dims, config.identity_dims, seed=config.seed)))
-        if fusion is not None and fusion.ridge and source is None and not fusion.ridge_is_fitted:
-            from facelab.training.subspaces import fit_ridge
-
-            self._emit("on_preparing", Preparing("fitting the ridge map inside the expression subspace"))
-            fusion.set_ridge(*(t.to(self.device) for t in fit_ridge(self.train_batches, fusion, seed=config.seed)))
-        if fusion is not None and fusion.mixture is not None and source is None and not fusion.mixture_is_fitted:
-            from facelab.training.mixture_fit import fit_mixture
-
-            self._emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
-            self.mixture_accuracy = fit_mixture(self.train_batches, fusion, self.network.config.fusion_expressions,
-                                                seed=config.seed, input_noise_mm=config.input_noise_mm)
-        self.recognizer_warmup_loss: float | None = None  # R's cross-entropy after its warm-up
-        if fresh_recognizer:
-            if config.recognizer_warmup_samples > 0:
-                self._emit("on_preparing", Preparing("warming up the recogniser"))
-            # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
-            # rank 0's parameters (so it must stay after this), whatever the summation order did.
-            self.recognizer_warmup_loss = warm_up_recognizer(
-                self.network, self.train_batches, config.recognizer_warmup_samples, config.recognizer_warmup_steps,
-                lr=config.recognizer_lr, seed=config.seed)
-        self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps_per_epoch)
-        std = self.train_batches.std
-        self.rec_weights = std / std.mean() if config.rec_space == "mm" else None
-        if source is not None:
-            self.scheduler.load_state_dict(source.meta["scheduler"])
-            # Building the schedule set every group's rate for step 0; the saved one is the current.
-            for group, rate in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
-                group["lr"] = rate
-        self._wrap_for_data_parallel()
-        self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
-        test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
-        self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
-
-    def _saved_split(self) -> TrainingSplit | None:
-        """A resumed run's split as its checkpoint recorded it (the dataset's split rule may have
-        changed since), so it goes on with the same subjects and recogniser classes."""
-        source = self._resume_from
-        saved = source.meta.get("split") if source is not None else None
-        if not saved or not source.meta.get("subjects"):
-            return None
-        config = self.config
-        fit = tuple(source.meta["subjects"])
-        validation = tuple(saved.get("validation") or fit)
-        return TrainingSplit(DatasetSplit(tuple(saved["train"]), tuple(saved["test"]), config.split_seed,
-                                          config.train_fraction), fit, validation, validation_held_out=validation != fit)
+    def _warm_up_recognizer(self) -> float | None:
+        """R's cross-entropy after its opt-in warm-up (None when off or when there is no R)."""
+        experimental = self.config.experimental
+        if experimental.recognizer_warmup_samples > 0:
+            self._emit("on_preparing", Preparing("warming up the recogniser"))
+        return warm_up_recognizer(self.network, self.train_batches, experimental.recognizer_warmup_samples,
+                                  experimental.recognizer_warmup_steps, lr=self.config.recognizer_lr,
+                                  seed=self.config.seed)
 
     def _mixture_expressions(self, pairs: list[Pair]) -> tuple[str, ...]:
         if not self.config.fusion_mixture:
@@ -315,109 +220,20 @@ class Trainer:
             pairs = pairs + own * self.config.neutral_pairs
         return pairs
 
-    def _alignment(self, saved: Checkpoint | None) -> Alignment:
-        """The run's alignment: a resumed run keeps its checkpoint's, and so does a fine-tuned one
-        that records one (its normalisation was taken in that frame); a new one fits on the
-        stable region of its training pairs (a seeded sample of at most 2,000)."""
-        if saved is not None and (saved is self._resume_from or saved.meta.get("alignment") is not None):
-            recorded = Alignment.from_dict(saved.meta.get("alignment")).check(self.dataset.n_vertices)
-            if saved is not self._resume_from and recorded.enabled and self.config.alignment == "none":
-                raise FacelabError(f"{self.init_checkpoint} aligns faces to its template: a fine-tuned model keeps "
-                                   "its alignment, so --no-align cannot apply; train from scratch without it.")
-            return recorded
-        if self.config.alignment == "none":
-            return Alignment("none")
-        pairs = self.dataset.pairs_of(self.split.fit_subjects)
-        rng = np.random.default_rng([self.config.seed, 4])
-        chosen = np.sort(rng.choice(len(pairs), size=min(2000, len(pairs)), replace=False))
-        vertices = self.dataset.vertices
-        expressive = np.asarray(vertices[np.array([pairs[i].expressive for i in chosen])])
-        neutral = np.asarray(vertices[np.array([pairs[i].neutral for i in chosen])])
-        return Alignment(self.config.alignment, stable_region(expressive, neutral))
-
     def _aligned_pairs(self, expressive: torch.Tensor, neutral: torch.Tensor | None):
         template = torch.from_numpy(self.template_vertices)
         x_e, x_n, _ = align_pairs(self.alignment, template, expressive, neutral)
         return x_e, x_n
-
-    def _aligned_numpy(self, faces: np.ndarray) -> np.ndarray:
-        if not self.alignment.enabled:
-            return faces
-        return self._aligned_pairs(torch.from_numpy(faces), None)[0].numpy()
-
-    def _keep_global_batch(self, saved_global_batch: int | None) -> None:
-        """A run resumed on another number of processes keeps its global batch (and so its
-        trajectory) when the new process count divides it: the per-process batch adapts."""
-        world = self.group.world_size
-        if saved_global_batch and saved_global_batch % world == 0:
-            self.config.batch_size = saved_global_batch // world
-
-    def _load_dataset_in_turn(self) -> FaceDataset:
-        """Load the data; under torchrun, rank 0 first, then one process per other machine, then
-        the rest: the first load writes the memory-mapped cache, and processes writing the same
-        cache files at once would corrupt them. Later loads read the cache."""
-        config, group = self.config, self.group
-
-        def load() -> FaceDataset:
-            return load_dataset(config.data, format=config.data_format, **config.data_options)
-
-        if not group.is_distributed:
-            return load()
-        turn = 0 if group.rank == 0 else (1 if group.local_rank == 0 else 2)
-        dataset = None
-        for current in range(3):
-            if turn == current:
-                dataset = load()
-            distributed.barrier(group)
-        return dataset
-
-    def _align_position(self, saved_global_batch: int | None) -> None:
-        """Resuming with another global batch (another number of processes): continue the epoch
-        after the pairs already seen, which the saved step counted in the old batch size."""
-        new = self.train_batches.global_batch_size
-        if saved_global_batch and saved_global_batch != new and self.position.step:
-            self.position.step = min(self.position.step * saved_global_batch // new, self.train_batches.steps_per_epoch)
 
     def _wrap_for_data_parallel(self) -> None:
         """The modules each optimiser trains, wrapped in DDP when several processes train."""
         network = self.network
         self.network_step: nn.Module = NetworkStep(network, self.config)
         self.discriminator_step: nn.Module | None = network.discriminator
-        if not self.group.is_distributed:
-            return
-        options = {"device_ids": [self.device.index] if self.device.type == "cuda" else None}
-        # No buffer changes during training (the Laplacians and sampling matrices are constants),
-        # so none is re-broadcast at each forward (newer torch names the option differently).
-        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
-            options["forward_sync_buffers"] = False
-        else:
-            options["broadcast_buffers"] = False
-        self.network_step = DistributedDataParallel(self.network_step, **options)
-        if network.discriminator is not None:
-            self.discriminator_step = DistributedDataParallel(network.discriminator, **options)
-
-    def _load_init_weights(self, init: Checkpoint) -> bool:
-        """Load the fine-tuning start; True when the recogniser (or part of it) starts fresh."""
-        from facelab.nn import adapt_cheb_state_dict
-
-        state = adapt_cheb_state_dict(dict(init.model_state), self.network)  # either Chebyshev layout
-        own = self.network.state_dict()
-        if any(k.startswith("fusion.") for k in state) and self.network.fusion is None:
-            raise FacelabError(
-                f"{self.init_checkpoint} is an {init.meta.get('variant')} model: fine-tune it as that variant "
-                f"(--variant {init.meta.get('variant')}), or train a {self.config.variant} model from scratch.")
-        if init.meta.get("subjects") != self.subjects:
-            # Other subjects (even as many): the recognizer's last layer is rebuilt (fresh), the rest is kept.
-            state = {k: v for k, v in state.items() if not k.startswith("recognizer.head.")}
-        if tuple(init.meta.get("network", {}).get("fusion_expressions", ())) != self.network.config.fusion_expressions:
-            # Maps of other expressions (or none): the mixture is fitted afresh on this run's pairs.
-            state = {k: v for k, v in state.items() if not k.startswith("fusion.mixture.")}
-        # Other subspace sizes (or another head): those start afresh, the rest is kept.
-        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        missing = self.network.load_state_dict(state, strict=False).missing_keys
-        if any(not key.startswith(("recognizer", "discriminator", "generator", "fusion")) for key in missing):
-            raise FacelabError(f"{self.init_checkpoint} does not hold the autoencoder this run needs (missing {missing[0]}).")
-        return any(key.startswith("recognizer") for key in missing)
+        if self.group.is_distributed:
+            self.network_step = distributed.data_parallel(self.network_step, self.device)
+            if network.discriminator is not None:
+                self.discriminator_step = distributed.data_parallel(network.discriminator, self.device)
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> RunFinished:
@@ -429,8 +245,8 @@ class Trainer:
             self._emit("on_failed", error)
             raise
         finally:
-            if self._tensorboard is not None:
-                self._tensorboard.close()
+            if self._metrics_log is not None:
+                self._metrics_log.close()
             distributed.shutdown(getattr(self, "group", distributed.SINGLE_PROCESS))
 
     def _run(self) -> RunFinished:
@@ -440,7 +256,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_partial_writes(self.run_dir)
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-            self._open_tensorboard()
+            self._metrics_log = MetricsLog(self.run_dir, config.tensorboard)
         self._keep_best_consistent()
         steps = batches.steps_per_epoch
         self._emit("on_run_started", RunStarted(
@@ -489,7 +305,7 @@ class Trainer:
                 if is_best:
                     self._save("best", metrics)
                 self._save("last", metrics)
-                self._append_metrics(position.epoch, metrics)
+                self._metrics_log.append(position.epoch, metrics)
             self._emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
         return self._finish("completed")
 
@@ -498,7 +314,7 @@ class Trainer:
         two saves, or a deleted file) gets it back from ``last`` when ``last`` holds the best epoch;
         otherwise the best is chosen again from the epochs to come, so ``best`` and the reported best
         validation error always belong together."""
-        source = self._resume_from
+        source = self.start.checkpoint if self.resume else None
         if source is None or self.position.best_val == float("inf") or checkpoint_exists(self.run_dir / "best"):
             return
         metrics = source.meta.get("metrics") or {}
@@ -567,8 +383,9 @@ class Trainer:
             with precision:
                 fake_logits = torch.func.functional_call(network.discriminator, frozen, (z_g, z_e))
         with precision:
-            terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits, config.gan_loss,
-                                   config.l2l_trains_encoder, self.rec_weights, config.l1_reduction)
+            terms = network_losses(outputs, x_n, labels, config.weights, config.variant, fake_logits,
+                                   config.experimental.gan_loss, config.experimental.l2l_trains_encoder,
+                                   self.rec_weights, config.l1_reduction)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
@@ -636,6 +453,9 @@ class Trainer:
 
     # ---- outputs ---------------------------------------------------------------------------
     def checkpoint(self, metrics: dict[str, float] | None = None, with_optimizers: bool = True) -> Checkpoint:
+        """The run as it stands. Its architecture is recorded in ``network`` alone and its settings
+        (the run's config.json) in ``train_config``; readers take the architecture from
+        ``network`` (:func:`~facelab.training.config.architecture_of`)."""
         optimizers = {}
         if with_optimizers:
             optimizers["network"] = self.optimizer.state_dict()
@@ -645,8 +465,6 @@ class Trainer:
         meta = {
             "network": self.network.config.to_dict(),
             "template_hash": dataset.topology_hash,
-            "laplacian": self.config.laplacian,
-            "variant": self.config.variant,
             "subjects": self.subjects,
             "epoch": self.position.epoch,
             "position": vars(self.position).copy(),
@@ -661,8 +479,6 @@ class Trainer:
             # step inside the epoch in the new global batch.
             "world_size": self.group.world_size,
             "global_batch_size": self.train_batches.global_batch_size,
-            "amp": self.config.amp,
-            "downsample": list(self.config.downsample),
             "alignment": self.alignment.to_dict(),
         }
         if meta["position"]["best_val"] == float("inf"):
@@ -678,31 +494,6 @@ class Trainer:
         save_checkpoint(path, self.checkpoint(metrics))
         self._emit("on_checkpoint", CheckpointSaved(path, kind, self.position.epoch))
         return path
-
-    def _append_metrics(self, epoch: int, metrics: dict[str, float]) -> None:
-        path = self.run_dir / "metrics.csv"
-        rows = []
-        if path.exists():
-            rows = [row for row in csv.DictReader(io.StringIO(path.read_text())) if int(row["epoch"]) < epoch]
-        rows.append({"epoch": epoch, **{k: metrics.get(k, "") for k in METRIC_COLUMNS if k != "epoch"}})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buffer.getvalue())
-        if self._tensorboard is not None:
-            for key, value in metrics.items():
-                if isinstance(value, float) and np.isfinite(value):
-                    self._tensorboard.add_scalar(key, value, epoch)
-
-    def _open_tensorboard(self) -> None:
-        if not self.config.tensorboard:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
-            return
-        self._tensorboard = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def _finish(self, status: str) -> RunFinished:
         if self.group.is_main and (status == "stopped" or not checkpoint_exists(self.run_dir / "last")):
