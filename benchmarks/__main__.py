@@ -58,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions, short budgets")
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="all: the CPU, and CUDA when torch sees a GPU")
-    parser.add_argument("--time-to-quality-minutes", type=float, default=3.0,
-                        help="training budget of time_to_quality (the target is judged at 30)")
     parser.add_argument("--app-training-seconds", type=float, default=20.0)
     parser.add_argument("--sizes", nargs="+", type=_size, default=["template", COMA_VERTICES, FACESCAPE_VERTICES],
                         help=argparse.SUPPRESS)  # the tests use a tiny mesh
@@ -70,11 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     names = _names(args.only)
     devices = available_devices(args.device)
     options = Options(quick=args.quick, devices=devices, sizes=tuple(args.sizes),
-                      time_to_quality_minutes=args.time_to_quality_minutes,
                       app_training_seconds=args.app_training_seconds)
     document = {**stamp, "machine": machine_info(list(devices)),
                 "settings": {"quick": args.quick, "benchmarks": names, "sizes": list(args.sizes),
-                             "time_to_quality_minutes": args.time_to_quality_minutes,
                              "app_training_seconds": args.app_training_seconds},
                 "results": [], "errors": []}
     started = time.perf_counter()

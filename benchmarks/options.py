@@ -18,7 +18,6 @@ class Options:
     quick: bool = False
     devices: tuple[str, ...] = ("cpu",)
     sizes: tuple[str | int, ...] = ("template", COMA_VERTICES, FACESCAPE_VERTICES)
-    time_to_quality_minutes: float = 3.0
     app_training_seconds: float = 20.0
 
     def repeats(self, full: int) -> int:
