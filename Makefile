@@ -54,8 +54,9 @@ run: setup system-deps
 test: setup system-deps
 	$(PY) -m pytest -q
 
-# The benchmark suite (benchmarks/__init__.py): writes docs/results/benchmarks.{json,md} in under 15 minutes
-# on 2 cores; the app benchmarks run under xvfb-run, hence system-deps.
+# The benchmark suite (benchmarks/__init__.py): writes docs/results/benchmarks.{json,md} in about 20 minutes
+# on 2 cores (the time-to-quality judgement has its own command, python -m benchmarks.time_to_quality);
+# the app benchmarks run under xvfb-run, hence system-deps.
 bench: setup system-deps
 	$(PY) -m benchmarks
 
