@@ -105,7 +105,9 @@ def test_one_benchmark_runs_end_to_end_and_writes_the_documented_json(tmp_path):
     layer = document["results"][1]
     assert layer["ratio"] == pytest.approx(layer["reference"]["median_ms"] / layer["ours"]["median_ms"])
     assert max(layer["extra"]["relative_difference"].values()) <= 1e-5
-    assert layer["target"]["threshold"] == 8.0 and layer["target"]["n_vertices"] == COMA_VERTICES
+    from benchmarks.cheb_layer import SPEEDUP_TARGET
+
+    assert layer["target"] == SPEEDUP_TARGET.to_dict() and layer["target"]["n_vertices"] == COMA_VERTICES
 
 
 def test_the_large_mesh_memory_script_runs_the_trainers_step():
@@ -119,3 +121,101 @@ def test_the_large_mesh_memory_script_runs_the_trainers_step():
     assert measured["vertices"] == 815 and measured["steps"] == 2
     assert measured["peak_rss_mb"] >= measured["peak_rss_before_training_mb"] >= measured["baseline_rss_mb"] > 0
     assert measured["step_seconds_after_first"] > 0
+
+
+def _judgement(minutes, recipe=None, errors=(0.3, 0.14), fraction=None):
+    from benchmarks import time_to_quality as ttq
+
+    threshold = (fraction or ttq.FRACTION) * 0.13
+    return {
+        "generated_by": "python -m benchmarks.time_to_quality", "commit": "0123456789abcdef",
+        "command": "facelab train ...", "budget_minutes": ttq.BUDGET_MINUTES,
+        "recipe": recipe or {"identities": ttq.IDENTITIES, "epochs": ttq.EPOCHS, "threads": ttq.THREADS},
+        "threshold": {"fraction": fraction or ttq.FRACTION, "threshold_mm": threshold, "source": "x"},
+        "reference": {"bundled_model_mm": 0.13, "do_nothing_mm": 1.4, "linear_mm": 0.33},
+        "machine": {"load_average_before": [0.1, 0.1, 0.1]}, "command_s": 700.0, "preparation_s": 100.0,
+        "stages": [{"after_s": 1.0, "line": "loading data ..."}],
+        "checkpoints": [{"epoch": k + 1, "after_s": 300.0 * (k + 1), "validation_error_mm": e, "test_error_mm": e}
+                        for k, e in enumerate(errors)],
+        "minutes": minutes,
+    }
+
+
+def test_time_to_quality_reaches_at_the_first_checkpoint_within_the_threshold():
+    from benchmarks.time_to_quality import first_reaching
+
+    checkpoints = [{"after_s": 600.0, "test_error_mm": 0.15}, {"after_s": 300.0, "test_error_mm": 0.16},
+                   {"after_s": 100.0, "test_error_mm": 0.5}]
+    assert first_reaching(checkpoints, 0.16)["after_s"] == 300.0     # the earliest, whatever the list order
+    assert first_reaching(checkpoints, 0.155)["after_s"] == 600.0
+    assert first_reaching(checkpoints, 0.1) is None
+
+
+def test_time_to_quality_threshold_is_read_from_the_bundled_models_results(tmp_path):
+    from benchmarks.time_to_quality import bundled_reference
+
+    path = tmp_path / "bundled_model.json"
+    path.write_text(json.dumps({"evaluation": {"mean_error_mm": 0.2, "baselines": {
+        "do_nothing": {"mean_error_mm": 1.5}, "linear": {"mean_error_mm": 0.4}}}}))
+    assert bundled_reference(path) == {"bundled_model_mm": 0.2, "do_nothing_mm": 1.5, "linear_mm": 0.4}
+
+
+def test_the_suite_reports_the_committed_time_to_quality_judgement(tmp_path):
+    from benchmarks.report import markdown
+    from benchmarks.time_to_quality import committed_result
+
+    path = tmp_path / "time_to_quality.json"
+    assert committed_result(path).met is None and "not judged" in committed_result(path).notes  # no file yet
+    path.write_text(json.dumps(_judgement(minutes=10.0)))
+    reached = committed_result(path)
+    assert reached.value == 10.0 and reached.met is True and "0123456789ab" in reached.notes  # its commit
+    path.write_text(json.dumps(_judgement(minutes=None, errors=(0.3, 0.25))))
+    assert committed_result(path).met is False  # judged over the full budget and not reached
+    path.write_text(json.dumps(_judgement(minutes=4.0, recipe={"identities": 7, "epochs": 1, "threads": 2})))
+    other = committed_result(path)
+    assert other.value is None and other.met is None and "NOT the judged recipe" in other.notes
+    document = {"machine": {}, "settings": {}, "results": [reached.to_dict()]}
+    page = markdown(document)
+    assert "### Time to quality" in page and "loading data ..." in page and "| 2 | 10.00 |" in page
+
+
+def test_time_to_quality_judgement_runs_the_command_end_to_end(tmp_path):
+    # The judgement's own code at a tiny size: a fresh cache, the real `facelab train` and
+    # `facelab evaluate`, the checkpoint kept at the epoch's end.
+    out = tmp_path / "ttq.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.time_to_quality", "--identities", "12", "--minutes", "10",
+         "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["recipe"] == {"identities": 12, "epochs": 1, "threads": 2}
+    assert "--identities 12" in document["command"] and "--fusion-mixture" in document["command"]
+    assert document["commit"] and document["generated_by"].startswith("python -m benchmarks.time_to_quality")
+    [checkpoint] = document["checkpoints"]
+    assert checkpoint["epoch"] == 1 and 0 < checkpoint["test_error_mm"] < document["reference"]["do_nothing_mm"] * 5
+    assert 0 < document["preparation_s"] < checkpoint["after_s"] <= document["command_s"]
+    lines = [stage["line"] for stage in document["stages"]]
+    assert any(line.startswith("loading data") for line in lines)
+    assert any(line.startswith("epoch 1/1") for line in lines)
+    assert document["threshold"]["threshold_mm"] == pytest.approx(
+        document["threshold"]["fraction"] * document["reference"]["bundled_model_mm"])
+    reached = checkpoint["test_error_mm"] <= document["threshold"]["threshold_mm"]
+    assert (document["minutes"] is not None) == reached
+
+
+def test_training_memory_reports_a_missing_synthfaces_cache_without_generating_it(tmp_path, monkeypatch):
+    from benchmarks.training_memory import _synthfaces_row
+
+    monkeypatch.setenv("FACELAB_CACHE_DIR", str(tmp_path))  # the child inherits it: an empty cache
+    row = _synthfaces_row(identities=7, steps=1)
+    assert row.value is None and row.met is None and "not measured" in row.notes
+    assert not list(tmp_path.rglob("*.npy"))  # nothing was generated
+
+
+def test_memory_parts_of_a_live_process_add_up_to_its_resident_set():
+    from benchmarks.training_memory import _memory_parts, _status_mb
+
+    parts = _memory_parts(os.getpid())
+    rss = _status_mb("VmRSS")
+    assert parts["own_mb"] > 0 and parts["file_mb"] > 0
+    assert parts["own_mb"] + parts["file_mb"] == pytest.approx(rss, rel=0.1)
