@@ -1,15 +1,18 @@
-"""Where the time goes: torch.profiler's top operators of the training step and of the Chebyshev layer.
+"""Where the time goes: torch.profiler's top operators of the training step, the Chebyshev layer and
+the neutralisation of one mesh.
 
-Results ``profile.training_step`` and ``profile.cheb_layer`` (no target): the operators with the
-most self CPU time over a few steps of the ``full`` variant (batch 16) and a few forward +
-backward passes of the layer (B = 16, 16 -> 16, K = 6), on the 5,023-vertex mesh (or the first
-size asked for).
+Results ``profile.training_step``, ``profile.cheb_layer`` and ``profile.neutralise`` (no target):
+the operators with the most self CPU time over a few steps of the ``full`` variant (batch 16), a
+few forward + backward passes of the layer (B = 16, 16 -> 16, K = 6), and a few calls of
+:meth:`FaceLabModel.neutralise` on one mesh (as ``neutralise.single`` times it), on the
+5,023-vertex mesh (or the first size asked for).
 """
 
 from __future__ import annotations
 
 import tempfile
 
+import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
@@ -39,6 +42,7 @@ def _profiled(run, repeats: int) -> list[dict]:
 
 def run(options: Options) -> list[Result]:
     from benchmarks.cheb_layer import BATCH, IN_CHANNELS, OUT_CHANNELS, forward_backward, layers
+    from benchmarks.neutralise import model_for
     from benchmarks.paired_data import paired_dataset, ready_trainer, trainer_step, training_config
 
     sizes = [size for size in options.sizes if size == COMA_VERTICES] or list(options.sizes[:1])
@@ -51,10 +55,16 @@ def run(options: Options) -> list[Result]:
     x = torch.randn(BATCH, mesh.n_vertices, IN_CHANNELS, requires_grad=True)
     probe = torch.randn(BATCH, mesh.n_vertices, OUT_CHANNELS)
     layer_ops = _profiled(forward_backward(ours, x, probe), repeats)
+    model, which = model_for(mesh, "cpu")
+    face = np.asarray(mesh.vertices, dtype=np.float32)
+    single_repeats = 4 * repeats
+    single_ops = _profiled(lambda: model.neutralise(face), single_repeats)
     common = dict(device="cpu", value=None, unit="", mesh=mesh.name, n_vertices=mesh.n_vertices)
     return [
         Result(name="profile.training_step", ours={"top_ops": step_ops, "repeats": repeats},
                params={"variant": "full", "batch": 16}, **common),
         Result(name="profile.cheb_layer", ours={"top_ops": layer_ops, "repeats": repeats},
                params={"batch": BATCH, "in_channels": IN_CHANNELS, "out_channels": OUT_CHANNELS, "K": 6}, **common),
+        Result(name="profile.neutralise", ours={"top_ops": single_ops, "repeats": single_repeats},
+               params={"batch": 1, "model": which}, **common),
     ]

@@ -376,16 +376,19 @@ def test_reset_recognizer_updates_the_config(sphere2):
         make_network(sphere2, variant="gca").reset_recognizer(3)
 
 
+@pytest.mark.parametrize("channels", [(2, 3), (3, 2)])
 @pytest.mark.parametrize("K", [1, 2, 3, 4, 6])
-def test_hand_written_backward_passes_gradcheck(K):
-    """The layer's backward computes the input, weight and bias gradients itself: check them all."""
+def test_hand_written_backward_passes_gradcheck(K, channels):
+    """The layer's backward computes the input, weight and bias gradients itself: check them all,
+    with the recurrence on the input side (2 -> 3) and on the weighted terms (3 -> 2)."""
     sphere = trimesh.creation.icosphere(subdivisions=1)
     laplacian = scaled_laplacian(sphere.faces, len(sphere.vertices))
     torch.manual_seed(0)
-    layer = MeshChebConv(2, 3, K, laplacian).double()
-    x = torch.randn(2, len(sphere.vertices), 2, dtype=torch.float64, requires_grad=True)
+    in_channels, out_channels = channels
+    layer = MeshChebConv(in_channels, out_channels, K, laplacian).double()
+    x = torch.randn(2, len(sphere.vertices), in_channels, dtype=torch.float64, requires_grad=True)
     weight = layer.weight.detach().clone().requires_grad_()
-    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(out_channels, dtype=torch.float64, requires_grad=True)
 
     def run(x, weight, bias):
         return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,))
@@ -406,3 +409,55 @@ def test_inference_path_equals_the_autograd_path(sphere3, K):
     with torch.no_grad():
         without_grad = layer(x)
     assert relative_error(without_grad, with_grad) <= 1e-6
+
+
+def dense_chebyshev(laplacian: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``sum_k T_k(L) x W_k + b`` with a dense L, term by term: the definition, for comparison."""
+    terms = [x]
+    if weight.shape[0] > 1:
+        terms.append(laplacian @ x)
+    for _ in range(2, weight.shape[0]):
+        terms.append(2 * laplacian @ terms[-1] - terms[-2])
+    return sum(term @ w for term, w in zip(terms, weight)) + bias
+
+
+@pytest.mark.parametrize("channels", [(3, 16), (16, 3), (16, 16), (5, 7), (7, 5)])
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_layer_equals_the_definition_on_every_path(sphere2, channels, batch, input_grad):
+    """Each way the layer computes the sum (recurrence on the input or on the weighted terms; one
+    mesh or several side by side, padded, in a last group of fewer meshes; with or without the
+    input's gradient) gives the definition's outputs and gradients, in float64."""
+    triangles, n = sphere2
+    laplacian = scaled_laplacian(triangles, n)
+    dense = torch.from_numpy(laplacian.toarray()).double()
+    in_channels, out_channels = channels
+    torch.manual_seed(0)
+    layer = MeshChebConv(in_channels, out_channels, 6, laplacian).double()
+    torch.nn.init.normal_(layer.bias)
+    x = torch.randn(batch, n, in_channels, dtype=torch.float64, requires_grad=input_grad)
+    probe = torch.randn(batch, n, out_channels, dtype=torch.float64)
+    weight = layer.weight.detach().clone().requires_grad_()
+    bias = layer.bias.detach().clone().requires_grad_()
+    x_reference = x.detach().clone().requires_grad_(input_grad)
+    expected = dense_chebyshev(dense, x_reference, weight, bias)
+
+    got = layer(x)
+    assert got.shape == (batch, n, out_channels) and got.is_contiguous()
+    with torch.no_grad():
+        assert relative_error(layer(x), expected) <= 1e-12
+    assert relative_error(got, expected) <= 1e-12
+    wanted = [layer.weight, layer.bias] + ([x] if input_grad else [])
+    references = [weight, bias] + ([x_reference] if input_grad else [])
+    got_grads = torch.autograd.grad((got * probe).sum(), wanted)
+    expected_grads = torch.autograd.grad((expected * probe).sum(), references)
+    for got_grad, expected_grad in zip(got_grads, expected_grads):
+        assert relative_error(got_grad, expected_grad) <= 1e-12
+
+
+def test_layer_takes_a_non_contiguous_input(sphere2):
+    triangles, n = sphere2
+    layer = MeshChebConv(4, 5, 3, scaled_laplacian(triangles, n))
+    vertex_major = torch.randn(n, 2, 4)
+    x = vertex_major.transpose(0, 1)  # (2, n, 4), not contiguous
+    assert relative_error(layer(x), layer(x.contiguous())) == 0.0

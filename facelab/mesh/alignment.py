@@ -60,25 +60,29 @@ def fit_similarity(source: Tensor, target: Tensor, weights: Tensor | None = None
     The fit is computed in float64 (a 3 x 3 SVD per face), so it is exact to rounding whatever
     the faces' offset from the origin; a reflection is never returned.
     """
+    # Plain (batched) matmuls rather than einsum: at a few thousand points the fit is a handful of
+    # small products, and einsum's planning cost more than the arithmetic.
     x = source.to(torch.float64)
     y = target.to(device=x.device, dtype=torch.float64)
-    w = torch.ones(y.shape[0], dtype=torch.float64, device=x.device) if weights is None else \
-        weights.to(device=x.device, dtype=torch.float64)
-    w = w / w.sum()
-    mean_x = torch.einsum("n,bnc->bc", w, x)
+    if weights is None:
+        w = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=torch.float64, device=x.device)
+    else:
+        w = weights.to(device=x.device, dtype=torch.float64)
+        w = w / w.sum()
+    mean_x = w @ x  # (B, 3)
     mean_y = w @ y
     xc = x - mean_x[:, None, :]
     yc = y - mean_y
-    covariance = torch.einsum("n,nc,bnd->bcd", w, yc, xc)  # (B, 3, 3): sum w y x^T
+    covariance = (yc * w[:, None]).T @ xc  # (B, 3, 3): sum w y x^T
     u, singular, vh = torch.linalg.svd(covariance)
     sign = torch.sign(torch.linalg.det(u @ vh))
     sign = torch.where(sign == 0, torch.ones_like(sign), sign)
     d = torch.ones_like(singular)
     d[:, 2] = sign
-    rotation = u @ torch.diag_embed(d) @ vh
-    variance = torch.einsum("n,bn->b", w, xc.square().sum(dim=-1))
+    rotation = (u * d[:, None, :]) @ vh  # u diag(d) vh
+    variance = xc.square().sum(dim=-1) @ w
     scale = (singular * d).sum(dim=-1) / variance.clamp_min(torch.finfo(torch.float64).tiny)
-    translation = mean_y - scale[:, None] * torch.einsum("bcd,bd->bc", rotation, mean_x)
+    translation = mean_y - scale[:, None] * (rotation @ mean_x[:, :, None])[:, :, 0]
     dtype = source.dtype if source.is_floating_point() else torch.float32
     return SimilarityTransform(scale.to(dtype), rotation.to(dtype), translation.to(dtype))
 
@@ -104,6 +108,10 @@ class Alignment:
             object.__setattr__(self, "region", tuple(int(i) for i in self.region))
             if len(self.region) < 3:
                 raise FacelabError(f"an alignment region needs at least 3 vertices, got {len(self.region)}.")
+        # The region as an index tensor, once: converting thousands of Python ints on every fit
+        # cost more than the fit itself.
+        index = None if self.region is None else torch.tensor(self.region, dtype=torch.int64)
+        object.__setattr__(self, "_index", index)
 
     @property
     def enabled(self) -> bool:
@@ -134,9 +142,9 @@ class Alignment:
         """The transforms taking ``faces`` (B, n, 3) onto ``template`` (n, 3); None when disabled."""
         if not self.enabled:
             return None
-        if self.region is None:
+        if self._index is None:
             return fit_similarity(faces, template)
-        index = torch.as_tensor(self.region, device=faces.device)
+        index = self._index.to(faces.device)
         return fit_similarity(faces.index_select(1, index), template.index_select(0, index.to(template.device)))
 
 

@@ -2,12 +2,14 @@
 
 Every face fed to the network is registered to the same template, so the scaled Laplacian
 ``L = 2 L / lambda_max - I`` is a constant of the model. :class:`MeshChebConv` exploits that:
-the Laplacian is turned into a sparse CSR matrix once, and each product ``L @ T`` serves the
-whole batch as one sparse-times-dense matmul over an ``(n, B * F)`` matrix. PyTorch Geometric's
-:class:`~torch_geometric.nn.ChebConv` instead rebuilds the Laplacian from ``edge_index`` on every
-call and gathers one message per edge and per graph of the batch; it stays selectable as the
-reference implementation through :class:`PygChebConv` (``conv="pyg"``), and the two hold the same
-numbers (see ``tests/test_nn.py``; ``python -m benchmarks --only cheb_layer`` measures the speed-up).
+the Laplacian is turned into a sparse CSR matrix once, and the sum over the K polynomials is
+computed by :mod:`facelab.nn.chebyshev_sum`, a few meshes at a time in cache-sized buffers, by
+the Chebyshev recurrence on the input or Clenshaw's on the weighted terms, whichever side is
+narrower. PyTorch Geometric's :class:`~torch_geometric.nn.ChebConv` instead rebuilds the
+Laplacian from ``edge_index`` on every call and gathers one message per edge and per graph of
+the batch; it stays selectable as the reference implementation through :class:`PygChebConv`
+(``conv="pyg"``), and the two hold the same numbers (see ``tests/test_nn.py``; ``python -m
+benchmarks --only cheb_layer`` measures the speed-up).
 
 Weights are laid out so that PyG's are ported exactly: PyG's ``lins[k].weight`` (out, in) is
 our ``weight[k].T``; :meth:`MeshChebConv.from_pyg` and :func:`adapt_cheb_state_dict` convert.
@@ -23,7 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+
+from facelab.nn.chebyshev_sum import ChebyshevSum, chebyshev_sum
 
 
 CHEB_CONV_IMPLEMENTATIONS: tuple[str, ...] = ("fast", "pyg")
@@ -72,131 +75,6 @@ def _check_input(x: Tensor, n_vertices: int, in_channels: int) -> tuple[int, int
     return x.shape[0], x.shape[1], x.shape[2]
 
 
-def _chebyshev_polynomials(rows: Tensor, laplacian: Tensor, n_polynomials: int) -> list[Tensor]:
-    """``[T_0 x, ..., T_{K-1} x]`` of a fixed sparse ``L`` for ``rows`` = x, (n, C) each.
-
-    ``T_0 = x``, ``T_1 = L x``, ``T_k = 2 L T_{k-1} - T_{k-2}``: each step is one fused sparse
-    ``addmm`` on the whole (n, C) matrix, every mesh and feature of the batch at once.
-    """
-    polynomials = [rows]
-    if n_polynomials > 1:
-        polynomials.append(torch.mm(laplacian, rows))
-    for _ in range(2, n_polynomials):
-        polynomials.append(torch.addmm(polynomials[-2], laplacian, polynomials[-1], beta=-1.0, alpha=2.0))
-    return polynomials
-
-
-def weighted_sum(polynomials: list[Tensor], weight: Tensor, bias: Tensor | None, batch: int) -> Tensor:
-    """The dense part of the layer: ``sum_k T_k W_k + b`` as (n * B, out) from (n, B * in) terms.
-
-    K matrix products on (n * B, in) views of the terms, accumulated in place into one output;
-    the bias is added last, in place (``addmm`` with a broadcast bias first copies it into
-    every row, a pass that costs more than the product itself at these shapes). Stacking the K
-    terms into one (n * B, K * in) matrix for a single product would need a copy of all of them:
-    the sparse products need each term as its own contiguous (n, B * in) block.
-    """
-    n_vertices = polynomials[0].shape[0]
-    channels = weight.shape[1]
-    out = torch.mm(polynomials[0].view(n_vertices * batch, channels), weight[0])
-    for polynomial, weight_k in zip(polynomials[1:], weight[1:]):
-        out.addmm_(polynomial.view(n_vertices * batch, channels), weight_k)
-    if bias is not None:
-        out.add_(bias)
-    return out
-
-
-def chebyshev_layer_without_grad(rows: Tensor, laplacian: Tensor, weight: Tensor, bias: Tensor | None,
-                                 batch: int) -> Tensor:
-    """The layer's forward where no gradient is needed (inference): (n, B * in) -> (n * B, out).
-
-    The same products as :func:`_chebyshev_polynomials` and :func:`weighted_sum`, interleaved:
-    each term is weighted as soon as it is computed, while it is still in cache, and only the
-    last two terms are kept (the backward needs all K, inference none).
-    """
-    n_vertices, channels = rows.shape[0], weight.shape[1]
-    out = torch.mm(rows.view(n_vertices * batch, channels), weight[0])
-    previous, current = rows, rows
-    for k in range(1, weight.shape[0]):
-        if k == 1:
-            term = torch.mm(laplacian, current)
-        else:
-            term = torch.addmm(previous, laplacian, current, beta=-1.0, alpha=2.0)
-        out.addmm_(term.view(n_vertices * batch, channels), weight[k])
-        previous, current = current, term
-    if bias is not None:
-        out.add_(bias)
-    return out
-
-
-class _ChebyshevLayer(torch.autograd.Function):
-    """``sum_k T_k(L) x W_k + b`` for a fixed symmetric sparse ``L``, with a hand-written backward.
-
-    Forward: :func:`_chebyshev_polynomials` then :func:`weighted_sum`; the K terms are kept
-    for the weight gradient.
-
-    Backward, given ``G = dLoss/dout`` (n * B, out):
-
-    * ``dW_k = T_k^T G`` and ``db = sum of G's rows``;
-    * ``g_k = dLoss/dT_k = G W_k^T`` for every k, each into its block of one (K, n, B * in) buffer;
-    * the adjoint of the recursion (Clenshaw's algorithm) ``b_k = g_k + 2 L b_{k+1} - b_{k+2}``
-      from ``k = K-1`` down to 1 (``b_K = b_{K+1} = 0``) gives ``dLoss/dx = g_0 + L b_1 - b_2``,
-      multiplying by ``L`` where the adjoint needs ``L^T`` (``L`` is symmetric).
-
-    Left to autograd, each of the 2K - 1 products would be its own graph node, every sparse
-    step would transpose the CSR matrix (a sort of its entries), and each term would allocate a
-    fresh gradient; here the K term gradients share one buffer, in whose blocks the recursion
-    runs in place, which matters on CPU, where each fresh tensor of tens of MB costs page faults.
-    """
-
-    @staticmethod
-    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None, laplacian: Tensor,  # type: ignore[override]
-                batch: int) -> Tensor:
-        polynomials = _chebyshev_polynomials(rows, laplacian, weight.shape[0])
-        ctx.laplacian, ctx.has_bias = laplacian, bias is not None
-        ctx.save_for_backward(weight, *polynomials)
-        return weighted_sum(polynomials, weight, bias, batch)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        weight, *polynomials = ctx.saved_tensors
-        laplacian = ctx.laplacian
-        n_terms, channels, _ = weight.shape
-        n_vertices, width = polynomials[0].shape
-        grad_out = grad_out.contiguous()
-        grad_rows = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.empty_like(weight)
-            for k, polynomial in enumerate(polynomials):
-                torch.mm(polynomial.view(-1, channels).T, grad_out, out=grad_weight[k])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_out.sum(0)
-        if ctx.needs_input_grad[0]:
-            # g_k = G W_k^T, each written into its own contiguous block of one (K, n, B * in) buffer.
-            grads = grad_out.new_empty(n_terms, n_vertices, width)
-            for k in range(n_terms):
-                torch.mm(grad_out, weight[k].T, out=grads[k].view(-1, channels))
-            grad_rows = grads[0] if n_terms == 1 else _clenshaw_adjoint(grads, laplacian)
-        return grad_rows, grad_weight, grad_bias, None, None
-
-
-def _clenshaw_adjoint(grads: Tensor, laplacian: Tensor) -> Tensor:
-    """``dLoss/dx`` from ``grads[k] = dLoss/dT_k`` (K >= 2, each (n, C)); see :class:`_ChebyshevLayer`.
-
-    ``grads`` is consumed: its blocks are overwritten as buffers.
-    """
-    if len(grads) == 2:  # T_1 = L x only
-        return grads[0].addmm_(laplacian, grads[1])
-    # b_high = b_{k+2}, b_low = b_{k+1}; g_{K-1} is b_{K-1} itself.
-    b_high = grads[-1]
-    b_low = grads[-2].addmm_(laplacian, b_high, alpha=2.0)
-    for k in range(len(grads) - 3, 0, -1):
-        b_k = grads[k].sub_(b_high).addmm_(laplacian, b_low, alpha=2.0)
-        b_high, b_low = b_low, b_k
-    # dLoss/dx = g_0 + L b_1 - b_2
-    return grads[0].sub_(b_high).addmm_(laplacian, b_low)
-
-
 class MeshChebConv(nn.Module):
     r"""Chebyshev convolution ``out = sum_k T_k(L) x W_k + b`` on a fixed mesh topology.
 
@@ -211,9 +89,8 @@ class MeshChebConv(nn.Module):
         bias: learn an additive per-channel bias.
 
     Shapes:
-        x (B, n, in_channels) -> (B, n, out_channels). The output is a transposed view of an
-        (n, B, out_channels) tensor, so that the next layer's (n, B * F) matrix is free; use
-        ``reshape``, not ``view``, on it.
+        x (B, n, in_channels) -> (B, n, out_channels), contiguous (a non-contiguous ``x`` is
+        copied first).
 
     Parameters ``weight`` (K, in_channels, out_channels) and ``bias`` (out_channels). The
     Laplacian lives in non-persistent buffers (CSR row pointers and columns as int32, the index
@@ -260,28 +137,40 @@ class MeshChebConv(nn.Module):
 
     @property
     def laplacian(self) -> Tensor:
-        """The scaled Laplacian as a sparse CSR (n, n) tensor sharing the buffers' memory."""
+        """The scaled Laplacian as a sparse CSR (n, n) tensor sharing the buffers' memory.
+
+        Built once and kept until the buffers change (``.to()``, ``.double()``): building it costs
+        about as much as one of the layer's small products.
+        """
+        stored = self._buffers
+        buffers = (stored["laplacian_crow"], stored["laplacian_col"], stored["laplacian_values"])
+        cached = self.__dict__.get("_laplacian")
+        if cached is not None and all(a is b for a, b in zip(cached[0], buffers)):
+            return cached[1]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(
-                self.laplacian_crow,
-                self.laplacian_col,
-                self.laplacian_values,
+            matrix = torch.sparse_csr_tensor(
+                *buffers,
                 (self.n_vertices, self.n_vertices),
                 check_invariants=False,  # checked once, when the buffers were built
             )
+        self.__dict__["_laplacian"] = (buffers, matrix)
+        return matrix
+
+    def __getstate__(self) -> dict:
+        # copy.deepcopy and pickle cannot copy a sparse CSR tensor: the copy rebuilds its own.
+        state = self.__dict__.copy()
+        state.pop("_laplacian", None)
+        return state
 
     def forward(self, x: Tensor) -> Tensor:
-        batch, n_vertices, channels = _check_input(x, self.n_vertices, self.in_channels)
-        # (n, B * F): vertices along rows, so one sparse matmul serves every mesh of the batch.
-        # For the transposed view a previous layer returns, this reshape copies nothing.
-        rows = x.transpose(0, 1).reshape(n_vertices, batch * channels)
-        parameters = (self.weight,) if self.bias is None else (self.weight, self.bias)
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in parameters)):
-            out = _ChebyshevLayer.apply(rows, self.weight, self.bias, self.laplacian, batch)
-        else:
-            out = chebyshev_layer_without_grad(rows, self.laplacian, self.weight, self.bias, batch)
-        return out.view(n_vertices, batch, self.out_channels).transpose(0, 1)
+        _check_input(x, self.n_vertices, self.in_channels)
+        x = x.contiguous()
+        weight, bias = self.weight, self.bias
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                        or (bias is not None and bias.requires_grad)):
+            return ChebyshevSum.apply(x, weight, bias, self.laplacian)
+        return chebyshev_sum(x, weight, bias, self.laplacian)
 
     @classmethod
     def from_pyg(cls, conv: nn.Module, scaled_laplacian: sp.spmatrix | sp.sparray | Tensor) -> MeshChebConv:

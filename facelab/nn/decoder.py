@@ -84,4 +84,4 @@ class Decoder(nn.Module):
                 x = conv(x)
             if index < len(self.convs) - 1:
                 x = self.activation(x)
-        return x.contiguous()  # the Chebyshev layers hand back a transposed view
+        return x.contiguous()  # callers rely on a contiguous output, whichever layer made it
