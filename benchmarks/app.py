@@ -4,7 +4,8 @@ Results ``app.start``, ``app.switch`` and ``app.timer_gaps``, measured by
 ``benchmarks/app_session.py`` in its own process under ``xvfb-run`` (VTK's Qt widget needs an X
 server; Qt's ``offscreen`` platform cannot host it). The SynthFaces cache is filled before the
 app starts, so start-up is measured as a user sees it after the first run. Under Xvfb, OpenGL is
-Mesa's software renderer on the CPU: rendering is slower than on a desktop's GPU.
+Mesa's software renderer on the CPU: rendering (and presenting each view's frame on the X
+server) is slower than on a desktop's GPU. The targets are set for a quiet machine.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from benchmarks.results import Result, Target
 from benchmarks.timing import Timing
 
 REPO = Path(__file__).resolve().parents[1]
-START_TARGET = Target("start to first rendered frame <= 5 s", "<=", 5.0, n_vertices=None)
-SWITCH_TARGET = Target("switching a sample <= 50 ms median", "<=", 50.0, n_vertices=None)
+START_TARGET = Target("command to the first rendered frame of a sample <= 3 s (quiet machine)", "<=", 3.0,
+                      n_vertices=None)
+SWITCH_TARGET = Target("switching a sample <= 30 ms median", "<=", 30.0, n_vertices=None)
 GAPS_TARGET = Target("10 ms QTimer gaps <= 50 ms at the 95th percentile while training", "<=", 50.0, n_vertices=None)
 
 
@@ -59,14 +61,18 @@ def run(options: Options) -> list[Result]:
     p95 = percentile(gaps, 0.95)
     return [
         Result(name="app.start", value=measured["start_s"], unit="s", target=START_TARGET,
-               ours={"start_s": measured["start_s"], "first_frame_s": measured["first_frame_s"]},
-               notes=f"process creation to the first frame showing a sample; first (empty) frame after "
-                     f"{measured['first_frame_s']:.2f} s", **common),
+               ours={"start_s": measured["start_s"], "first_frame_s": measured["first_frame_s"],
+                     "listed_predicted_s": measured["listed_predicted_s"]},
+               notes=f"process creation to the first frame showing a sample with its prediction; the window's "
+                     f"first frame (views, no data yet) after {measured['first_frame_s']:.2f} s; the listed "
+                     f"samples predicted in the background {measured['listed_predicted_s']:.1f} s later", **common),
         Result(name="app.switch", value=switch.median_ms, unit="ms", ours=switch, target=SWITCH_TARGET,
                params={"switches": len(switch.samples_ms)},
-               extra={"app_own_measure_ms": statistics.median(measured["app_switch_ms"])},
-               notes="select a non-neighbouring test sample -> prediction, three views and heatmap rendered "
-                     "(Mesa software OpenGL under Xvfb)", **common),
+               extra={"app_own_measure_ms": statistics.median(measured["app_switch_ms"]),
+                      "unpredicted_ms": statistics.median(measured["unpredicted_switch_ms"])},
+               notes="select a non-neighbouring test sample (predicted in the background) -> three views and "
+                     "heatmap updated, rendered and presented (Mesa software OpenGL under Xvfb); a sample not "
+                     f"predicted yet takes {statistics.median(measured['unpredicted_switch_ms']):.0f} ms", **common),
         Result(name="app.timer_gaps", value=p95, unit="ms (p95)", target=GAPS_TARGET,
                ours={"p50_ms": statistics.median(gaps), "p95_ms": p95, "max_ms": max(gaps), "ticks": len(gaps) + 1,
                      "training_steps": measured["training_steps"], "window_s": measured["training_window_s"]},

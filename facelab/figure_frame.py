@@ -139,6 +139,8 @@ class ColourBar:
         self._parts["outline"][0].GetProperty().SetOpacity(0.6)
         self.title = self._text(BAR_TITLE_FONT, "bottom")
         self.labels: list = []
+        self._laid_out = False
+        self._shape: tuple | None = None     # (width, over) the strip, triangle and outline were drawn for
 
     def _text(self, size: float, vertical: str):
         from vtkmodules.vtkRenderingCore import vtkTextActor
@@ -156,12 +158,16 @@ class ColourBar:
 
     def update(self, lookup_table, title: str, limits: tuple[float, float], over: bool, visible: bool,
                over_colour: tuple[float, float, float]) -> None:
-        self.limits = (float(limits[0]), float(limits[1]))
+        limits = (float(limits[0]), float(limits[1]))
+        # A sample switch in a percentile range moves the limits; else nothing needs laying out again.
+        moved = (limits, bool(over)) != (self.limits, self.over)
+        self.limits = limits
         self.ticks = nice_ticks(self.limits[1])
         self.over = bool(over)
         self.visible = bool(visible)
         strip = self._parts["strip"][1]
-        strip.SetLookupTable(lookup_table)
+        if strip.GetLookupTable() is not lookup_table:
+            strip.SetLookupTable(lookup_table)
         strip.SetScalarRange(*self.limits)
         self._parts["triangle"][0].GetProperty().SetColor(*over_colour)
         self.title.SetInput(title)
@@ -170,7 +176,7 @@ class ColourBar:
         for index, label in enumerate(self.labels):
             label.SetInput(tick_label(self.ticks[index]) if index < len(self.ticks) else "")
         if self.visible:
-            self.lay_out(self.width, force=True)
+            self.lay_out(self.width, force=moved or not self._laid_out)
         else:
             self._show()
 
@@ -186,14 +192,28 @@ class ColourBar:
         y0, y1 = 23.0 * s, 35.0 * s
         low = self.limits[0]
         top = self.limits[1] if self.limits[1] > low else low + 1.0
-        edges = np.linspace(x0, x1, self.SEGMENTS + 1)
         values = low + (np.arange(self.SEGMENTS) + 0.5) / self.SEGMENTS * (top - low)
-        quads = [[(a, y0), (b, y0), (b, y1), (a, y1)] for a, b in zip(edges[:-1], edges[1:])]
-        self._set("strip", quads, closed=True, cell_values=values)
         tip = x1 + max(9.0 * s, 0.05 * length)
-        self._set("triangle", [[(x1, y0), (tip, (y0 + y1) / 2), (x1, y1)]], closed=True)
-        outline = [(x0, y0), (x1, y0)] + ([(tip, (y0 + y1) / 2)] if self.over else []) + [(x1, y1), (x0, y1)]
-        self._set("outline", [outline + [outline[0]]], closed=False)
+        if (width, self.over) != self._shape:
+            # The strip, its triangle and outline change with the band's width and the over-range
+            # mark only: a new sample's colour range only moves the strip's values and the ticks.
+            self._shape = (width, self.over)
+            edges = np.linspace(x0, x1, self.SEGMENTS + 1)
+            a, b = edges[:-1], edges[1:]
+            quads = np.stack([np.column_stack([a, np.full_like(a, y0)]), np.column_stack([b, np.full_like(b, y0)]),
+                              np.column_stack([b, np.full_like(b, y1)]), np.column_stack([a, np.full_like(a, y1)])],
+                             axis=1)
+            self._set("strip", quads, closed=True, cell_values=values)
+            self._set("triangle", [[(x1, y0), (tip, (y0 + y1) / 2), (x1, y1)]], closed=True)
+            outline = [(x0, y0), (x1, y0)] + ([(tip, (y0 + y1) / 2)] if self.over else []) + [(x1, y1), (x0, y1)]
+            self._set("outline", [outline + [outline[0]]], closed=False)
+        else:
+            from vtkmodules.util.numpy_support import vtk_to_numpy
+
+            strip = self._parts["strip"][1].GetInput()
+            vtk_to_numpy(strip.GetCellData().GetScalars())[:] = values
+            strip.GetCellData().GetScalars().Modified()
+            strip.Modified()
         xs = [x0 + (t - low) / (top - low) * length for t in self.ticks]
         self._set("marks", [[(x, y0), (x, y0 - 4 * s)] for x in xs], closed=False)
         for index, label in enumerate(self.labels):
@@ -201,26 +221,28 @@ class ColourBar:
                 label.SetPosition(xs[index], y0 - 6 * s)
         self.title.SetPosition((x0 + x1) / 2.0, y1 + 7 * s)
         self.strip_box = (x0, y0, x1, y1)
+        self._laid_out = True
         self._show()
 
     def _set(self, name: str, polylines, closed: bool, cell_values=None) -> None:
-        from vtkmodules.vtkCommonCore import vtkFloatArray, vtkPoints
+        """Polygons (``closed``) or polylines of 2D pixel points, with optional per-cell values."""
+        from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+        from vtkmodules.vtkCommonCore import vtkPoints
         from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
-        points, cells = vtkPoints(), vtkCellArray()
-        for line in polylines:
-            first = points.GetNumberOfPoints()
-            for x, y in line:
-                points.InsertNextPoint(float(x), float(y), 0.0)
-            cells.InsertNextCell(len(line), list(range(first, first + len(line))))
+        lines = [np.asarray(line, dtype=np.float64).reshape(-1, 2) for line in polylines]
+        xy = np.concatenate(lines) if lines else np.zeros((0, 2))
+        points = vtkPoints()
+        points.SetData(numpy_to_vtk(np.column_stack([xy, np.zeros(len(xy))]), deep=True))
+        offsets = np.concatenate([[0], np.cumsum([len(line) for line in lines])]).astype(np.int64)
+        cells = vtkCellArray()
+        cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                      numpy_to_vtkIdTypeArray(np.arange(len(xy), dtype=np.int64), deep=True))
         data = vtkPolyData()
         data.SetPoints(points)
         (data.SetPolys if closed else data.SetLines)(cells)
         if cell_values is not None:
-            array = vtkFloatArray()
-            for value in cell_values:
-                array.InsertNextValue(float(value))
-            data.GetCellData().SetScalars(array)
+            data.GetCellData().SetScalars(numpy_to_vtk(np.asarray(cell_values, dtype=np.float32), deep=True))
         self._parts[name][1].SetInputData(data)
 
     def _show(self) -> None:
@@ -312,7 +334,7 @@ class ViewFrame:
             return
         over_colour = OVER_COLOURS.get(style.colormap, OVER_COLOURS["cividis"])
         # A fixed range paints what lies above it in the over-range colour (else it looks like the top).
-        surface.lookup_table.above_range_color = over_colour if style.range_mode == "fixed" else None
+        surface.set_above_range_colour(over_colour if style.range_mode == "fixed" else None)
         visible = values is not None and bool(surface.actor.GetVisibility())
         self.bar.update(surface.lookup_table, title or surface.scalar_title or ERROR_TITLE, limits,
                         over_range(values, style, limits), visible, over_colour)
@@ -322,7 +344,10 @@ class ViewFrame:
         self.renderer.RemoveViewProp(surface.bar)
 
     def close(self) -> None:
+        if self.render_window is None:
+            return
         try:
             self.render_window.RemoveObserver(self._observer)
         except Exception:  # the window may be finalised already
             pass
+        self.render_window = None        # the window may go (the app's views free theirs when they close)

@@ -14,6 +14,7 @@ perceptually uniform and readable with colour-vision deficiencies.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,12 +146,44 @@ def figure_panels(expressive: np.ndarray | None, predicted: np.ndarray | None, t
 
 # ---- geometry ------------------------------------------------------------------------------------
 def face_polydata(vertices: np.ndarray, triangles: np.ndarray):
-    import pyvista as pv
+    """A VTK triangle mesh of ``vertices`` (copied: updates in place never write into the caller's array)."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
     triangles = np.asarray(triangles, dtype=np.int64)
-    faces = np.hstack([np.full((len(triangles), 1), 3, dtype=np.int64), triangles]).ravel()
-    # A copy: pyvista would wrap the array itself, and updates in place would then write into it.
-    return pv.PolyData(np.array(vertices, dtype=np.float32, copy=True), faces)
+    points = vtkPoints()
+    points.SetData(numpy_to_vtk(np.array(vertices, dtype=np.float32, copy=True), deep=True))
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
+    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                  numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles.ravel()), deep=True))
+    mesh = vtkPolyData()
+    mesh.SetPoints(points)
+    mesh.SetPolys(cells)
+    return mesh
+
+
+def _point_array(mesh, name: str, components: int = 1) -> np.ndarray:
+    """A float32 point array ``name`` of ``mesh`` (zeros), returned as a writable numpy view of it."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+
+    shape = (mesh.GetNumberOfPoints(), components) if components > 1 else (mesh.GetNumberOfPoints(),)
+    array = numpy_to_vtk(np.zeros(shape, dtype=np.float32), deep=True)
+    array.SetName(name)
+    mesh.GetPointData().AddArray(array)
+    return vtk_to_numpy(array)
+
+
+@functools.cache
+def colormap_table(name: str, n_values: int = 256) -> np.ndarray:
+    """The RGBA colours (0-255, ``n_values`` rows) of a matplotlib colormap, as a lookup table holds them.
+
+    Only matplotlib's colormaps are read (not pyplot): the app's views open without importing pyplot.
+    """
+    from matplotlib import colormaps
+
+    return (colormaps[name](np.linspace(0, 1, n_values)) * 255).astype(np.uint8)
 
 
 class VertexNormals:
@@ -174,41 +207,66 @@ class VertexNormals:
 
 
 class FaceSurface:
-    """One face on a pyvista renderer, whose points and scalars are replaced in place.
+    """One face on a renderer, whose points and scalars are replaced in place.
 
     The polydata, mapper, actor and scalar bar are made once per topology; showing another
-    sample of the same topology only writes new numbers into them (no new actors).
+    sample of the same topology only writes new numbers into them (no new actors). ``target`` is
+    a VTK renderer (the app's views) or a pyvista plotter (headless figures, whose callers style
+    the actor through pyvista's ``actor.prop``); everything else here is plain VTK, so the app
+    draws faces without importing pyvista's plotting (and with it matplotlib.pyplot).
     """
 
     VALUES = "values"
 
-    def __init__(self, plotter, triangles: np.ndarray, vertices: np.ndarray, scalar_title: str,
+    def __init__(self, target, triangles: np.ndarray, vertices: np.ndarray, scalar_title: str,
                  font_scale: float = 1.0) -> None:
-        import pyvista as pv
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkProperty
+        from vtkmodules.vtkCommonCore import vtkLookupTable
 
-        self.plotter = plotter
+        self.renderer = getattr(target, "renderer", target)
         self.normals = VertexNormals(triangles, len(vertices))
         self.mesh = face_polydata(vertices, triangles)
-        self.mesh.point_data[self.VALUES] = np.zeros(len(vertices), dtype=np.float32)
-        self.mesh.point_data["Normals"] = self.normals(vertices)
-        self.mesh.point_data.active_normals_name = "Normals"
-        self.lookup_table = pv.LookupTable(cmap=DEFAULT_COLORMAP, n_values=256)
-        self.colormap = DEFAULT_COLORMAP
-        self.mapper = pv.DataSetMapper(self.mesh)
+        self._points = _numpy_points(self.mesh)
+        self._normal_values = _point_array(self.mesh, "Normals", 3)
+        self._normal_values[:] = self.normals(vertices)
+        self.mesh.GetPointData().SetActiveNormals("Normals")
+        self._values = _point_array(self.mesh, self.VALUES)
+        self.lookup_table = vtkLookupTable()
+        self.colormap = ""
+        self._use_colormap(DEFAULT_COLORMAP)
+        self.mapper = vtkPolyDataMapper()
+        self.mapper.SetInputData(self.mesh)
         self.mapper.SetScalarModeToUsePointFieldData()
         self.mapper.SelectColorArray(self.VALUES)
         self.mapper.SetLookupTable(self.lookup_table)
         self.mapper.SetUseLookupTableScalarRange(False)
         self.mapper.SetInterpolateScalarsBeforeMapping(True)
         self.mapper.SetScalarVisibility(False)
-        self.actor = pv.Actor(mapper=self.mapper)
-        prop = self.actor.prop
-        prop.color = SKIN
-        prop.interpolation = "gouraud"
-        prop.ambient, prop.diffuse, prop.specular, prop.specular_power = 0.12, 0.85, 0.2, 18.0
-        backface = pv.Property(color=BACKFACE, ambient=0.4, diffuse=0.6)
+        pyvista_plotter = hasattr(target, "add_actor")
+        if pyvista_plotter:
+            import pyvista as pv
+
+            self.actor = pv.Actor(mapper=self.mapper)
+        else:
+            self.actor = vtkActor()
+            self.actor.SetMapper(self.mapper)
+        prop = self.actor.GetProperty()
+        prop.SetColor(*SKIN)
+        prop.SetInterpolationToGouraud()
+        prop.SetAmbient(0.12)
+        prop.SetDiffuse(0.85)
+        prop.SetSpecular(0.2)
+        prop.SetSpecularPower(18.0)
+        backface = vtkProperty()       # flat-shaded, as pyvista's Property was
+        backface.SetColor(*BACKFACE)
+        backface.SetAmbient(0.4)
+        backface.SetDiffuse(0.6)
+        backface.SetInterpolationToFlat()
         self.actor.SetBackfaceProperty(backface)
-        plotter.add_actor(self.actor, reset_camera=False, render=False, name=None)
+        if pyvista_plotter:
+            target.add_actor(self.actor, reset_camera=False, render=False, name=None)
+        else:
+            self.renderer.AddActor(self.actor)
         self.scalar_title = scalar_title
         self.font_scale = font_scale
         self.bar = None
@@ -241,7 +299,7 @@ class FaceSurface:
             prop.ItalicOff()
             prop.ShadowOff()
         bar.SetVisibility(False)
-        self.plotter.renderer.AddViewProp(bar)
+        self.renderer.AddViewProp(bar)
         self.bar = bar
 
     def set_bar_title(self, title: str) -> None:
@@ -250,10 +308,17 @@ class FaceSurface:
             self.bar.SetTitle(title)
 
     # ---- contents --------------------------------------------------------------------------
+    def _use_colormap(self, name: str) -> None:
+        if name != self.colormap:
+            from vtkmodules.util.numpy_support import numpy_to_vtk
+
+            self.lookup_table.SetTable(numpy_to_vtk(colormap_table(name), deep=True))
+            self.colormap = name
+
     def set_vertices(self, vertices: np.ndarray) -> None:
         vertices = np.asarray(vertices, dtype=np.float32)
-        self.mesh.points[:] = vertices            # in place: the same vtkPoints
-        self.mesh.point_data["Normals"][:] = self.normals(vertices)
+        self._points[:] = vertices                # in place: the same vtkPoints
+        self._normal_values[:] = self.normals(vertices)
         self.mesh.GetPoints().Modified()
         self.mesh.GetPointData().GetNormals().Modified()
         self.mesh.Modified()
@@ -261,22 +326,27 @@ class FaceSurface:
     def set_scalars(self, values: np.ndarray | None) -> None:
         self.has_scalars = values is not None
         if values is not None:
-            self.mesh.point_data[self.VALUES][:] = np.asarray(values, dtype=np.float32)
+            self._values[:] = np.asarray(values, dtype=np.float32)
             self.mesh.GetPointData().GetArray(self.VALUES).Modified()
             self.mesh.Modified()
         self.mapper.SetScalarVisibility(self.has_scalars)
         self.bar.SetVisibility(self.has_scalars and self.actor.GetVisibility())
 
     def set_style(self, style: DisplayStyle, limits: tuple[float, float]) -> None:
-        if self.colormap != style.colormap:
-            self.lookup_table.cmap = style.colormap
-            self.colormap = style.colormap
-        self.lookup_table.scalar_range = limits
+        self._use_colormap(style.colormap)
+        self.lookup_table.SetTableRange(*limits)
         self.mapper.SetScalarRange(*limits)
         self.bar.SetLabelFormat(bar_format(limits[1]))
-        self.actor.prop.show_edges = bool(style.wireframe)
-        self.actor.prop.edge_color = (0.2, 0.2, 0.2)
-        self.actor.prop.line_width = 0.5
+        prop = self.actor.GetProperty()
+        prop.SetEdgeVisibility(bool(style.wireframe))
+        prop.SetEdgeColor(0.2, 0.2, 0.2)
+        prop.SetLineWidth(0.5)
+
+    def set_above_range_colour(self, colour: tuple[float, float, float] | None) -> None:
+        """Paint values above the colour range in ``colour`` (None: in the colormap's top colour)."""
+        if colour is not None:
+            self.lookup_table.SetAboveRangeColor(*colour, 1.0)
+        self.lookup_table.SetUseAboveRangeColor(colour is not None)
 
     def set_visible(self, visible: bool) -> None:
         self.actor.SetVisibility(visible)
@@ -284,15 +354,22 @@ class FaceSurface:
 
     @property
     def points(self) -> np.ndarray:
-        return np.asarray(self.mesh.points)
+        return self._points
 
     @property
     def scalars(self) -> np.ndarray | None:
-        return np.asarray(self.mesh.point_data[self.VALUES]) if self.has_scalars else None
+        return self._values if self.has_scalars else None
 
     def remove(self) -> None:
-        self.plotter.renderer.RemoveViewProp(self.actor)
-        self.plotter.renderer.RemoveViewProp(self.bar)
+        self.renderer.RemoveViewProp(self.actor)
+        self.renderer.RemoveViewProp(self.bar)
+
+
+def _numpy_points(mesh) -> np.ndarray:
+    """A writable numpy view of ``mesh``'s points."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    return vtk_to_numpy(mesh.GetPoints().GetData())
 
 
 def make_text(plotter, text: str, anchor: tuple[float, float], size: float, colour=TEXT_COLOUR,

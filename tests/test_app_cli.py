@@ -76,3 +76,31 @@ def test_gui_screenshot_with_a_corrupt_checkpoint_shows_its_box_and_exits_2(tmp_
     errors = [line for line in result.stderr.splitlines() if line.startswith("facelab: error:")]
     assert len(errors) == 1 and "bad.json is corrupt" in errors[0]
     assert shot.is_file() and "Traceback" not in result.stderr and "QThread" not in result.stderr
+
+
+@pytest.mark.gui
+@needs_display
+def test_the_window_draws_its_first_frame_before_torch_or_pyplot_is_imported(tmp_path):
+    """The window shows at once: torch comes with the model, read in a worker thread once the
+    window is up, and the views draw without pyvista's plotting (which imports matplotlib.pyplot)."""
+    code = """
+import sys, time
+from facelab.app.launch import make_application
+from facelab.app._qt_main_window import MainWindow
+app = make_application()
+window = MainWindow()
+frames = []
+window.viewer.rendered.connect(frames.append)
+window.show()
+deadline = time.monotonic() + 120
+while not frames and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.005)
+late = [name for name in ("torch", "matplotlib.pyplot", "pyvista.plotting") if name in sys.modules]
+window.close()
+assert frames, "no first frame"
+assert not late, late
+"""
+    env = os.environ.copy()
+    env["FACELAB_SETTINGS_DIR"] = str(tmp_path / "settings")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)

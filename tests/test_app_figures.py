@@ -39,7 +39,7 @@ def _labels(bar) -> list[str]:
 
 def _image(win, key: str) -> np.ndarray:
     win.viewer.render_all()
-    return np.asarray(win.viewer.plotter(key).screenshot(return_img=True))[..., :3].astype(int)
+    return np.asarray(win.viewer.widget(key).image())[..., :3].astype(int)
 
 
 def _over_pixels(rgb: np.ndarray) -> int:
@@ -93,7 +93,7 @@ def test_the_colour_bar_ticks_round_numbers_with_room_for_its_title(window, qtbo
 def test_a_fixed_range_marks_the_values_above_it(window, qtbot):
     error = window.sample.error
     surface = window.viewer.surface("predicted")
-    bottom = int(round(band_heights(window.viewer.plotter("predicted").height())[1]))
+    bottom = int(round(band_heights(window.viewer.widget("predicted").height())[1]))
 
     window.set_style(replace(window.style_, range_mode="fixed", fixed_max_mm=float(np.percentile(error, 60))))
     bar = _bar(window)
@@ -119,7 +119,7 @@ def test_titles_keep_their_band_in_the_side_view_and_at_any_zoom(window, qtbot):
 
     viewer = window.viewer
     viewer.reset_view("side")
-    height = viewer.plotter("predicted").height()
+    height = viewer.widget("predicted").height()
     top, bottom = band_heights(height)
     titles = int(-title_offsets()[1][1] + 1.2 * NOTE_FONT)      # the rows the title and summary take
     renderer = viewer.views["predicted"].renderer

@@ -101,13 +101,14 @@ def app_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def no_interactor_outlives_the_test():
-    """As pyvistaqt's own suite does: every plotter a test opened is closed when it ends."""
-    from pyvista.plotting import plotter
+    """As pyvistaqt's own suite does for its plotters: every VTK render window a test opened is
+    closed when it ends."""
+    from facelab.app._qt_render_widget import OPEN
 
-    before = set(plotter._ALL_PLOTTERS)
+    before = set(OPEN)
     yield
-    left = set(plotter._ALL_PLOTTERS) - before
-    assert not left, f"{len(left)} plotter(s)/interactor(s) left open by the test"
+    left = set(OPEN) - before
+    assert not left, f"{len(left)} render window(s)/interactor(s) left open by the test"
 
 
 @pytest.fixture

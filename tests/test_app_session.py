@@ -23,7 +23,7 @@ from tests.test_app_fixtures import tiny_data, tiny_model, tiny_root  # noqa: F4
 
 def test_app_logic_imports_no_qt():
     code = ("import sys, facelab.app, facelab.evaluation.sample, facelab.app.session, facelab.app.identity, "
-            "facelab.app.files, facelab.app.export, facelab.render; "
+            "facelab.app.files, facelab.app.export, facelab.app.startup, facelab.render; "
             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyvistaqt', 'pyqtgraph'))]")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -54,6 +54,34 @@ def test_session_lists_samples_with_their_split(tiny_model, tiny_data):
     first = session.first_entry("test")
     assert first.part == "test" and first.neutral is not None
     assert session.sample(first) is session.sample(first)       # cached
+
+
+def test_samples_predicted_in_a_batch_are_what_the_core_computes_for_each(tiny_model, tiny_data):
+    """The app predicts the listed samples in batches (in a worker thread): each sample it then
+    shows is the one compute_sample makes of that face alone."""
+    from facelab.app.session import predict_entries, reposing
+
+    session = Session()
+    session.set_model(tiny_model)
+    session.set_dataset(tiny_data)
+    listed = session.entries_of("test")
+    assert session.unpredicted(listed) == listed
+    predictions = predict_entries(tiny_model, tiny_data, listed)
+    assert session.keep_predictions(predictions, tiny_model, tiny_data)
+    assert not session.unpredicted(listed)
+    assert not session.keep_predictions({}, tiny_model, make_tiny_dataset(subjects=3)), "only for the open dataset"
+    for entry in listed[:4]:
+        sample = session.sample(entry)
+        expected = compute_sample(tiny_model, tiny_data.vertices[entry.index], tiny_data.vertices[entry.neutral])
+        np.testing.assert_allclose(sample.predicted, expected.predicted, atol=1e-4)
+        np.testing.assert_allclose(sample.error, expected.error, atol=1e-4)
+        np.testing.assert_allclose(sample.embedding, expected.embedding, atol=1e-4)
+        assert [s for s, _p in sample.top5] == [s for s, _p in expected.top5]
+        alone, batched = reposing(tiny_model, sample.expressive), predictions[entry.index].reposing
+        assert (alone is None) == (batched is None)
+        if alone is not None:
+            assert (batched.degrees, batched.shift_mm, batched.scale) == pytest.approx(
+                (alone.degrees, alone.shift_mm, alone.scale), abs=1e-3)
 
 
 def test_session_refuses_a_model_of_another_template(tiny_model):

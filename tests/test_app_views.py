@@ -70,7 +70,7 @@ def test_switching_samples_updates_points_and_errors_in_place(window, qtbot, tin
     assert _actors(window) == actors, "a sample switch must not create actors"
     assert {key: window.viewer.surface(key).mesh for key in polydata} == polydata
     print(f"sample switch: median {np.median(times) * 1000:.1f} ms, max {np.max(times) * 1000:.1f} ms")
-    assert np.median(times) < 1.0   # generous on a loaded CI machine; the target (< 50 ms) is measured by hand
+    assert np.median(times) < 1.0   # generous on a loaded CI machine; the target (<= 30 ms median) is benchmarks/app.py's
 
 
 def test_arrow_keys_step_through_the_browser(window, qtbot):
@@ -100,15 +100,15 @@ def test_browser_lists_subjects_with_their_split(window, tiny_data):
 
 
 def test_cameras_move_together_and_reset(window, qtbot):
-    cameras = [window.viewer.views[key].renderer.camera for key in ("input", "predicted", "truth")]
-    before = window.viewer.plotter("truth").screenshot(return_img=True).copy()
+    cameras = [window.viewer.views[key].renderer.GetActiveCamera() for key in ("input", "predicted", "truth")]
+    before = window.viewer.widget("truth").image().copy()
     cameras[1].Azimuth(40)      # rotate the middle view's camera
     cameras[1].Zoom(1.3)
     qtbot.waitUntil(lambda: not window.viewer._render_pending, timeout=2000)
     for camera in cameras:
         np.testing.assert_allclose(camera.GetPosition(), cameras[1].GetPosition())
         np.testing.assert_allclose(camera.GetViewUp(), cameras[1].GetViewUp())
-    after = window.viewer.plotter("truth").screenshot(return_img=True)
+    after = window.viewer.widget("truth").image()
     assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5, "the other views must re-render"
     window.viewer.reset_view("front")
     direction = np.subtract(cameras[0].GetPosition(), cameras[0].GetFocalPoint())
@@ -136,7 +136,7 @@ def test_colour_range_colormap_heatmap_and_wireframe(window):
     assert window.viewer.surface("input").mapper.GetScalarRange() == pytest.approx((0.0, 3.5))   # one shared range
     window.set_style(replace(window.style_, heatmap=False, wireframe=True))
     assert not predicted.mapper.GetScalarVisibility() and not bar.visible
-    assert predicted.actor.prop.show_edges
+    assert predicted.actor.GetProperty().GetEdgeVisibility()
     assert window.controls.style() == window.style_
 
 
@@ -216,15 +216,15 @@ def test_drag_and_drop_a_mesh_and_its_ground_truth(window, qtbot, tmp_path, tiny
         widget that accepted the drag: the main window, since the views refuse drops)."""
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(path))])
-        plotter = window.viewer.plotter(view)
-        point = QPointF(plotter.rect().center())
+        widget = window.viewer.widget(view)
+        point = QPointF(widget.rect().center())
         enter = QDragEnterEvent(point.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                                 Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(plotter, enter)
+        QApplication.sendEvent(widget, enter)
         assert enter.isAccepted()
         release = QDropEvent(point, Qt.DropAction.CopyAction, mime,
                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(plotter, release)
+        QApplication.sendEvent(widget, release)
 
     drop(tmp_path / "face.ply", "input")
     np.testing.assert_allclose(shown(window, "input"), tiny_data.vertices[entry.index], atol=1e-5)
@@ -268,8 +268,8 @@ def test_identity_panel_top5_gallery_and_click(window, tiny_model, tiny_data):
 @pytest.mark.parametrize("scale,transparent", [(1.0, False), (2.0, True)])
 def test_exported_figure_has_the_requested_size_and_is_not_blank(window, tmp_path, scale, transparent):
     views = window.viewer.views
-    width = sum(round(views[k].plotter.width() * scale) for k in ("input", "predicted", "truth"))
-    height = round(views["input"].plotter.height() * scale)
+    width = sum(round(views[k].widget.width() * scale) for k in ("input", "predicted", "truth"))
+    height = round(views["input"].widget.height() * scale)
     out = tmp_path / "figure.png"
     assert window.export_figure(out, scale=scale, transparent=transparent) == (width, height)
     image = Image.open(out)
@@ -285,7 +285,7 @@ def test_exported_figure_has_the_requested_size_and_is_not_blank(window, tmp_pat
 
 def test_export_single_view_mesh_and_statistics(window, tmp_path):
     out = tmp_path / "predicted.png"
-    view = window.viewer.views["predicted"].plotter
+    view = window.viewer.views["predicted"].widget
     assert window.export_figure(out, scale=1.5, keys=("predicted",)) == (round(view.width() * 1.5),
                                                                        round(view.height() * 1.5))
     sample = window.sample
@@ -330,6 +330,73 @@ def test_settings_are_remembered_in_the_test_folder(window, qtbot, app_settings,
         assert again.controls.colormap.currentText() == "magma"
         assert again.settings.recent()[0].kind == "checkpoint"
         assert again.settings.last_folder("mesh") == str(tmp_path)
+    finally:
+        again.close()
+
+
+def _started(qtbot, **start):
+    """A main window as ``facelab gui`` opens it, once start() has read what it was given."""
+    from facelab.app._qt_main_window import MainWindow
+
+    win = MainWindow()
+    win.resize(1300, 820)
+    win.show()
+    qtbot.waitExposed(win)
+    with qtbot.waitSignal(win.started, timeout=60000):
+        win.start(**start)
+    return win
+
+
+def test_the_window_shows_before_the_model_and_data_are_read(qtbot, tiny_model):
+    from facelab.app._qt_main_window import MainWindow
+
+    win = MainWindow()
+    try:
+        win.show()
+        win.start(str(tiny_root() / "data"), str(tiny_root() / "run" / "best"))
+        assert win.session.model is None and win.sample is None, "start() returns before anything is read"
+        assert "Loading" in win.viewer.views["input"].note.GetInput()
+        qtbot.waitUntil(lambda: win.sample is not None and win.sample.predicted is not None, timeout=60000)
+        assert win.session.model.source == tiny_model.source and win.entry.part == "test"
+        assert "Loading" not in win.viewer.views["input"].note.GetInput()
+        qtbot.waitUntil(lambda: not win.predicting(), timeout=60000)
+        listed = win.browser.visible_entries()
+        assert not win.session.unpredicted(listed), "the listed samples are predicted in the background"
+        entry = listed[-1]
+        win.select_index(entry.index)
+        np.testing.assert_allclose(shown(win, "predicted"),
+                                   tiny_model.neutralise(np.array(win.session.dataset.vertices[entry.index])),
+                                   atol=1e-4)
+    finally:
+        win.close()
+
+
+def test_a_bad_checkpoint_still_opens_the_dataset(qtbot, tmp_path, message_boxes):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "bad.safetensors").write_bytes(b"")
+    win = _started(qtbot, data=str(tiny_root() / "data"), checkpoint=str(tmp_path / "bad.json"))
+    try:
+        (kind, title, text), = message_boxes.calls
+        assert kind == "critical" and title == "Cannot open checkpoint" and "bad.json is corrupt" in text
+        assert win.session.model is None and win.session.dataset is not None
+        assert win.entry is not None and shown(win, "input") is not None and shown(win, "predicted") is None
+    finally:
+        win.close()
+
+
+def test_the_sample_on_show_is_restored_on_restart(qtbot, tiny_model):
+    start = {"data": str(tiny_root() / "data"), "checkpoint": str(tiny_root() / "run" / "best")}
+    win = _started(qtbot, **start)
+    try:
+        win.browser.set_part(None)                 # all subjects: a training sample
+        entry = next(e for e in win.browser.visible_entries() if e.part == "train" and e != win.entry)
+        win.select_index(entry.index)
+    finally:
+        win.close()
+    again = _started(qtbot, **start)
+    try:
+        assert again.entry == entry and again.browser.current_part is None
+        assert again.browser.current_entry() == entry
     finally:
         again.close()
 

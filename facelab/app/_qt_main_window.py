@@ -4,16 +4,25 @@ panels in docks, the display controls in a toolbar, a File menu with drag and dr
 Every user error (a bad file, a mesh of another template, a corrupt checkpoint) is a
 ``FacelabError``; it is shown in a message box with its one sentence and the window keeps what it
 showed before.
+
+The window shows at once: :meth:`MainWindow.start` reads torch, the model and the data in a worker
+thread and fills the views when they arrive. Once a dataset is open, the listed samples are
+predicted in the background (a chunk at a time, paused while a run trains), so a click shows a
+known prediction and a switch only updates and renders the views.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import traceback
+from collections import deque
+from concurrent.futures import Future, wait
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -38,9 +47,10 @@ from facelab.app._qt_viewer import KEYS, ThreeViews
 from facelab.app.export import export_predicted_mesh, export_statistics, render_views_figure
 from facelab.evaluation.sample import Sample
 from facelab.app.session import (Entry, Session, error_readout, input_subtitle, model_fits_dataset,
-                                 sampled_identities, train_on_it_question)
-from facelab.app.settings import AppSettings
-from facelab.app.workers import Task, WorkerThread
+                                 predict_entries, sampled_identities, train_on_it_question)
+from facelab.app.settings import AppSettings, Selection
+from facelab.app.startup import dataset_path, start_reading
+from facelab.app.workers import Task, WorkerThread, error_message, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
 from facelab.mesh.validation import check_matches_template
@@ -52,6 +62,18 @@ APP_TITLE = "facelab"
 WINDOW_TITLE = f"{APP_TITLE} - neutralise facial expressions"
 MESH_FILTER = f"Meshes ({' '.join('*' + s for s in MESH_SUFFIXES)});;All files (*)"
 MODEL_FILTER = "Morphable models (*.npz);;All files (*)"
+#: Listed samples predicted per background task: a batch long enough to amortise the network's
+#: per-call cost, short enough that a new listing (another model, part or dataset) soon takes over.
+PREDICTION_CHUNK = 32
+
+
+class _Arrival(QObject):
+    """Hands a future's result to the UI thread: ``arrived`` is queued there from the reading thread."""
+
+    arrived = Signal(object)      # the done Future
+
+    def deliver(self, future: Future) -> None:
+        self.arrived.emit(future)
 
 
 class MainWindow(QMainWindow):
@@ -59,6 +81,7 @@ class MainWindow(QMainWindow):
     dataset_opened = Signal(object)      # the FaceDataset
     error_shown = Signal(str, str)       # title, message: emitted as a user error's message box opens
     busy_changed = Signal(bool)
+    started = Signal()                   # start()'s model and data are open, or their boxes have been shown
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
@@ -76,6 +99,12 @@ class MainWindow(QMainWindow):
         self._keep_file_sample = False
         self._tasks: list[WorkerThread] = []
         self._closed = False
+        self.loading: str | None = None                 # what start() is reading (the input view says so)
+        self._start_meshes: tuple[str | None, str | None] = (None, None)
+        self._reading: Future | None = None             # start()'s model and data, being read
+        self._predicting: WorkerThread | None = None    # the background prediction of listed samples
+        self._prediction_queue: deque[Entry] = deque()
+        self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -123,6 +152,7 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.browser = DatasetBrowser()
         self.browser.entry_selected.connect(self.show_entry)
+        self.browser.part_changed.connect(lambda _part: self._predict_listed())
         self.browser_dock = self._dock("Dataset", "dataset-dock", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.identity = IdentityPanel()
         self.identity.subject_clicked.connect(self.show_gallery_subject)
@@ -246,6 +276,8 @@ class MainWindow(QMainWindow):
             return False
         self._update_model_label(source_label)
         self.preview = None
+        if model is not None:
+            self.training.load_choices()        # torch is imported now
         if self.session.dataset is not None:
             # The split follows the model's training settings: list the entries again.
             self.browser.set_dataset(self.browser.title.text(), self.session.entries)
@@ -254,6 +286,7 @@ class MainWindow(QMainWindow):
                 if self.entry is not None:
                     self.browser.select_index(self.entry.index, emit=False)
         self._reshow()
+        self._predict_listed()
         return True
 
     def open_checkpoint(self, path: str | Path) -> bool:
@@ -282,17 +315,21 @@ class MainWindow(QMainWindow):
             if interactive:
                 self.error("Cannot open the bundled model", str(error))
                 return False
-            self.status(f"No model: {error} Browse the data, open a checkpoint (File > Open checkpoint) or train one.",
-                        0)
-            self.model_label.setText("<span style='color:#b00020'>No model</span>: predictions are off; "
-                                     "File &gt; Open checkpoint, or train one")
-            self.model_label.setToolTip(str(error))
+            self._say_no_model(str(error))
             return False
         if not self.set_model(model, f"bundled ({bundled_model_path().name})"):
             return False
         if interactive:
             self.status(f"Bundled model {bundled_model_path()} loaded.")
         return True
+
+    def _say_no_model(self, reason: str) -> None:
+        """The bundled model could not be read at start-up: the app runs without predictions."""
+        self.status(f"No model: {reason} Browse the data, open a checkpoint (File > Open checkpoint) or train one.",
+                    0)
+        self.model_label.setText("<span style='color:#b00020'>No model</span>: predictions are off; "
+                                 "File &gt; Open checkpoint, or train one")
+        self.model_label.setToolTip(reason)
 
     def _ask_bundled_model(self) -> None:
         self.open_bundled_model(interactive=True)
@@ -332,7 +369,7 @@ class MainWindow(QMainWindow):
             self.status(f"{dataset.name}: {len(dataset.warnings)} warnings while reading (see facelab inspect).")
         if select_first:
             self.sample = None
-            entry = self.session.first_entry(self.browser.current_part)
+            entry = self._remembered_entry() or self.session.first_entry(self.browser.current_part)
             if entry is not None:
                 self.browser.select_index(entry.index, emit=False)
                 self.show_entry(entry)
@@ -349,15 +386,29 @@ class MainWindow(QMainWindow):
             self.training_dock.raise_()
             self.status(f"{dataset.name} is open without a model: press Start in the training panel to train one "
                         "on it.", 0)
+        self._predict_listed()
         self.dataset_opened.emit(dataset)
         return True
+
+    def _remembered_entry(self) -> Entry | None:
+        """The sample on show when the app was last closed, if it belongs to the dataset opening
+        now (the first one opened only); its part of the split is listed again."""
+        remembered, self._restore = self._restore, None
+        if remembered is None or not remembered.matches(self.dataset_source, self.dataset_options):
+            return None
+        entry = next((e for e in self.session.entries if e.index == remembered.index and e.label == remembered.label),
+                     None)
+        if entry is None:
+            return None
+        if remembered.part != self.browser.current_part:
+            self.browser.set_part(remembered.part)
+        return entry if self.browser.select_index(entry.index, emit=False) else None
 
     def open_dataset(self, source: str | Path, options: dict | None = None, format: str | None = None) -> None:
         """Load a dataset in a worker thread; the browser shows it when it is read."""
         from facelab.data.layouts import load_dataset
 
-        source_text = str(source)
-        path = source_text if source_text == "synth" else str(files.dataset_source(source_text))
+        path = dataset_path(source)
         options = dict(options or {})
         label = "SynthFaces" if path == "synth" else path
         self.status(f"Loading {label} ...", 0)
@@ -484,25 +535,59 @@ class MainWindow(QMainWindow):
         self.file_triangles = None
         self._show_sample(sample, self.session.triangles)
         self.last_switch_s = time.perf_counter() - started
-        QTimer.singleShot(0, self._prefetch_neighbours)
         return self.last_switch_s
 
-    @Slot()
-    def _prefetch_neighbours(self) -> None:
-        """Predict the next and previous samples while the UI is idle, so stepping through the
-        list only updates the views (the predictions are cached by the session)."""
-        if self._closed or self.entry is None or self.session.model is None:
+    # ---- predictions in the background ---------------------------------------------------------
+    def _predict_listed(self) -> None:
+        """Predict the listed samples in a worker thread, a chunk at a time from the one on show
+        outward, so that a click anywhere in the list shows a known prediction."""
+        if self._closed or self.session.model is None or self.session.dataset is None:
+            self._prediction_queue.clear()
             return
         entries = self.browser.visible_entries()
-        position = next((i for i, e in enumerate(entries) if e.index == self.entry.index), None)
-        if position is None:
+        here = next((i for i, e in enumerate(entries) if self.entry is not None and e.index == self.entry.index), 0)
+        self._prediction_queue = deque(entries[i] for i in sorted(range(len(entries)), key=lambda i: abs(i - here)))
+        self._predict_next()
+
+    @Slot()
+    def _predict_next(self) -> None:
+        if self._closed or self._predicting is not None or self.training.running:
             return
-        for neighbour in (position + 1, position - 1):
-            if 0 <= neighbour < len(entries):
-                try:
-                    self.session.sample(entries[neighbour])
-                except FacelabError:
-                    return
+        session = self.session
+        chunk = []
+        while self._prediction_queue and len(chunk) < PREDICTION_CHUNK:
+            chunk += session.unpredicted([self._prediction_queue.popleft()])
+        if not chunk:
+            return
+        model, dataset = session.model, session.dataset
+        task = Task(lambda: (model, dataset, predict_entries(model, dataset, chunk)))
+        runner = WorkerThread(task)
+        self._predicting = runner
+        task.succeeded.connect(self._on_predicted)
+        task.failed.connect(self._on_prediction_failed)
+        runner.thread.finished.connect(self._on_prediction_done)
+        runner.start()
+
+    @Slot(object)
+    def _on_predicted(self, result) -> None:
+        model, dataset, predictions = result
+        self.session.keep_predictions(predictions, model, dataset)
+
+    @Slot(str, str)
+    def _on_prediction_failed(self, message: str, details: str) -> None:
+        log.warning("predicting the listed samples failed: %s\n%s", message, details)
+        self._prediction_queue.clear()     # a click still predicts its own sample (and says why not)
+
+    @Slot()
+    def _on_prediction_done(self) -> None:
+        runner, self._predicting = self._predicting, None
+        if runner is not None:
+            runner.wait()
+        self._predict_next()
+
+    def predicting(self) -> bool:
+        """Whether listed samples are still to be predicted in the background."""
+        return self._predicting is not None or bool(self.session.unpredicted(list(self._prediction_queue)))
 
     def select_index(self, index: int) -> bool:
         """Select a dataset mesh in the browser (as a click would)."""
@@ -540,7 +625,7 @@ class MainWindow(QMainWindow):
             return panels
         notes = {"truth": "No ground truth.\nFile > Open ground-truth neutral,\nor drop a mesh here."}
         if sample is None:
-            notes["input"] = "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."
+            notes["input"] = self.loading or "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."
             return figure_panels(None, None, None, style, notes=notes)
         if self.session.model is None:
             notes["predicted"] = "No model loaded.\nFile > Open checkpoint, or train one\n(Training panel)."
@@ -671,6 +756,7 @@ class MainWindow(QMainWindow):
     def _on_training_running(self, running: bool) -> None:
         if not running:
             self._end_preview()
+            self._predict_next()          # paused while the run had the cores
 
     @Slot(object)
     def _on_training_finished(self, result) -> None:
@@ -731,7 +817,7 @@ class MainWindow(QMainWindow):
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(" / ", "_")).strip("_") or "facelab"
 
     def _ask_export_figure(self) -> None:
-        sizes = {k: (self.viewer.views[k].plotter.width(), self.viewer.views[k].plotter.height()) for k in KEYS}
+        sizes = {k: (self.viewer.views[k].widget.width(), self.viewer.views[k].widget.height()) for k in KEYS}
         dialog = ExportFigureDialog(sizes, getattr(self, "_figure_options", FigureOptions()), self)
         if dialog.exec() != ExportFigureDialog.DialogCode.Accepted:
             return
@@ -847,8 +933,8 @@ class MainWindow(QMainWindow):
 
     def _view_at(self, point) -> str | None:
         for key, view in self.viewer.views.items():
-            local = view.plotter.mapFrom(self, point)
-            if view.plotter.rect().contains(local):
+            local = view.widget.mapFrom(self, point)
+            if view.widget.rect().contains(local):
                 return key
         return None
 
@@ -879,33 +965,96 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(WINDOW_TITLE)
 
     def start(self, data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
-              ground_truth: str | None = None, data_options: dict | None = None) -> None:
-        """What ``facelab gui`` opens: the model (bundled by default), then the data and meshes."""
-        if checkpoint:
-            self.open_checkpoint(checkpoint)
-        else:
-            self.open_bundled_model()
-        # Each step may show a modal message box, and the window may be closed while it is open
-        # (the user quits, or --screenshot is done): start no loading thread into a closed window.
+              ground_truth: str | None = None, data_options: dict | None = None,
+              reading: Future | None = None) -> None:
+        """What ``facelab gui`` opens: the model (bundled by default) and the data, read in a thread
+        of their own while the window shows (``reading``, begun by :func:`~facelab.app.launch.open_main_window`
+        before the window was built, or here), then the meshes asked for. ``started`` is emitted
+        once all of it is open or has said why not."""
+        label = "SynthFaces" if str(data) == "synth" else str(data) if data else ""
+        self.loading = f"Loading the model{' and ' + label if label else ''} ..."
+        self.status(self.loading, 0)
+        self._refresh_views()
+        self._set_busy(True)
+        self._start_meshes = (input_mesh, ground_truth)
+        if reading is None:
+            reading = start_reading(checkpoint, data, data_options, ui_friendly_threads())
+        self._reading = reading
+        arrival = _Arrival(self)
+        arrival.arrived.connect(self._on_start_arrived)
+        reading.add_done_callback(arrival.deliver)     # at once if it is done already
+
+    @Slot(object)
+    def _on_start_arrived(self, reading: Future) -> None:
+        self._set_busy(bool(self._tasks))
+        try:
+            started = reading.result()
+        except Exception as error:  # a bug while reading: its message, and the app goes on
+            self._on_start_failed(error_message(error), "".join(traceback.format_exception(error)))
+            return
+        self._on_start_read(started)
+
+    def _on_start_read(self, started) -> None:
+        """Show what the start read: the model first (the split follows it), then the data and the
+        meshes; message boxes last, so the window behind them already shows the data."""
         if self._closed:
             return
+        self.loading = None
+        self.training.load_choices()
+        input_mesh, ground_truth = self._start_meshes
+        errors = []
+        if started.model is not None:
+            self.set_model(started.model, started.model_label)
+        elif started.bundled:
+            self._say_no_model(started.model_error)
+        else:
+            errors.append(("Cannot open checkpoint", started.model_error))
+        if started.dataset is not None:
+            self._keep_file_sample = bool(input_mesh)
+            self._on_dataset_loaded((started.dataset_path, started.dataset_options, started.dataset))
+        else:
+            if started.dataset_error:
+                errors.append(("Cannot open dataset", started.dataset_error))
+            self._refresh_views()
         if input_mesh and self.open_mesh(input_mesh) and ground_truth and not self._closed:
             self.open_ground_truth(ground_truth)
-        self._keep_file_sample = bool(input_mesh)
-        if data and not self._closed:
-            self.open_dataset(data, data_options)
-        self.browser.focus_list()
+        for title, message in errors:
+            if self._closed:
+                return
+            self.error(title, message)
+        if not self._closed:
+            self.browser.focus_list()
+            self.started.emit()
+            QTimer.singleShot(0, self.training.make_plot)     # the last part of the window, once its data shows
+
+    def _on_start_failed(self, message: str, details: str) -> None:
+        if self._closed:
+            return
+        log.warning("reading the model and data failed:\n%s", details)
+        self.loading = None
+        self._refresh_views()
+        self.error("Cannot start", message)
+        if not self._closed:
+            self.started.emit()
 
     def wait_for_tasks(self) -> None:
-        for runner in list(self._tasks):
-            runner.wait()
+        for runner in [*self._tasks, self._predicting]:
+            if runner is not None:
+                runner.wait()
+        if self._reading is not None:
+            wait([self._reading])
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closed:
             self._closed = True
             self.training.shutdown()            # stops a run after its current step and waits
+            self._prediction_queue.clear()
             self.wait_for_tasks()
             self.settings.save_window(self.saveGeometry(), self.saveState())
+            if self.entry is not None and self.dataset_source is not None:
+                options = json.dumps(self.dataset_options, sort_keys=True)
+                self.settings.save_selection(Selection(self.dataset_source, options, self.entry.index,
+                                                       self.entry.label, self.browser.current_part))
             self.settings.sync()
             self.viewer.close_views()
         super().closeEvent(event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
@@ -28,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facelab.app._qt_loss_plot import LossPlot
 from facelab.app.session import path_samples_identities
 from facelab.app.workers import TrainingWorker, WorkerThread, ui_friendly_threads
 from facelab.errors import FacelabError
-from facelab.training.config import VARIANTS, TrainConfig, architecture_of
+
+if TYPE_CHECKING:
+    from facelab.app._qt_loss_plot import LossPlot
+    from facelab.training.config import TrainConfig
 
 SOURCE_OPEN = "open"
 SOURCE_SYNTH = "synth"
@@ -154,8 +157,7 @@ class TrainingPanel(QWidget):
         path_row.addWidget(browse_data)
         form.addRow("Data", data_row)
         form.addRow("", path_row)
-        self.variant = QComboBox()
-        self.variant.addItems(list(VARIANTS))
+        self.variant = QComboBox()       # filled by load_choices()
         self.variant.setToolTip("full: the paper's model; no-l2l / no-id: ablations; gca: autoencoder baseline; "
                                 "identity-preserving: keeps the person's geometry from the input (the bundled "
                                 "model). Fine-tuning keeps the current model's variant.")
@@ -168,8 +170,7 @@ class TrainingPanel(QWidget):
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(0.00001, 1.0)
-        self.lr.setSingleStep(0.0001)
-        self.lr.setValue(TrainConfig.lr)  # the core default (3e-4)
+        self.lr.setSingleStep(0.0001)        # its value and the variants: load_choices()
         numbers = QHBoxLayout()
         for label, widget in (("epochs", self.epochs), ("batch", self.batch_size), ("lr", self.lr)):
             numbers.addWidget(QLabel(label))
@@ -235,8 +236,11 @@ class TrainingPanel(QWidget):
         column.addWidget(self.status)
         column.addStretch(1)
         outer.addWidget(form_box)
-        self.plot = LossPlot()
-        outer.addWidget(self.plot, 1)
+        # The curves' plot (pyqtgraph, a large import) is made by make_plot(), after the app's first sample.
+        self.plot: LossPlot | None = None
+        self._plot_box = QWidget()
+        QVBoxLayout(self._plot_box).setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self._plot_box, 1)
 
         self._source_chosen = False                # the user picked a source: keep it
         self._open_identities: int | None = None   # identities the open dataset sampled (None: fixed subjects)
@@ -248,6 +252,16 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.set_open_dataset(None)
         self._source_changed()
+
+    def make_plot(self) -> LossPlot:
+        """The loss curves' plot, made on first need: pyqtgraph's import (with the Qt modules it
+        brings) would hold the window's first frame back."""
+        if self.plot is None:
+            from facelab.app._qt_loss_plot import LossPlot
+
+            self.plot = LossPlot()
+            self._plot_box.layout().addWidget(self.plot)
+        return self.plot
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802
         if watched is self.progress and event.type() == event.Type.Resize:
@@ -267,6 +281,19 @@ class TrainingPanel(QWidget):
         if self.progress_stage.isVisible():
             return self.progress_stage.text()
         return self.progress.text()
+
+    def load_choices(self) -> None:
+        """Fill the variants and the default learning rate from the training code. Importing it
+        imports torch, which the app reads in a worker thread while the window comes up: the window
+        calls this once the model is read (and a run's form calls it before it is read)."""
+        if self.variant.count():
+            return
+        from facelab.training.config import VARIANTS, TrainConfig
+
+        self.variant.addItems(list(VARIANTS))
+        self.lr.setValue(TrainConfig.lr)  # the core default (3e-4)
+        for widget in (self.variant, self.lr):
+            widget.setEnabled(not self.running)
 
     # ---- the data box ------------------------------------------------------------------------
     def set_open_dataset(self, name: str | None, identities: int | None = None) -> None:
@@ -350,6 +377,9 @@ class TrainingPanel(QWidget):
 
     def request(self) -> TrainingRequest:
         """The run the form describes (raises FacelabError for an incomplete form)."""
+        from facelab.training.config import TrainConfig, architecture_of
+
+        self.load_choices()
         source = self.source.currentData()
         dataset, data, options = None, "synth", {}
         if source == SOURCE_OPEN:
@@ -422,7 +452,7 @@ class TrainingPanel(QWidget):
         worker.failed.connect(self._on_failed)
         worker.done.connect(self._on_done)
         self.runner = WorkerThread(worker, self)
-        self.plot.reset()
+        self.make_plot().reset()
         self._last_step = None
         self._run_info = None
         self._final_text = None
@@ -479,9 +509,11 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
-        for widget in (self.source, self.data_path, self.identities, self.variant, self.epochs, self.batch_size,
-                       self.lr, self.scratch, self.finetune, self.preview_every, self.out_dir):
+        for widget in (self.source, self.data_path, self.identities, self.epochs, self.batch_size,
+                       self.scratch, self.finetune, self.preview_every, self.out_dir):
             widget.setEnabled(not running)
+        for widget in (self.variant, self.lr):
+            widget.setEnabled(not running and self.variant.count() > 0)
         if not running:
             self._source_changed()
         self.running_changed.emit(running)
@@ -582,7 +614,8 @@ class TrainingPanel(QWidget):
 
     @Slot()
     def _refresh(self) -> None:
-        self.plot.refresh()
+        if self.plot is not None:
+            self.plot.refresh()
         if self._final_text is not None:
             self._show_final()
             return

@@ -1,9 +1,10 @@
 """The three linked views: input, predicted neutral, ground-truth neutral.
 
-Three pyvistaqt ``QtInteractor`` widgets share one VTK camera, so rotating or zooming one moves
-the others; a camera observer re-renders the other two. Each view holds one
-:class:`~facelab.render.FaceSurface` per topology: switching samples writes new points,
-normals and scalars into the existing polydata (no new actors), then renders the three windows.
+Three VTK render windows in Qt widgets (:mod:`facelab.app._qt_render_widget`) share one camera,
+so rotating or zooming one moves the others; a camera observer re-renders the other two. Each
+view holds one :class:`~facelab.render.FaceSurface` per topology: switching samples writes new
+points, normals and scalars into the existing polydata (no new actors), then renders each window
+once.
 """
 
 from __future__ import annotations
@@ -30,44 +31,33 @@ from facelab.render import (
 
 KEYS = ("input", "predicted", "truth")
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "SwiftShader", "OSMesa")
+#: Multisamples on a GPU (VTK's default); a software renderer gets none.
+GPU_MULTI_SAMPLES = 8
 
 
 class _View:
-    """One QtInteractor with its face between a title band and a colour-bar band (:class:`ViewFrame`)."""
+    """One render window with its face between a title band and a colour-bar band (:class:`ViewFrame`)."""
 
     def __init__(self, parent: QWidget, key: str) -> None:
-        from pyvistaqt import QtInteractor
+        from facelab.app._qt_render_widget import RenderWidget
 
         self.key = key
-        self.plotter = QtInteractor(parent, auto_update=False)
-        self.plotter.set_background(BACKGROUND)
-        self.plotter.setAcceptDrops(False)          # drops go to the main window
-        self.plotter.setMinimumSize(200, 220)
-        self.plotter.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._quiet_keys()
-        self.frame = ViewFrame(self.plotter.ren_win, self.plotter.renderer)
+        self.widget = RenderWidget(parent, BACKGROUND)
+        self.widget.setAcceptDrops(False)          # drops go to the main window
+        self.widget.setMinimumSize(200, 220)
+        self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.frame = ViewFrame(self.widget.ren_win, self.widget.renderer)
         self.title, self.subtitle, self.note = self.frame.title, self.frame.subtitle, self.frame.note
         self.surface: FaceSurface | None = None
 
-    def _quiet_keys(self) -> None:
-        """No VTK/pyvista key bindings ('q' would close a view, 'w' bypass the wireframe toggle):
-        the views take no keyboard focus, so arrow keys stay with the dataset browser."""
-        from PySide6.QtCore import Qt
-
-        self.plotter.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        interactor = self.plotter.iren.interactor if self.plotter.iren is not None else None
-        if interactor is not None:
-            interactor.RemoveObservers("CharEvent")
-            interactor.RemoveObservers("KeyPressEvent")
-
     @property
     def renderer(self):
-        return self.plotter.renderer
+        return self.widget.renderer
 
     def set_surface(self, triangles: np.ndarray, vertices: np.ndarray) -> None:
         if self.surface is not None:
             self.surface.remove()
-        self.surface = FaceSurface(self.plotter, triangles, vertices, ERROR_TITLE)
+        self.surface = FaceSurface(self.widget.renderer, triangles, vertices, ERROR_TITLE)
         self.frame.adopt(self.surface)
 
     def show(self, panel: Panel, style: DisplayStyle, limits: tuple[float, float]) -> None:
@@ -95,13 +85,13 @@ class _View:
     def close(self) -> None:
         self.surface = None
         self.frame.close()
-        self.plotter.close()
+        self.widget.close_window()
 
 
 class ThreeViews(QWidget):
     """The central widget: three views side by side with one camera."""
 
-    rendered = Signal(float)   # seconds the last update + render took
+    rendered = Signal(float)   # seconds the last update + render took (0 for the first frame)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,22 +100,29 @@ class ThreeViews(QWidget):
         layout.setSpacing(3)
         self.views = {key: _View(self, key) for key in KEYS}
         for view in self.views.values():
-            layout.addWidget(view.plotter)
-        self.camera = self.views["input"].renderer.camera
+            layout.addWidget(view.widget)
+            view.widget.painted.connect(lambda key=view.key: self._on_painted(key))
+            # A drag turns the shared camera, whose observer renders all three once: the
+            # interactor's own render of the view under the mouse would draw it twice.
+            view.widget.interactor.EnableRenderOff()
+        self.camera = self.views["input"].renderer.GetActiveCamera()
         for key in KEYS[1:]:
-            self.views[key].renderer.camera = self.camera
+            self.views[key].renderer.SetActiveCamera(self.camera)
         self._observer = self.camera.AddObserver("ModifiedEvent", self._camera_moved)
         self._render_pending = False
         self._rendering = False
         self._closed = False
         self.topology_key: tuple | None = None
         self.triangles: np.ndarray | None = None
+        self._triangles_given = None         # the array set_topology was last given (skips hashing it again)
+        self._painted: set[str] = set()      # views drawn at least once: the first frame is all three
         self.panels: list[Panel] = [Panel("", None) for _ in KEYS]
         self.style = DisplayStyle()
         self.limits = (0.0, 1.0)
         self.view_preset = DEFAULT_VIEW
         self._camera_placed = False
         self._antialiasing_tuned = False
+        self._first_frame_shown = False
         self.software_gl: bool | None = None
         self.camera_moved_by_user = False     # once the user rotates or zooms, resizing keeps their view
         self._refit = QTimer(self)
@@ -134,16 +131,21 @@ class ThreeViews(QWidget):
         self._refit.timeout.connect(self._refit_preset)
 
     # ---- contents ----------------------------------------------------------------------------
-    def plotter(self, key: str):
-        return self.views[key].plotter
+    def widget(self, key: str):
+        return self.views[key].widget
 
     def surface(self, key: str) -> FaceSurface | None:
         return self.views[key].surface
 
     def set_topology(self, triangles: np.ndarray, vertices: np.ndarray) -> bool:
         """Make the surfaces for a topology; a no-op (False) when it is the one shown."""
+        if triangles is self._triangles_given and self.topology_key is not None \
+                and len(vertices) == self.topology_key[0]:
+            return False
+        given = triangles
         triangles = np.asarray(triangles, dtype=np.int64)
         key = (len(vertices), triangles.shape, hash(triangles.tobytes()))
+        self._triangles_given = given
         if key == self.topology_key:
             return False
         self.topology_key = key
@@ -163,7 +165,6 @@ class ThreeViews(QWidget):
         if first is not None and self.triangles is not None and len(first) != self.topology_key[0]:
             raise ValueError("the panels' vertex count differs from the topology shown: call set_topology first")
         self.limits = colour_limits([p.scalars for p in panels], self.style)
-        self._tune_antialiasing()
         for key, panel in zip(KEYS, panels):
             self.views[key].show(panel, self.style, self.limits)
         if not self._camera_placed and first is not None:
@@ -182,18 +183,31 @@ class ThreeViews(QWidget):
 
     def _tune_antialiasing(self) -> None:
         """Multisampling quadruples the cost of a software (llvmpipe) render: three views then
-        take ~100 ms instead of ~35, so it is switched off there; GPUs keep it."""
-        if self._antialiasing_tuned or not self.isVisible():
+        take ~100 ms instead of ~35. The windows start without it and a GPU gets it after the
+        first frame, once the renderer's name is known."""
+        if self._antialiasing_tuned or self._closed:
             return
+        window = self.views["input"].widget.ren_win
         self._antialiasing_tuned = True
         try:
-            report = self.views["input"].plotter.ren_win.ReportCapabilities() or ""
-        except Exception:  # no context yet: leave the defaults
+            report = window.ReportCapabilities() or ""
+        except Exception:  # no context: leave the windows as they are
             return
         self.software_gl = any(name in report for name in SOFTWARE_GL)
-        if self.software_gl:
+        if not self.software_gl:
             for view in self.views.values():
-                view.plotter.ren_win.SetMultiSamples(0)
+                view.widget.ren_win.SetMultiSamples(GPU_MULTI_SAMPLES)
+            QTimer.singleShot(0, self.render_all)
+
+    def _on_painted(self, key: str) -> None:
+        """A view was drawn for a paint event: once all three have been, the window shows its first frame."""
+        if self._first_frame_shown:
+            return
+        self._painted.add(key)
+        if len(self._painted) == len(KEYS):
+            self._first_frame_shown = True
+            self._tune_antialiasing()
+            self.rendered.emit(0.0)
 
     # ---- camera ------------------------------------------------------------------------------
     def reset_view(self, preset: str = DEFAULT_VIEW, render: bool = True) -> None:
@@ -203,14 +217,12 @@ class ThreeViews(QWidget):
         if not shown:
             return
         view = self.views["input"]
-        width, height = view.plotter.width(), view.plotter.height()
+        width, height = view.widget.width(), view.widget.height()
         # Framed for the face's renderer, between the title and colour-bar bands.
         state = preset_camera(shown, preset, aspect=max(width, 1) / view.frame.face_height(max(height, 1)))
         self._rendering = True
         try:
             state.apply(self.camera)
-            for view in self.views.values():
-                view.renderer.camera_set = True
         finally:
             self._rendering = False
         self._camera_placed = True
@@ -241,9 +253,10 @@ class ThreeViews(QWidget):
         QTimer.singleShot(0, self.render_all)
 
     def render_all(self) -> None:
-        """Render the three windows (the camera is shared, its clipping range fits every face)."""
+        """Render the three windows, once each (the camera is shared, its clipping range fits
+        every face). Hidden windows are drawn when they are first shown."""
         self._render_pending = False
-        if self._closed:
+        if self._closed or not self.isVisible():
             return
         self._rendering = True
         try:
@@ -251,7 +264,7 @@ class ThreeViews(QWidget):
             if bounds is not None:
                 self.views["input"].renderer.ResetCameraClippingRange(bounds)
             for view in self.views.values():
-                view.plotter.render()
+                view.widget.draw()
         finally:
             self._rendering = False
 
@@ -267,8 +280,8 @@ class ThreeViews(QWidget):
     def figure_request(self, keys: tuple[str, ...] = KEYS) -> FigureRequest:
         """What :func:`facelab.render.render_figure` needs to redraw these views off-screen."""
         ratio = self.devicePixelRatioF()
-        widths = [max(1, int(round(self.views[k].plotter.width() * ratio))) for k in keys]
-        height = max(1, int(round(self.views[keys[0]].plotter.height() * ratio)))
+        widths = [max(1, int(round(self.views[k].widget.width() * ratio))) for k in keys]
+        height = max(1, int(round(self.views[keys[0]].widget.height() * ratio)))
         panels = [self.panels[KEYS.index(k)] for k in keys]
         camera = self.camera_state()
         return FigureRequest(panels, self.triangles if self.triangles is not None else np.zeros((0, 3), np.int64),

@@ -61,33 +61,39 @@ class Gallery:
 
     def matches(self, embedding: np.ndarray, k: int | None = 5) -> list[Match]:
         """The gallery subjects by decreasing cosine similarity to ``embedding`` (the best k)."""
+        ranked = self.ranking(embedding)
+        return ranked[:k] if k else ranked
+
+    def ranking(self, embedding: np.ndarray) -> list[Match]:
+        """Every gallery subject by decreasing cosine similarity to ``embedding``."""
         if not self.indices.size or embedding is None:
             return []
         similarity = cosine_similarity(np.asarray(embedding).reshape(1, -1), self.embeddings)[0]
         best: dict[str, tuple[float, int]] = {}
-        for score, label, index in zip(similarity, self.labels, self.indices):
+        for score, label, index in zip(similarity.tolist(), self.labels.tolist(), self.indices.tolist()):
             if label not in best or score > best[label][0]:
-                best[label] = (float(score), int(index))
+                best[label] = (score, index)
         ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
         scores = [score for _subject, (score, _index) in ordered]
         low, high = scores[-1], scores[0]
         return [Match(rank + 1, subject, score, index,
                       margin=score - scores[rank + 1] if rank + 1 < len(scores) else None,
                       spread=(score - low) / (high - low) if high > low else 1.0)
-                for rank, (subject, (score, index)) in enumerate(ordered[:k] if k else ordered)]
+                for rank, (subject, (score, index)) in enumerate(ordered)]
 
-    def true_rank(self, embedding: np.ndarray, subject: str) -> TrueRank | None:
-        """Where ``subject`` stands for this probe: its row in :meth:`matches` and its ties."""
-        ranked = self.matches(embedding, k=None)
+    def true_rank(self, embedding: np.ndarray, subject: str, ranked: list[Match] | None = None) -> TrueRank | None:
+        """Where ``subject`` stands for this probe: its row in :meth:`matches` and its ties
+        (``ranked``: the probe's :meth:`ranking`, if the caller has it)."""
+        ranked = self.ranking(embedding) if ranked is None else ranked
         row = next((m for m in ranked if m.subject == subject), None)
         if row is None:
             return None
         tied = sum(1 for m in ranked if m.subject != subject and m.score == row.score)
-        return TrueRank(row.rank, tied, self.rank_of(embedding, subject))
+        return TrueRank(row.rank, tied, self.rank_of(embedding, subject, ranked))
 
-    def rank_of(self, embedding: np.ndarray, subject: str) -> int | None:
+    def rank_of(self, embedding: np.ndarray, subject: str, ranked: list[Match] | None = None) -> int | None:
         """The rank of ``subject`` for this probe (ties count against it, as in ``rank_k_identification``)."""
-        ranked = self.matches(embedding, k=None)
+        ranked = self.ranking(embedding) if ranked is None else ranked
         scores = {m.subject: m.score for m in ranked}
         if subject not in scores:
             return None

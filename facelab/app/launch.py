@@ -1,9 +1,10 @@
 """Starting the app: the QApplication, the main window, and the optional screenshot-and-quit mode.
 
-``facelab gui`` calls :func:`run_gui`. With ``screenshot=PATH`` the window opens, loads its data,
-shows the first sample, saves a picture of the whole window (VTK views included, grabbed from
-the screen) and quits: ``make run`` does this on a machine without a display, and
-``scripts/screenshot_app.py`` builds on it.
+``facelab gui`` calls :func:`run_gui`. The window shows before torch is imported: the model and
+the data are read in a worker thread (:meth:`MainWindow.start`). With ``screenshot=PATH`` the
+window opens, loads its data, shows the first sample, saves a picture of the whole window (VTK
+views included, grabbed from the screen) and quits: ``make run`` does this on a machine without a
+display, and ``scripts/screenshot_app.py`` builds on it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def make_application(argv: list[str] | None = None):
 
     app = QApplication.instance()
     if app is None:
+        if sys.platform.startswith("linux") and os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY"):
+            # The views are native X11 windows (VTK's Qt widget): on a Wayland desktop, use XWayland.
+            os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
         app = QApplication(argv or [sys.argv[0] if sys.argv else "facelab"])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
@@ -39,7 +43,8 @@ def make_application(argv: list[str] | None = None):
 
 
 def limit_torch_threads() -> int:
-    """Torch threads for inference in the UI thread and training in the worker (see ``ui_friendly_threads``)."""
+    """Torch threads for inference in the UI thread and training in the worker (see
+    ``ui_friendly_threads``). It imports torch: the app calls it in the thread that reads the model."""
     import torch
 
     from facelab.app.workers import ui_friendly_threads
@@ -71,6 +76,30 @@ def grab_window(window, path: str | Path) -> Path:
     return path
 
 
+def open_main_window(data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
+                     ground_truth: str | None = None, options: dict | None = None,
+                     size: tuple[int, int] | None = None):
+    """``facelab gui``'s start: the QApplication and the main window, shown, with the model and the
+    data being read in a thread begun before the window is built (torch loads while the window
+    and its views come up). Returns (app, window); the event loop then fills the window."""
+    from PySide6.QtCore import QTimer
+
+    from facelab.app.startup import start_reading
+
+    app = make_application()
+    from facelab.app.workers import ui_friendly_threads
+
+    reading = start_reading(checkpoint, data, options, ui_friendly_threads())
+    from facelab.app._qt_main_window import MainWindow
+
+    window = MainWindow()
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    QTimer.singleShot(0, lambda: window.start(data, checkpoint, input_mesh, ground_truth, options, reading))
+    return app, window
+
+
 def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
             ground_truth: str | None = None, screenshot: str | None = None, identities: int | None = None,
             size: tuple[int, int] | None = None, screenshot_delay_ms: int = 1500) -> int:
@@ -81,15 +110,8 @@ def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mes
         raise FacelabError(NO_DISPLAY_MESSAGE)
     from PySide6.QtCore import QTimer
 
-    from facelab.app._qt_main_window import MainWindow
-
-    app = make_application()
-    limit_torch_threads()
-    window = MainWindow()
-    if size is not None:
-        window.resize(*size)
-    window.show()
     options = {"identities": identities} if identities else None
+    app, window = open_main_window(data, checkpoint, input_mesh, ground_truth, options, size)
     result = {"status": 0}
     if screenshot:
         def shoot() -> None:
@@ -111,19 +133,14 @@ def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mes
 
         def on_error(_title: str, message: str) -> None:
             # A user error's message box is modal and waits for a click that never comes here:
-            # the screenshot shows it, the sentence goes to stderr, and the exit status is 2 (a
-            # bad --checkpoint stops start() at its box, before the dataset that the screenshot
-            # would otherwise wait for is opened).
+            # the screenshot shows it (over the data, which start() opens before its boxes), the
+            # sentence goes to stderr, and the exit status is 2.
             print(f"facelab: error: {message}", file=sys.stderr)
             result["status"] = 2
             when_ready()
 
         window.error_shown.connect(on_error)
-        if input_mesh or not data:
-            QTimer.singleShot(500, when_ready)
-        else:
-            window.dataset_opened.connect(when_ready)
-            QTimer.singleShot(600_000, shoot)  # whatever else goes wrong, quit after a while
-    QTimer.singleShot(0, lambda: window.start(data, checkpoint, input_mesh, ground_truth, options))
+        window.started.connect(when_ready)
+        QTimer.singleShot(600_000, shoot)  # whatever else goes wrong, quit after a while
     status = app.exec()
     return result["status"] or status

@@ -1,8 +1,11 @@
 """What the app has open: a model, a dataset with its split, and the sample on show. Qt-free.
 
 The session only calls the core: ``FaceDataset`` for records, pairs and the split,
-``FaceLabModel`` for predictions and embeddings (through :func:`compute_sample`), the
-evaluation metrics for errors and similarities. The widgets ask it for samples and render them.
+``FaceLabModel`` for predictions and embeddings (:func:`compute_sample` for meshes from files;
+dataset samples in batches, :func:`predict_entries`), the evaluation metrics for errors and
+similarities. The widgets ask it for samples and render them. The model's answer for each listed
+dataset sample is kept (:class:`Prediction`, its neutral and embedding only): the app predicts
+the list in the background, so a click anywhere shows a known prediction.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 from facelab.app.identity import Gallery, Match, TrueRank
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.evaluation.sample import Sample, compute_sample
-from facelab.data.dataset import DatasetSplit
+from facelab.data.dataset import DEFAULT_TRAIN_FRACTION, DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template, triangles_hash
@@ -74,20 +77,63 @@ class Reposing:
 
 def reposing(model, vertices: np.ndarray) -> Reposing | None:
     """The similarity fit ``model``'s alignment makes of ``vertices`` (None: it aligns nothing)."""
+    return reposings(model, np.asarray(vertices)[None])[0]
+
+
+def reposings(model, vertices: np.ndarray) -> list[Reposing | None]:
+    """:func:`reposing` of each face of ``vertices`` (B, n, 3), in one fit."""
     alignment = getattr(model, "alignment", None)
     if alignment is None or not alignment.enabled:
-        return None
+        return [None] * len(vertices)
     import torch
 
-    faces = torch.from_numpy(np.array(vertices, dtype=np.float32)[None])
+    faces = torch.from_numpy(np.array(vertices, dtype=np.float32))
     transform = alignment.fit(faces, torch.from_numpy(np.asarray(model.template.vertices, dtype=np.float32)))
     if transform is None:
-        return None
-    rotation = transform.rotation[0].double().numpy()
-    cosine = np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0)
+        return [None] * len(vertices)
+    rotation = transform.rotation.double().numpy()
+    cosine = np.clip((np.trace(rotation, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
     centroid = faces.mean(dim=1, keepdim=True)
-    shift = float((transform.apply(centroid) - centroid).norm())
-    return Reposing(math.degrees(math.acos(cosine)), shift, float(transform.scale[0]))
+    shift = (transform.apply(centroid) - centroid).flatten(1).norm(dim=1)
+    return [Reposing(math.degrees(math.acos(c)), float(d), float(k))
+            for c, d, k in zip(cosine, shift, transform.scale)]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one dataset face, kept while the model and dataset stay open: small
+    enough to keep for every listed sample (the meshes are read from the dataset again)."""
+
+    predicted: np.ndarray            # (n, 3) mm
+    embedding: np.ndarray            # (d,)
+    reposing: Reposing | None
+
+
+def predict_entries(model, dataset, entries: list[Entry]) -> dict[int, Prediction]:
+    """``model``'s :class:`Prediction` of each entry's face, in one batch, by expressive index.
+    Reads only its arguments: the app calls it in a worker thread."""
+    if not entries:
+        return {}
+    faces = np.array(dataset.vertices[[entry.index for entry in entries]], dtype=np.float32)
+    predicted, embeddings = model.neutralise_and_embed(faces)
+    posed = reposings(model, faces)
+    return {entry.index: Prediction(np.asarray(predicted[i], dtype=np.float32), np.asarray(embeddings[i]), posed[i])
+            for i, entry in enumerate(entries)}
+
+
+def entry_sample(model, dataset, entry: Entry, prediction: Prediction | None) -> Sample:
+    """The sample of a dataset entry from its prediction, measured as :func:`compute_sample` measures one."""
+    expressive = np.array(dataset.vertices[entry.index], dtype=np.float32)
+    truth = np.array(dataset.vertices[entry.neutral], dtype=np.float32) if entry.neutral is not None else None
+    sample = Sample(entry.label, expressive, truth, subject=entry.subject, part=entry.part, index=entry.index)
+    if model is None or prediction is None:
+        return sample
+    sample.predicted = prediction.predicted
+    if truth is not None:
+        sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
+    sample.embedding = prediction.embedding
+    sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
+    return sample
 
 
 def input_error(sample: Sample) -> np.ndarray | None:
@@ -212,7 +258,10 @@ class Session:
         self.split = None
         self.entries: list[Entry] = []
         self._cache: OrderedDict[tuple, Sample] = OrderedDict()
+        self._predictions: dict[int, Prediction] = {}    # by expressive index, for this model and dataset
         self._galleries: dict[str, Gallery] = {}
+        self._reposed: tuple[Sample, Reposing | None] | None = None    # the last file sample's
+        self._model_fits = True
 
     # ---- model and data ----------------------------------------------------------------------
     def set_model(self, model) -> None:
@@ -241,15 +290,19 @@ class Session:
         self._forget()
 
     def _forget(self) -> None:
+        """A new model or dataset: nothing computed for the last ones stays."""
+        self._model_fits = model_fits_dataset(self.model, self.dataset) is None
         self._cache.clear()
+        self._predictions.clear()
         self._galleries.clear()
+        self._reposed = None
 
     def _index_dataset(self) -> None:
         dataset = self.dataset
         config = (self.model.meta.get("train_config", {}) if self.model is not None else {}) or {}
         self.split = None
         if len(dataset.subjects) >= 2:
-            self.split = dataset.split(config.get("train_fraction", 0.7), config.get("split_seed", 0))
+            self.split = dataset.split(config.get("train_fraction", DEFAULT_TRAIN_FRACTION), config.get("split_seed", 0))
             if self.model is not None:
                 # A subject the model trained on is never labelled "test" (unseen), whatever the split says.
                 seen = self.model.training_subjects
@@ -290,14 +343,31 @@ class Session:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        dataset = self.dataset
-        truth = dataset.vertices[entry.neutral] if entry.neutral is not None else None
-        sample = compute_sample(self.model, dataset.vertices[entry.index], truth, label=entry.label,
-                                subject=entry.subject, part=entry.part, index=entry.index)
+        prediction = None
+        if self.model is not None:
+            prediction = self._predictions.get(entry.index)
+            if prediction is None:
+                prediction = predict_entries(self.model, self.dataset, [entry])[entry.index]
+                self._predictions[entry.index] = prediction
+        sample = entry_sample(self.model, self.dataset, entry, prediction)
         self._cache[key] = sample
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return sample
+
+    def unpredicted(self, entries: list[Entry]) -> list[Entry]:
+        """Those of ``entries`` whose prediction by the current model is not known yet."""
+        if self.model is None:
+            return []
+        return [entry for entry in entries if entry.index not in self._predictions]
+
+    def keep_predictions(self, predictions: dict[int, Prediction], model, dataset) -> bool:
+        """Keep predictions made (in a worker) by ``model`` of ``dataset``, if they are still the open ones."""
+        if model is not self.model or dataset is not self.dataset or model is None:
+            return False
+        for index, prediction in predictions.items():
+            self._predictions.setdefault(index, prediction)
+        return True
 
     def check_mesh(self, mesh: FaceMesh, against: np.ndarray | None = None) -> FaceMesh:
         """Raise a TopologyMismatchError unless ``mesh`` fits the model (else the dataset, else ``against``)."""
@@ -328,9 +398,7 @@ class Session:
     def gallery_for(self, sample: Sample) -> Gallery | None:
         """The gallery a probe is matched against: the neutral faces of its part of the split
         (the test subjects for a test probe, as ``facelab evaluate`` does), or of every subject."""
-        if self.model is None or self.dataset is None or sample.embedding is None:
-            return None
-        if model_fits_dataset(self.model, self.dataset):
+        if self.model is None or self.dataset is None or sample.embedding is None or not self._model_fits:
             return None
         part = sample.part if sample.part in (TRAIN, TEST) and self.split is not None else "all"
         gallery = self._galleries.get(part)
@@ -347,14 +415,22 @@ class Session:
         gallery = self.gallery_for(sample)
         if gallery is None:
             return [], None
-        rank = gallery.true_rank(sample.embedding, sample.subject) if sample.subject else None
-        return gallery.matches(sample.embedding, k), rank
+        ranked = gallery.ranking(sample.embedding)             # one ranking for the rows and the true rank
+        rank = gallery.true_rank(sample.embedding, sample.subject, ranked) if sample.subject else None
+        return ranked[:k] if k else ranked, rank
 
     def reposing(self, sample: Sample) -> Reposing | None:
         """The current model's alignment of ``sample``'s input, when it re-posed it noticeably."""
         if self.model is None or sample.predicted is None:
             return None
-        result = reposing(self.model, sample.expressive)
+        known = self._predictions.get(sample.index) if sample.index is not None else None
+        if known is not None:
+            result = known.reposing
+        elif self._reposed is not None and self._reposed[0] is sample:
+            result = self._reposed[1]
+        else:
+            result = reposing(self.model, sample.expressive)
+            self._reposed = (sample, result)
         return result if result is not None and result.noticeable else None
 
     def subject_neutral(self, subject: str) -> np.ndarray | None:

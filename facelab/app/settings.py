@@ -1,14 +1,17 @@
 """Settings remembered between sessions (QSettings, INI format, organisation and app "facelab").
 
 Last folders per kind of file, recent files, the display style (colormap, colour range mode and
-value) and the window's geometry and dock layout. ``FACELAB_SETTINGS_DIR`` (or
+value), the window's geometry and dock layout, and the dataset sample on show (restored when the
+same dataset opens again). ``FACELAB_SETTINGS_DIR`` (or
 :func:`use_settings_dir`, which tests call with a temporary folder) moves the file elsewhere, so
 tests never touch the user's settings.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -19,6 +22,20 @@ from facelab.render import COLORMAPS, RANGE_MODES, DisplayStyle
 ORGANISATION = "facelab"
 APPLICATION = "facelab"
 SETTINGS_DIR_ENV = "FACELAB_SETTINGS_DIR"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The dataset sample on show: which dataset (source and options), which mesh, which part listed."""
+
+    source: str
+    options: str          # the dataset's options as sorted JSON
+    index: int
+    label: str
+    part: str | None      # the browser's part of the split ("test", "train", None: all subjects)
+
+    def matches(self, source: str | None, options: dict) -> bool:
+        return source == self.source and json.dumps(options, sort_keys=True) == self.options
 
 
 def use_settings_dir(folder: str | Path) -> None:
@@ -97,6 +114,17 @@ class AppSettings:
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
         self.qsettings.setValue("window/geometry", geometry)
         self.qsettings.setValue("window/state", state)
+
+    # ---- the sample on show ------------------------------------------------------------------
+    def selection(self) -> Selection | None:
+        try:
+            fields = json.loads(str(self.qsettings.value("selection/sample", "") or "null"))
+            return Selection(**fields) if isinstance(fields, dict) else None
+        except (TypeError, ValueError):
+            return None
+
+    def save_selection(self, selection: Selection) -> None:
+        self.qsettings.setValue("selection/sample", json.dumps(asdict(selection)))
 
     # ---- training ----------------------------------------------------------------------------
     def value(self, key: str, default=None):
