@@ -407,7 +407,8 @@ def test_the_gallery_header_agrees_with_its_table_and_forgets_the_last_dataset(w
     window.show_entry(window.entry)
     header = window.identity.gallery_label.text()
     rank = int(re.search(rf"true subject {subject} at rank (\d+)", header).group(1))
-    true_rows = [row for row, name in _gallery_rows(window) if name.endswith("(true)")]
+    from facelab.app._qt_identity_panel import TRUE_MARK
+    true_rows = [row for row, name in _gallery_rows(window) if name.endswith(TRUE_MARK)]
     assert true_rows == [rank], (header, _gallery_rows(window))
     others = len(gallery) - 1
     assert f"tied with {others} other subject{'s' if others > 1 else ''} " in header

@@ -254,7 +254,8 @@ def test_gallery_margins_and_spread_separate_the_matches(window):
 def test_a_clicked_row_does_not_stay_selected_on_the_next_sample(window, qtbot, tiny_data):
     gallery, top5 = window.identity.gallery, window.identity.top5
     _click(qtbot, gallery, 1, 1)
-    subject = gallery.item(1, 1).text().replace("  (true)", "")
+    from facelab.app._qt_identity_panel import TRUE_MARK
+    subject = gallery.item(1, 1).text().replace(TRUE_MARK, "")
     qtbot.waitUntil(lambda: subject in window.viewer.views["truth"].title.GetInput(), timeout=2000)
     assert _selected_rows(gallery) == [1]
     window.browser.step(+1)

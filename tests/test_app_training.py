@@ -77,7 +77,10 @@ def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_p
     print(f"UI timer: {len(ticks.times)} ticks in {last_step[-1] - started:.1f} s of training, "
           f"max gap {max_gap * 1000:.0f} ms")
     assert sum(started < t <= last_step[-1] for t in ticks.times) >= 2, "the UI thread ran during training"
-    assert shown_while_preparing == ["fitting the linear start ..."], "the busy bar names the slow set-up"
+    # The default variant's fits, each named as it runs, then its start's validation error.
+    assert shown_while_preparing and all(text.startswith(("fitting ", "the start")) and text.endswith(" ...")
+                                         for text in shown_while_preparing), "the busy bar names the slow set-up"
+    assert shown_while_preparing[0].startswith("fitting ")
     assert finished and finished[0].status == "completed" and finished[0].epochs_done == 2
     steps = finished[0].epochs_done * (panel._run_info.steps_per_epoch)
     assert panel.progress.maximum() == steps and panel.progress.value() == steps
@@ -188,3 +191,14 @@ def test_a_run_trains_on_every_core_while_the_ui_timer_keeps_ticking(window, qtb
     qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
     ticks.stop()
     assert len(ticks.times) >= 2, "the UI thread ran during training"
+
+
+def test_fine_tuning_is_offered_only_while_a_model_is_open(window, tiny_model):
+    panel = window.training
+    assert panel.finetune.isEnabled()
+    panel.finetune.setChecked(True)
+    assert window.set_model(None)
+    assert not panel.finetune.isEnabled() and panel.scratch.isChecked()
+    assert "open a model first" in panel.finetune.toolTip()
+    assert window.set_model(tiny_model)
+    assert panel.finetune.isEnabled() and panel.scratch.isChecked()

@@ -255,7 +255,8 @@ def test_identity_panel_top5_gallery_and_click(window, tiny_model, tiny_data):
                                    tiny_model.identity_embedding(np.array(tiny_data.vertices[gallery])))[0]
     expected = [tiny_data.records[gallery[i]].subject for i in np.argsort(-similarity, kind="stable")][:5]
     rows = window.identity.gallery
-    listed = [rows.item(r, 1).text().replace("  (true)", "") for r in range(rows.rowCount())]
+    from facelab.app._qt_identity_panel import TRUE_MARK
+    listed = [rows.item(r, 1).text().replace(TRUE_MARK, "") for r in range(rows.rowCount())]
     assert listed == expected
     window.identity._clicked(1, 1)                 # a click on the second match
     subject = listed[1]

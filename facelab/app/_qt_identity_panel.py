@@ -25,6 +25,8 @@ GALLERY_TITLE = "<b>Gallery matches</b>"
 SPREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 COSINE_COLUMN, MARGIN_COLUMN = 2, 3
 SPREAD_COLOUR = QColor(40, 140, 100)
+#: After the probe's true subject in the gallery table: short, so that the name never wraps in a narrow dock.
+TRUE_MARK = " \u2713"
 
 
 class SpreadBar(QStyledItemDelegate):
@@ -52,6 +54,7 @@ def _table(headers: list[str], stretch: int) -> QTableWidget:
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    table.setWordWrap(False)
     table.setMinimumHeight(60)
     return table
 
@@ -123,13 +126,15 @@ class IdentityPanel(QWidget):
         self._matches = list(matches)
         self.gallery.setRowCount(len(matches))
         for row, match in enumerate(matches):
-            cells = [_number(str(match.rank)),
-                     QTableWidgetItem(match.subject + ("  (true)" if match.subject == true_subject else "")),
+            is_true = match.subject == true_subject
+            cells = [_number(str(match.rank)), QTableWidgetItem(match.subject + (TRUE_MARK if is_true else "")),
                      _number(f"{match.score:.4f}"),
                      _number("" if match.margin is None else f"+{match.margin:.4f}")]
             cells[COSINE_COLUMN].setData(SPREAD_ROLE, float(match.spread))
+            if is_true:
+                cells[1].setToolTip(f"{match.subject} is the probe's true subject")
             for column, item in enumerate(cells):
-                if match.subject == true_subject:
+                if is_true:
                     item.setFont(bold)
                 self.gallery.setItem(row, column, item)
         where = ""

@@ -9,6 +9,10 @@ The window shows at once: :meth:`MainWindow.start` reads torch, the model and th
 thread and fills the views when they arrive. Once a dataset is open, the listed samples are
 predicted in the background (a chunk at a time, paused while a run trains), so a click shows a
 known prediction and a switch only updates and renders the views.
+
+What is on show, and what applies to it, is the Qt-free :class:`~facelab.app.state.AppState`: the
+window builds the widgets, calls the state and re-renders when its events fire, and does what
+needs Qt (message boxes, file dialogs, drag and drop, threads).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from collections import deque
 from concurrent.futures import Future, wait
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -44,17 +47,15 @@ from facelab.app._qt_export_dialog import ExportFigureDialog, FigureOptions
 from facelab.app._qt_identity_panel import IdentityPanel
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
-from facelab.app.export import export_predicted_mesh, export_statistics, render_views_figure
-from facelab.evaluation.sample import Sample
-from facelab.app.session import (Entry, Session, error_readout, input_subtitle, model_fits_dataset,
-                                 predict_entries, sampled_identities, train_on_it_question)
+from facelab.app.export import file_stem, render_views_figure
+from facelab.app.session import Entry, model_fits_dataset, predict_entries, sampled_identities, train_on_it_question
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
+from facelab.app.state import AppState, model_summary
 from facelab.app.workers import Task, WorkerThread, error_message, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
-from facelab.mesh.validation import check_matches_template
-from facelab.render import TITLE_TRUTH, DisplayStyle, figure_panels
+from facelab.render import TITLE_TRUTH, DisplayStyle
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +87,12 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or AppSettings()
-        self.session = Session()
+        self.state = AppState()
         self.style_ = self.settings.display_style()
-        self.sample: Sample | None = None           # the sample on show (dataset entry or files)
-        self.entry: Entry | None = None             # its dataset entry, if any
-        self.gallery_choice: tuple[str, np.ndarray, str] | None = None   # (subject, neutral, kind) on the right
-        self.preview = None                         # the latest training preview on show
-        self.dataset_source: str | None = None
-        self.dataset_options: dict = {}
         self.last_switch_s: float | None = None
-        self.file_triangles: np.ndarray | None = None   # the topology of meshes opened from files
         self._keep_file_sample = False
         self._tasks: list[WorkerThread] = []
         self._closed = False
-        self.loading: str | None = None                 # what start() is reading (the input view says so)
         self._start_meshes: tuple[str | None, str | None] = (None, None)
         self._reading: Future | None = None             # start()'s model and data, being read
         self._predicting: WorkerThread | None = None    # the background prediction of listed samples
@@ -113,6 +106,9 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._build_status()
+        self.state.events.sample.connect(self._on_sample)
+        self.state.events.views.connect(self._refresh_views)
+        self.state.events.identity.connect(self._refresh_identity)
         self.resize(1560, 980)
         geometry, state = self.settings.window_geometry(), self.settings.window_state()
         if geometry is not None:
@@ -121,6 +117,17 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self._update_title()
         self._refresh_views()
+
+    # What is on show lives in the state; the window reads it for its callers.
+    session = property(lambda self: self.state.session)
+    sample = property(lambda self: self.state.sample)
+    entry = property(lambda self: self.state.entry)
+    preview = property(lambda self: self.state.preview)
+    gallery_choice = property(lambda self: self.state.gallery_choice)
+    file_triangles = property(lambda self: self.state.file_triangles)
+    dataset_source = property(lambda self: self.state.dataset_source)
+    dataset_options = property(lambda self: self.state.dataset_options)
+    loading = property(lambda self: self.state.loading)
 
     # ---- construction ------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -158,7 +165,7 @@ class MainWindow(QMainWindow):
         self.identity.subject_clicked.connect(self.show_gallery_subject)
         self.identity.training_subject_clicked.connect(self.show_training_subject)
         self.identity_dock = self._dock("Identity", "identity-dock", self.identity, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.training = TrainingPanel(self)
+        self.training = TrainingPanel(self.state)
         self.training.preview_ready.connect(self._on_preview)
         self.training.run_finished.connect(self._on_training_finished)
         self.training.run_failed.connect(self._on_training_failed)
@@ -250,41 +257,23 @@ class MainWindow(QMainWindow):
         self.busy.setVisible(busy)
         self.busy_changed.emit(busy)
 
-    # ---- context for the training panel ------------------------------------------------------
-    def open_dataset_context(self):
-        if self.session.dataset is None:
-            return None
-        return self.session.dataset, self.dataset_source or "synth", dict(self.dataset_options)
-
-    def current_model(self):
-        return self.session.model
-
-    def selected_index(self) -> int | None:
-        return self.entry.index if self.entry is not None else None
-
     # ---- models --------------------------------------------------------------------------------
     def set_model(self, model, source_label: str | None = None) -> bool:
         """Use ``model``; a model that does not fit the open dataset is refused with a message box."""
-        previous = self.session.model
         try:
-            self.session.set_model(model)
-            if self.sample is not None and self.entry is None:
-                self._recompute_file_sample()
+            self.state.set_model(model)
         except FacelabError as error:
-            self.session.model = previous
             self.error("Cannot use this model", str(error))
             return False
         self._update_model_label(source_label)
-        self.preview = None
         if model is not None:
             self.training.load_choices()        # torch is imported now
+        self.training.model_changed()
         if self.session.dataset is not None:
             # The split follows the model's training settings: list the entries again.
             self.browser.set_dataset(self.browser.title.text(), self.session.entries)
             if self.entry is not None:
-                self.entry = next((e for e in self.session.entries if e.index == self.entry.index), None)
-                if self.entry is not None:
-                    self.browser.select_index(self.entry.index, emit=False)
+                self.browser.select_index(self.entry.index, emit=False)
         self._reshow()
         self._predict_listed()
         return True
@@ -340,11 +329,7 @@ class MainWindow(QMainWindow):
             if "No model" not in self.model_label.text():
                 self.model_label.setText("No model")
             return
-        source = Path(str(model.source)) if model.source else None
-        name = source_label or (f"{source.parent.name}/{source.name}" if source else "model")
-        trained = model.meta.get("data", {}).get("name", "")
-        self.model_label.setText(f"Model: {name} ({model.variant}, {len(model.subjects)} subjects"
-                                 f"{', ' + trained if trained else ''})")
+        self.model_label.setText(model_summary(model, source_label))
         self.model_label.setToolTip(str(model.source or ""))
 
     # ---- datasets ------------------------------------------------------------------------------
@@ -358,26 +343,19 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 self.status("Kept the open dataset and model.")
                 return False
-        self.session.set_dataset(dataset, keep_model=False)
-        self.dataset_source = str(source) if source is not None else (str(dataset.root) if dataset.root else None)
-        self.dataset_options = dict(options or {})
+        self.state.set_dataset(dataset, source, options, keep_sample=not select_first)
         self._update_model_label()
         self.browser.set_dataset(f"<b>{dataset.name}</b><br>{len(dataset.subjects)} subjects, "
                                  f"{len(dataset)} meshes, {len(dataset.pairs)} pairs", self.session.entries)
-        self.entry, self.gallery_choice, self.preview = None, None, None
         if dataset.warnings:
             self.status(f"{dataset.name}: {len(dataset.warnings)} warnings while reading (see facelab inspect).")
         if select_first:
-            self.sample = None
             entry = self._remembered_entry() or self.session.first_entry(self.browser.current_part)
             if entry is not None:
                 self.browser.select_index(entry.index, emit=False)
                 self.show_entry(entry)
             else:
-                self._refresh_views()
-                self._refresh_identity()    # nothing of the previous dataset stays in the panel
-        else:
-            self._refresh_identity()        # the file sample stays; its gallery is now this dataset's
+                self.state.show_nothing()   # nothing of the previous dataset stays on show
         self.browser.focus_list()
         self.training.set_open_dataset(dataset.name, sampled_identities(dataset))
         if reason:
@@ -394,10 +372,7 @@ class MainWindow(QMainWindow):
         """The sample on show when the app was last closed, if it belongs to the dataset opening
         now (the first one opened only); its part of the split is listed again."""
         remembered, self._restore = self._restore, None
-        if remembered is None or not remembered.matches(self.dataset_source, self.dataset_options):
-            return None
-        entry = next((e for e in self.session.entries if e.index == remembered.index and e.label == remembered.label),
-                     None)
+        entry = self.state.remembered_entry(remembered)
         if entry is None:
             return None
         if remembered.part != self.browser.current_part:
@@ -454,56 +429,26 @@ class MainWindow(QMainWindow):
     # ---- meshes from files ---------------------------------------------------------------------
     def open_mesh(self, path: str | Path) -> bool:
         """Show an expressive mesh from a file (its prediction, no ground truth yet)."""
-        from facelab.mesh import read_mesh
-
         try:
-            mesh = self.session.check_mesh(read_mesh(path))
-            sample = self.session.file_sample(mesh)
+            self.state.open_mesh(path)
         except FacelabError as error:
             self.error("Cannot open mesh", str(error))
             return False
-        self.file_triangles = mesh.triangles
-        self.entry, self.gallery_choice, self.preview = None, None, None
         self.browser.tree.clearSelection()
-        self._show_sample(sample, mesh.triangles)
         self.settings.add_recent(files.MESH, path)
         self.settings.remember_folder(files.MESH, path)
         return True
 
     def open_ground_truth(self, path: str | Path) -> bool:
         """Measure the sample on show against a neutral mesh from a file."""
-        from facelab.mesh import read_mesh
-
-        if self.sample is None:
-            self.error("Cannot open ground truth", "open an expressive mesh first: a ground truth belongs to an input.")
-            return False
         try:
-            truth = check_matches_template(read_mesh(path), self._shown_triangles(), len(self.sample.expressive))
-            sample = self.session.with_truth(self.sample, truth)
+            self.state.open_ground_truth(path)
         except FacelabError as error:
             self.error("Cannot open ground truth", str(error))
             return False
-        self.gallery_choice, self.preview = None, None
-        self._show_sample(sample, self._shown_triangles())
         self.settings.add_recent(files.TRUTH, path)
         self.settings.remember_folder(files.MESH, path)
         return True
-
-    def _recompute_file_sample(self) -> None:
-        """The current file sample with the (new) model; raises if it does not fit it."""
-        from facelab.mesh import FaceMesh
-
-        sample = self.sample
-        mesh = FaceMesh(sample.expressive, self._shown_triangles(), name=sample.label)
-        self.session.check_mesh(mesh)
-        truth = None if sample.truth is None else mesh.with_vertices(sample.truth)
-        self.sample = self.session.file_sample(mesh, truth)
-
-    def _shown_triangles(self) -> np.ndarray:
-        if self.entry is None and self.file_triangles is not None:
-            return self.file_triangles
-        triangles = self.session.triangles
-        return triangles if triangles is not None else self.viewer.triangles
 
     def open_path(self, path: str | Path, target: str | None = None) -> bool:
         """Open whatever ``path`` is (drag and drop, recent files); ``target="truth"`` for a ground truth."""
@@ -527,13 +472,10 @@ class MainWindow(QMainWindow):
         """Show one dataset sample; returns the seconds from the request to the rendered views."""
         started = time.perf_counter()
         try:
-            sample = self.session.sample(entry)
+            self.state.show_entry(entry)
         except FacelabError as error:
             self.error("Cannot show sample", str(error))
             return None
-        self.entry, self.gallery_choice, self.preview = entry, None, None
-        self.file_triangles = None
-        self._show_sample(sample, self.session.triangles)
         self.last_switch_s = time.perf_counter() - started
         return self.last_switch_s
 
@@ -544,9 +486,7 @@ class MainWindow(QMainWindow):
         if self._closed or self.session.model is None or self.session.dataset is None:
             self._prediction_queue.clear()
             return
-        entries = self.browser.visible_entries()
-        here = next((i for i, e in enumerate(entries) if self.entry is not None and e.index == self.entry.index), 0)
-        self._prediction_queue = deque(entries[i] for i in sorted(range(len(entries)), key=lambda i: abs(i - here)))
+        self._prediction_queue = deque(self.state.nearest_first(self.browser.visible_entries()))
         self._predict_next()
 
     @Slot()
@@ -593,130 +533,56 @@ class MainWindow(QMainWindow):
         """Select a dataset mesh in the browser (as a click would)."""
         return self.browser.select_index(index)
 
-    def _show_sample(self, sample: Sample, triangles) -> None:
-        self.sample = sample
-        self._refresh_views(triangles)
+    def _on_sample(self, sample) -> None:
+        self._refresh_views()
         self._refresh_identity()
         self.sample_shown.emit(sample)
 
     def _reshow(self) -> None:
-        """Recompute the sample on show (after a model change)."""
+        """Show the sample on show again (after a model change)."""
         if self.entry is not None:
-            self.show_entry(self.entry)
-        elif self.sample is not None:
-            self._show_sample(self.sample, self._shown_triangles())
+            self.show_entry(self.entry)         # timed, and a failure is a message box
         else:
-            self._refresh_views()
-            self._refresh_identity()
+            self.state.reshow()
 
-    def _panels(self):
-        sample, style = self.sample, self.style_
-        if self.preview is not None:
-            event = self.preview
-            suffix = f" (training, step {event.global_step})"
-            # The preview is of the sample on show (the trainer previews the selected test pair):
-            # only the prediction is the model-in-training's. Another sample's marks all three views.
-            same = (sample is not None and np.shape(sample.expressive) == np.shape(event.expressive)
-                    and np.array_equal(sample.expressive, event.expressive))
-            panels = figure_panels(event.expressive, event.predicted, event.ground_truth, style, event.error,
-                                   title_suffix="" if same else suffix)
-            if same:
-                panels[1].title += suffix
-            return panels
-        notes = {"truth": "No ground truth.\nFile > Open ground-truth neutral,\nor drop a mesh here."}
-        if sample is None:
-            notes["input"] = self.loading or "No sample.\nOpen a dataset or a mesh (File menu),\nor drop one here."
-            return figure_panels(None, None, None, style, notes=notes)
-        if self.session.model is None:
-            notes["predicted"] = "No model loaded.\nFile > Open checkpoint, or train one\n(Training panel)."
-        panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error, notes=notes)
-        panels[0].subtitle = input_subtitle(sample)
-        if self.gallery_choice is not None:
-            subject, neutral, kind = self.gallery_choice
-            panels[2].title = f"{kind}: {subject} (neutral)"
-            panels[2].vertices = neutral
-        return panels
-
-    def _refresh_views(self, triangles=None) -> None:
-        panels = self._panels()
+    def _refresh_views(self) -> None:
+        panels = self.state.panels(self.style_)
         first = next((p.vertices for p in panels if p.vertices is not None), None)
+        triangles = self.state.triangles
         if triangles is None:
-            triangles = self._shown_triangles()
+            triangles = self.viewer.triangles
         if first is not None and triangles is not None:
             self.viewer.set_topology(triangles, first)
         self.viewer.show_panels(panels, self.style_)
-        self._refresh_readout()
-
-    def _refresh_readout(self) -> None:
-        sample = self.sample
-        if self.preview is not None:
-            event = self.preview
-            self.readout.setText(f"<b>Training preview</b>, step {event.global_step}: error mean "
-                                 f"{float(np.mean(event.error)):.3f} mm, max {float(np.max(event.error)):.3f} mm")
-            return
-        if sample is None:
-            self.readout.setText("No sample on show.")
-            return
-        parts = [f"<b>{_escape(sample.label)}</b>" + (f" ({sample.part})" if sample.part else "")]
-        error = error_readout(sample)
-        if error:
-            parts.append(error)
-        matches, rank = self.session.matches(sample, k=1) if sample.embedding is not None else ([], None)
-        if matches:
-            # The gallery holds the neutral faces of the split's subjects (the test subjects for a
-            # test sample): a match there can be right or wrong, so it leads.
-            best = matches[0]
-            verdict = ""
-            if sample.subject:
-                verdict = (", the true subject" if best.subject == sample.subject
-                           else f"; true subject {_escape(sample.subject)} at rank {rank.rank}" if rank is not None
-                           else "")
-            parts.append(f"gallery match <b>{_escape(best.subject)}</b> (cosine {best.score:.2f}{verdict})")
-        if sample.top5:
-            # The recognizer only knows the subjects the model trained on: for an unseen face its
-            # answer is the nearest of them, not a guess of who it is.
-            subject, probability = sample.top5[0]
-            parts.append(f"closest training subject {_escape(subject)} (p = {probability:.2f})")
-        elif self.session.model is None:
-            parts.append("no model: no prediction")
-        reposed = self.session.reposing(sample)
-        self.readout.setText(" &nbsp;|&nbsp; ".join(parts) + (f"<br>{reposed.sentence}" if reposed else ""))
+        self.readout.setText(self.state.readout())
 
     def _refresh_identity(self) -> None:
-        sample = self.sample
-        if sample is None or self.session.model is None:
-            self.identity.clear("Open a model to see identities." if self.session.model is None else "")
-            return
-        note = "" if sample.top5 else f"The {self.session.model.variant} model has no recognizer: no top-5."
-        matches, rank = self.session.matches(sample, k=5)
-        gallery = self.session.gallery_for(sample)
-        if gallery is None:
-            note = (note + " " if note else "") + "Open a dataset to match against its gallery."
-        self.identity.show_identity(sample.top5, matches, rank, sample.subject, len(gallery) if gallery else 0, note,
-                                    chosen=self.gallery_choice[0] if self.gallery_choice else None)
+        shown = self.state.identity()
+        if shown.top5 is None:
+            self.identity.clear(shown.note)
+        else:
+            self.identity.show_identity(shown.top5, shown.matches, shown.rank, shown.subject, shown.gallery_size,
+                                        shown.note, chosen=shown.chosen)
 
     @Slot(str, int)
     def show_gallery_subject(self, subject: str, index: int) -> None:
         """Show a gallery subject's neutral face in the right view (the error stays to the true neutral)."""
-        if self.sample is None or self.session.dataset is None:
-            return
-        self._show_neutral(subject, self.session.mesh(index), "Gallery")
+        if self.state.show_gallery_subject(subject, index):
+            self._say_right_view()
 
     @Slot(str)
     def show_training_subject(self, subject: str) -> None:
         """Show a closest training subject's neutral face in the right view, as a gallery click does."""
-        neutral = self.session.subject_neutral(subject) if self.sample is not None else None
-        if neutral is None or len(neutral) != len(self.sample.expressive):
+        if not self.state.show_training_subject(subject):
             message = f"No neutral face of {subject} to show: it is not in the open dataset."
             self.identity.top5.clearSelection()
             self.identity.note.setText(message)
             self.status(message)
             return
-        self._show_neutral(subject, neutral, "Training subject")
+        self._say_right_view()
 
-    def _show_neutral(self, subject: str, neutral: np.ndarray, kind: str) -> None:
-        self.gallery_choice = (subject, neutral, kind)
-        self._refresh_views()
+    def _say_right_view(self) -> None:
+        subject, _neutral, kind = self.gallery_choice
         self.status(f"Right view: {subject}'s neutral face ({kind.lower()}); choose a sample to go back to "
                     f"the {TITLE_TRUTH.lower()}.")
 
@@ -743,14 +609,12 @@ class MainWindow(QMainWindow):
             return
         if self.viewer.topology_key is None:
             return
-        self.preview = event
-        self._refresh_views()
+        self.state.show_preview(event)
 
     def _end_preview(self) -> None:
         """Back to the loaded model's prediction (a run's previews end with the run)."""
-        if self.preview is not None and not self._closed:
-            self.preview = None
-            self._refresh_views()
+        if not self._closed:
+            self.state.end_preview()
 
     @Slot(bool)
     def _on_training_running(self, running: bool) -> None:
@@ -795,15 +659,10 @@ class MainWindow(QMainWindow):
         return size
 
     def export_mesh(self, path: str | Path) -> Path:
-        if self.sample is None:
-            raise FacelabError("there is no sample on show to export.")
-        return export_predicted_mesh(self.sample, self._shown_triangles(), path)
+        return self.state.export_mesh(path)
 
     def export_stats(self, path: str | Path) -> Path:
-        if self.sample is None:
-            raise FacelabError("there is no sample on show to export.")
-        model = self.session.model
-        return export_statistics(self.sample, path, str(model.source) if model is not None and model.source else None)
+        return self.state.export_stats(path)
 
     def _save_name(self, title: str, kind: str, default_name: str, filters: str) -> str | None:
         folder = self.settings.last_folder(kind)
@@ -813,8 +672,7 @@ class MainWindow(QMainWindow):
         return name or None
 
     def _default_stem(self) -> str:
-        label = self.sample.label if self.sample is not None else "facelab"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(" / ", "_")).strip("_") or "facelab"
+        return file_stem(self.sample.label if self.sample is not None else "facelab")
 
     def _ask_export_figure(self) -> None:
         sizes = {k: (self.viewer.views[k].widget.width(), self.viewer.views[k].widget.height()) for k in KEYS}
@@ -941,16 +799,13 @@ class MainWindow(QMainWindow):
     def drop_paths(self, paths: list[str], view: str | None = None) -> None:
         """Open dropped files: checkpoints and datasets first, then meshes (on the right view, or a
         second mesh, as the ground truth)."""
-        kinds = []
-        for path in paths:
-            try:
-                kinds.append((files.classify(path), path))
-            except FacelabError as error:
-                self.error("Cannot open", str(error))
-                return
-        order = {files.CHECKPOINT: 0, files.DATASET: 1, files.MESH: 2}
+        try:
+            kinds = files.opening_order(paths)
+        except FacelabError as error:
+            self.error("Cannot open", str(error))
+            return
         meshes_opened = 0
-        for kind, path in sorted(kinds, key=lambda item: order[item[0]]):
+        for kind, path in kinds:
             if kind != files.MESH:
                 self.open_path(path)
             elif view == "truth" or meshes_opened == 1:
@@ -972,9 +827,8 @@ class MainWindow(QMainWindow):
         before the window was built, or here), then the meshes asked for. ``started`` is emitted
         once all of it is open or has said why not."""
         label = "SynthFaces" if str(data) == "synth" else str(data) if data else ""
-        self.loading = f"Loading the model{' and ' + label if label else ''} ..."
+        self.state.set_loading(f"Loading the model{' and ' + label if label else ''} ...")
         self.status(self.loading, 0)
-        self._refresh_views()
         self._set_busy(True)
         self._start_meshes = (input_mesh, ground_truth)
         if reading is None:
@@ -999,7 +853,7 @@ class MainWindow(QMainWindow):
         meshes; message boxes last, so the window behind them already shows the data."""
         if self._closed:
             return
-        self.loading = None
+        self.state.loading = None               # the views show what was read below
         self.training.load_choices()
         input_mesh, ground_truth = self._start_meshes
         errors = []
@@ -1031,8 +885,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         log.warning("reading the model and data failed:\n%s", details)
-        self.loading = None
-        self._refresh_views()
+        self.state.set_loading(None)
         self.error("Cannot start", message)
         if not self._closed:
             self.started.emit()
@@ -1058,7 +911,3 @@ class MainWindow(QMainWindow):
             self.settings.sync()
             self.viewer.close_views()
         super().closeEvent(event)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

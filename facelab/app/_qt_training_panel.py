@@ -291,7 +291,8 @@ class TrainingPanel(QWidget):
         from facelab.training.config import VARIANTS, TrainConfig
 
         self.variant.addItems(list(VARIANTS))
-        self.lr.setValue(TrainConfig.lr)  # the core default (3e-4)
+        self.variant.setCurrentText(TrainConfig.variant)  # the core defaults
+        self.lr.setValue(TrainConfig.lr)
         for widget in (self.variant, self.lr):
             widget.setEnabled(not self.running)
 
@@ -516,7 +517,18 @@ class TrainingPanel(QWidget):
             widget.setEnabled(not running and self.variant.count() > 0)
         if not running:
             self._source_changed()
+            self.model_changed()
         self.running_changed.emit(running)
+
+    def model_changed(self) -> None:
+        """The app's model changed: fine-tuning is offered only for a model read from a checkpoint."""
+        model = self.context.current_model()
+        can_finetune = model is not None and getattr(model, "source", None) is not None
+        self.finetune.setEnabled(can_finetune and not self.running)
+        self.finetune.setToolTip("continue training the model on show, from its checkpoint" if can_finetune else
+                                 "open a model first (File > Open checkpoint, or the bundled one)")
+        if not can_finetune and self.finetune.isChecked():
+            self.scratch.setChecked(True)
 
     # ---- events from the worker (queued to the UI thread) ------------------------------------
     @Slot(object)

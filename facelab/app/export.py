@@ -44,6 +44,11 @@ def render_views_figure(request, out: str | Path, *, scale: float = 1.0, transpa
     return request.render(out, scale=scale, transparent=transparent, text=text)
 
 
+def file_stem(label: str) -> str:
+    """A file name (without suffix) for what ``label`` names: "s01 / smile" -> "s01_smile"."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace(" / ", "_")).strip("_") or "facelab"
+
+
 # ---- meshes and statistics ---------------------------------------------------------------------------
 def export_predicted_mesh(sample: Sample, triangles: np.ndarray, path: str | Path) -> Path:
     """Write the predicted neutral; a PLY carries the per-vertex error (mm) as the property ``error``."""

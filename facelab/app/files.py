@@ -123,3 +123,18 @@ def recent_from_json(text: str | None) -> list[RecentFile]:
         return [RecentFile(str(kind), str(path)) for kind, path in items if kind in KINDS][:RECENT_LIMIT]
     except (ValueError, TypeError):
         return []
+
+
+#: Dropped paths open in this order: a checkpoint first (meshes are checked against its template),
+#: then a dataset, then meshes.
+OPENING_ORDER = {CHECKPOINT: 0, DATASET: 1, MESH: 2}
+
+
+def opening_order(paths: list[str | Path]) -> list[tuple[str, str | Path]]:
+    """(kind, path) of each path, in the order they are opened together (drag and drop).
+
+    Raises:
+        FacelabError: one of them does not exist or is nothing facelab opens.
+    """
+    kinds = [(classify(path), path) for path in paths]
+    return sorted(kinds, key=lambda item: OPENING_ORDER[item[0]])
