@@ -179,10 +179,9 @@ def bundled_recipe(identities: int | None = None):
 
 def synthfaces_cache(identities: int, seed: int = 0) -> Path:
     """Where ``load_synthfaces(identities, seed)`` keeps its array (it may not exist)."""
-    from facelab.data.synth_dataset import _generator_fingerprint
-    from facelab.paths import cache_dir
+    from facelab.data.synth_dataset import synthfaces_cache_path
 
-    return cache_dir("synthfaces") / f"{_generator_fingerprint()}-{identities}-{seed}.npy"
+    return synthfaces_cache_path(identities, seed)
 
 
 def child_synthfaces(identities: int, steps: int) -> dict:

@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = model.meta
     identities = meta.get("data", {}).get("options", {}).get("identities", 100)
     dataset = load_synthfaces(identities)  # extra identities only train: the test split is the default one
-    split_config = meta.get("train_config", {})
-    split = dataset.split(split_config.get("train_fraction", 0.7), split_config.get("split_seed", 0))
+    split = dataset.split_of(meta.get("train_config"))
     evaluation, errors = evaluate_model_with_errors(model, dataset, split)
     write_evaluation_figures(errors, model.template.vertices, model.triangles, args.figures)
     do_nothing = evaluation["baselines"]["do_nothing"]["per_expression"]

@@ -212,3 +212,38 @@ def test_the_fitted_ridge_map_neutralises_training_pairs_better_than_doing_nothi
     assert per_vertex_error(model.neutralise(expressive), truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()
     with pytest.raises(Exception, match="identity-preserving"):
         TrainConfig(data="tiny", variant="full", fusion_ridge=True).validate()
+
+
+def test_a_run_keeps_its_start_when_training_makes_the_validation_error_worse(tmp_path):
+    from facelab.evaluation.metrics import per_vertex_error
+    from facelab.model import FaceLabModel
+    from facelab.training.events import TrainingCallback
+
+    class Record(TrainingCallback):
+        def __init__(self):
+            self.stages, self.epochs = [], []
+
+        def on_preparing(self, event):
+            self.stages.append(event.stage)
+
+        def on_epoch(self, event):
+            self.epochs.append(event.metrics["val_mean_error_mm"])
+
+    dataset = make_tiny_dataset(subjects=10)
+    record = Record()
+    # A learning rate far too high: the epoch ends worse than the fitted ridge start.
+    config = TrainConfig(data="tiny", variant="identity-preserving", fusion_ridge=True, epochs=1, batch_size=4, lr=0.1,
+                         num_threads=1, tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20)
+    trainer = Trainer(config, tmp_path / "run", [record], dataset=dataset)
+    result = trainer.run()
+    start = float(record.stages[-1].rsplit(" ", 2)[1])
+    assert record.epochs[0] > start + 0.01, "the scenario: training made the validation error worse"
+    assert result.best_val_error_mm == pytest.approx(start, abs=1e-4)
+    best = FaceLabModel.load(tmp_path / "run" / "best", align=True)
+    assert best.meta["epoch"] == 0
+    pairs = trainer.val_pairs
+    predicted = best.neutralise(np.asarray(dataset.vertices[[p.expressive for p in pairs]]))
+    error = per_vertex_error(predicted, np.asarray(dataset.vertices[[p.neutral for p in pairs]])).mean()
+    assert error == pytest.approx(start, abs=1e-3)
+    last = FaceLabModel.load(tmp_path / "run" / "last")
+    assert last.meta["epoch"] == 1                      # the trained network is still there, as "last"

@@ -10,7 +10,7 @@ from facelab.training import TrainConfig, Trainer, load_checkpoint
 
 
 def _config(**overrides) -> TrainConfig:
-    values = dict(data="tiny", epochs=2, batch_size=4, lr=2e-3, seed=3, tensorboard=False, preview_every=0,
+    values = dict(data="tiny", variant="full", epochs=2, batch_size=4, lr=2e-3, seed=3, tensorboard=False, preview_every=0,
                   num_threads=1)
     values.update(overrides)
     return TrainConfig(**values)

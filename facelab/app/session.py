@@ -21,7 +21,7 @@ import numpy as np
 from facelab.app.identity import Gallery, Match, TrueRank
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.evaluation.sample import Sample, compute_sample
-from facelab.data.dataset import DEFAULT_TRAIN_FRACTION, DatasetSplit
+from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template, triangles_hash
@@ -302,7 +302,7 @@ class Session:
         config = (self.model.meta.get("train_config", {}) if self.model is not None else {}) or {}
         self.split = None
         if len(dataset.subjects) >= 2:
-            self.split = dataset.split(config.get("train_fraction", DEFAULT_TRAIN_FRACTION), config.get("split_seed", 0))
+            self.split = dataset.split_of(config)
             if self.model is not None:
                 # A subject the model trained on is never labelled "test" (unseen), whatever the split says.
                 seen = self.model.training_subjects

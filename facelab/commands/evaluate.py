@@ -39,7 +39,6 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from facelab.atomic import atomic_write_text
-    from facelab.data.dataset import DEFAULT_TRAIN_FRACTION
     from facelab.data.layouts import load_dataset
     from facelab.evaluation.evaluate import evaluate_model_with_errors
     from facelab.evaluation.figures import check_figure_folder, write_evaluation_figures
@@ -48,7 +47,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         check_figure_folder(args.figures)  # before the evaluation, which can take minutes
     model = load_model(args.checkpoint, align=not args.no_align)
     trained_on = model.meta.get("data", {})
-    split_config = model.meta.get("train_config", {})
     source = args.data if args.data is not None else trained_on.get("source", "synth")
     options = dict(trained_on.get("options", {})) if source == trained_on.get("source") else {}
     # Extra SynthFaces identities only ever train (the default set holds every test subject), so
@@ -57,7 +55,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.identities is not None:
         options["identities"] = args.identities
     dataset = load_dataset(source, format=args.data_format, **options)
-    split = dataset.split(split_config.get("train_fraction", DEFAULT_TRAIN_FRACTION), split_config.get("split_seed", 0))
+    split = dataset.split_of(model.meta.get("train_config"))
     result, errors = evaluate_model_with_errors(model, dataset, split, baselines=not args.no_baselines,
                                                 robustness=not args.no_robustness)
     if result["excluded_training_subjects"]:

@@ -31,17 +31,17 @@ def add_train(commands: argparse._SubParsersAction) -> None:
                         help="Adam learning rate of Enc, Dec and G (default {lr:g}; warm-up, then cosine to 0 at the "
                              "last step); R learns at {recognizer_lr:g}, D at {discriminator_lr:g}")
     parser.add_argument("--generator-lr", type=float, help="learning rate of G alone (default: --lr)")
-    parser.add_argument("--l1-reduction", choices=("mean", "sum"),
-                        help="|.|_1 of Eq. 2 and 6 as a mean over elements or as each sample's L1 norm (a sum, as "
+    parser.add_argument("--l1-reduction", metavar="REDUCTION",
+                        help="{choices[l1_reduction]}: |.|_1 of Eq. 2 and 6 as a mean over elements or as each sample's L1 norm (a sum, as "
                              "the paper writes it) (default {l1_reduction})")
     parser.add_argument("--loss-weights", type=_loss_weights, metavar="NAME=VALUE,...",
                         help="change the paper's loss weights ({loss_weights}), e.g. id=0.1,gan=0.5; the others "
                              "keep their defaults")
-    parser.add_argument("--lr-schedule", choices=("cosine", "exponential"),
-                        help="cosine or exponential (x{lr_decay:g} per epoch, the reference implementations') "
+    parser.add_argument("--lr-schedule", metavar="SCHEDULE",
+                        help="{choices[lr_schedule]}: cosine, or exponential (x{lr_decay:g} per epoch, the reference implementations') "
                              "(default {lr_schedule})")
-    parser.add_argument("--weight-init", choices=("auto", "linear", "random"),
-                        help="linear: start as the rank-{latent} linear neutraliser of the training pairs; random: "
+    parser.add_argument("--weight-init", metavar="INIT",
+                        help="{choices[weight_init]}: linear: start as the rank-{latent} linear neutraliser of the training pairs; random: "
                              "plain initialisation; auto: linear unless --downsample or the PyG layer is used "
                              "(default {weight_init})")
     parser.add_argument("--linear-ridge", type=float,
@@ -52,7 +52,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
                              "fit R alone on the codes of this many training pairs, e.g. 6400 (default "
                              "{experimental[recognizer_warmup_samples]}: off; see docs/method.md)")
     parser.add_argument("--variant", metavar="VARIANT",
-                        help="one of {variants}: the paper's four, or identity-preserving (the person's geometry "
+                        help="one of {choices[variant]}: the paper's four, or identity-preserving (the person's geometry "
                              "outside the expression subspace passes from the input); default {variant}, or with "
                              "--init the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture")
     parser.add_argument("--no-align", action="store_true",
@@ -72,8 +72,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fusion-mixture", action="store_true",
                         help="identity-preserving: as --fusion-ridge, with one ridge map per training expression, "
                              "weighed by a classifier of the input's expression (the recommended start)")
-    parser.add_argument("--laplacian", choices=("combinatorial", "normalized"),
-                        help="combinatorial L = D - A (the paper's) or normalized (CoMA's code) (default {laplacian})")
+    parser.add_argument("--laplacian", metavar="LAPLACIAN",
+                        help="{choices[laplacian]}: combinatorial L = D - A (the paper's) or normalized (CoMA's code) (default {laplacian})")
     parser.add_argument("--seed", type=int, help="(default {seed})")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
@@ -81,8 +81,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="cpu or cuda (default {device})")
     parser.add_argument("--threads", dest="num_threads", type=positive_int, metavar="THREADS",
                         help="torch CPU threads")
-    parser.add_argument("--amp", choices=("off", "bf16"),
-                        help="mixed precision: bf16 runs the dense layers in bfloat16 (the sparse products stay "
+    parser.add_argument("--amp", metavar="PRECISION",
+                        help="{choices[amp]}: mixed precision bf16 runs the dense layers in bfloat16 (the sparse products stay "
                              "float32); helps on GPUs from Ampere on and CPUs with AVX512-BF16/AMX (default {amp})")
     parser.add_argument("--downsample", type=_downsample_factors,
                         help="CoMA-style mesh downsampling for large templates: decimation factors per level, "
@@ -103,10 +103,10 @@ class _RecipeHelp(argparse.HelpFormatter):
 
 
 def _recipe() -> dict:
-    from facelab.training.config import VARIANTS, TrainConfig
+    from facelab.training.config import CHOICES, TrainConfig
 
     defaults = TrainConfig().to_dict()
-    return {**defaults, "variants": ", ".join(VARIANTS),
+    return {**defaults, "choices": {name: ", ".join(allowed) for name, allowed in CHOICES.items()},
             "loss_weights": ", ".join(f"{name} {value:g}" for name, value in defaults["weights"].items())}
 
 

@@ -25,6 +25,8 @@ from facelab.mesh.validation import triangles_hash
 NEUTRAL = "neutral"
 #: The share of subjects in the training part of a cross-subject split (the rest are unseen test subjects).
 DEFAULT_TRAIN_FRACTION = 0.7
+#: The seed of that split.
+DEFAULT_SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,14 @@ class FaceDataset:
         return [pair for pair in self.pairs if pair.subject in wanted]
 
     # ---- split and statistics ------------------------------------------------------------
-    def split(self, train_fraction: float = DEFAULT_TRAIN_FRACTION, seed: int = 0) -> DatasetSplit:
+    def split_of(self, train_config: dict | None) -> DatasetSplit:
+        """The split a model was trained with: its ``train_config``'s ``train_fraction`` and
+        ``split_seed`` (the defaults where it names none)."""
+        config = train_config or {}
+        return self.split(config.get("train_fraction", DEFAULT_TRAIN_FRACTION),
+                          config.get("split_seed", DEFAULT_SPLIT_SEED))
+
+    def split(self, train_fraction: float = DEFAULT_TRAIN_FRACTION, seed: int = DEFAULT_SPLIT_SEED) -> DatasetSplit:
         """A seeded cross-subject split of the sorted subjects (70/30 by default).
 
         With two or more subjects both parts get at least one subject. Subjects outside

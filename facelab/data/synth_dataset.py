@@ -37,6 +37,13 @@ def _generator_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+def synthfaces_cache_path(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SEED) -> Path:
+    """Where :func:`load_synthfaces` keeps the array of ``identities`` and ``seed`` (it may not
+    exist yet); its ``.json`` sibling holds the labels. The name carries a hash of the generator's
+    code, so a changed generator never reads an old cache."""
+    return cache_dir("synthfaces") / f"{_generator_fingerprint()}-{identities}-{seed}.npy"
+
+
 def synthfaces_name(identities: int, seed: int) -> str:
     return f"SynthFaces ({identities} identities, seed {seed})"
 
@@ -52,8 +59,8 @@ def load_synthfaces(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SE
     if identities < 1:
         raise DatasetError(f"SynthFaces needs at least 1 identity, got {identities}.")
     name = synthfaces_name(identities, seed)
-    stem = cache_dir("synthfaces") / f"{_generator_fingerprint()}-{identities}-{seed}"
-    array_path, meta_path = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    array_path = synthfaces_cache_path(identities, seed)
+    meta_path = array_path.with_suffix(".json")
     if use_cache and array_path.exists() and meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())

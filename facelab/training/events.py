@@ -19,7 +19,7 @@ import numpy as np
 class Preparing:
     """A slow set-up stage before the first step (``prepare`` can take a minute on big data)."""
 
-    stage: str            # "loading data", "fitting the linear start" or "warming up the recogniser"
+    stage: str            # e.g. "loading data", "fitting the linear start", the start's validation error
 
 
 @dataclass(frozen=True)

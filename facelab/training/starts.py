@@ -77,10 +77,10 @@ class FreshStart(RunStart):
         from facelab.training.linear_init import linear_initialisation
 
         # Every rank fits the same model from the same data (DDP would broadcast rank 0's anyway).
-        trainer._emit("on_preparing", Preparing("fitting the linear start"))
+        trainer.emit("on_preparing", Preparing("fitting the linear start"))
         linear_initialisation(trainer.network, trainer.dataset, pairs, trainer.normalisation, seed=config.seed,
                               ridge=config.linear_ridge,
-                              frame=trainer._aligned_pairs if trainer.alignment.enabled else None)
+                              frame=trainer.aligned_pairs if trainer.alignment.enabled else None)
         return True
 
 
@@ -240,18 +240,18 @@ def fit_missing_maps(trainer) -> float | None:
     if not fusion.is_fitted:
         from facelab.training.subspaces import fit_subspaces
 
-        trainer._emit("on_preparing", Preparing("fitting the expression and identity subspaces"))
+        trainer.emit("on_preparing", Preparing("fitting the expression and identity subspaces"))
         fusion.set_bases(*(t.to(device) for t in fit_subspaces(
             batches, config.expression_dims, config.identity_dims, seed=config.seed)))
     if fusion.ridge and not fusion.ridge_is_fitted:
         from facelab.training.subspaces import fit_ridge
 
-        trainer._emit("on_preparing", Preparing("fitting the ridge map inside the expression subspace"))
+        trainer.emit("on_preparing", Preparing("fitting the ridge map inside the expression subspace"))
         fusion.set_ridge(*(t.to(device) for t in fit_ridge(batches, fusion, seed=config.seed)))
     if fusion.mixture is not None and not fusion.mixture_is_fitted:
         from facelab.training.mixture_fit import fit_mixture
 
-        trainer._emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
+        trainer.emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
         return fit_mixture(batches, fusion, trainer.network.config.fusion_expressions,
                            seed=config.seed, input_noise_mm=config.input_noise_mm)
     return None

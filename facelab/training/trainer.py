@@ -113,7 +113,8 @@ class Trainer:
         self._diverged = False
 
     # ---- set-up --------------------------------------------------------------------------
-    def _emit(self, name: str, event) -> None:
+    def emit(self, name: str, event) -> None:
+        """Call ``name`` (``on_preparing``, ``on_step``, ...) on every callback, on rank 0 only."""
         if not getattr(self, "group", distributed.SINGLE_PROCESS).is_main:
             return  # one progress bar and one log: rank 0's
         for callback in self.callbacks:
@@ -127,7 +128,7 @@ class Trainer:
         config, start = self.config, self.start
         self._set_up_process()
         if self.dataset is None:
-            self._emit("on_preparing", Preparing("loading data"))
+            self.emit("on_preparing", Preparing("loading data"))
             self.dataset = load_dataset_in_turn(config, self.group)
         dataset = self.dataset
         self.split: TrainingSplit = start.split(dataset, config)
@@ -197,7 +198,7 @@ class Trainer:
         """R's cross-entropy after its opt-in warm-up (None when off or when there is no R)."""
         experimental = self.config.experimental
         if experimental.recognizer_warmup_samples > 0:
-            self._emit("on_preparing", Preparing("warming up the recogniser"))
+            self.emit("on_preparing", Preparing("warming up the recogniser"))
         return warm_up_recognizer(self.network, self.train_batches, experimental.recognizer_warmup_samples,
                                   experimental.recognizer_warmup_steps, lr=self.config.recognizer_lr,
                                   seed=self.config.seed)
@@ -220,7 +221,8 @@ class Trainer:
             pairs = pairs + own * self.config.neutral_pairs
         return pairs
 
-    def _aligned_pairs(self, expressive: torch.Tensor, neutral: torch.Tensor | None):
+    def aligned_pairs(self, expressive: torch.Tensor, neutral: torch.Tensor | None):
+        """Faces (B, n, 3) and their neutrals brought into the template's frame by the run's alignment."""
         template = torch.from_numpy(self.template_vertices)
         x_e, x_n, _ = align_pairs(self.alignment, template, expressive, neutral)
         return x_e, x_n
@@ -242,7 +244,7 @@ class Trainer:
         try:
             return self._run()
         except BaseException as error:
-            self._emit("on_failed", error)
+            self.emit("on_failed", error)
             raise
         finally:
             if self._metrics_log is not None:
@@ -258,8 +260,9 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
             self._metrics_log = MetricsLog(self.run_dir, config.tensorboard)
         self._keep_best_consistent()
+        self._start_as_best()
         steps = batches.steps_per_epoch
-        self._emit("on_run_started", RunStarted(
+        self.emit("on_run_started", RunStarted(
             self.run_dir, config.epochs, position.epoch, position.step, steps, len(self.subjects),
             len(self.split.validation_subjects) if self.split.validation_held_out else 0, len(batches.pairs),
             config.variant, self._device_label()))
@@ -283,7 +286,7 @@ class Trainer:
                 steps_this_process += 1
                 elapsed = time.perf_counter() - started
                 remaining = total_steps - position.global_step
-                self._emit("on_step", StepDone(position.epoch, position.step - 1, position.global_step, steps,
+                self.emit("on_step", StepDone(position.epoch, position.step - 1, position.global_step, steps,
                                                config.epochs, losses, elapsed,
                                                elapsed / steps_this_process * remaining))
                 if config.preview_every and position.global_step % config.preview_every == 0:
@@ -306,7 +309,7 @@ class Trainer:
                     self._save("best", metrics)
                 self._save("last", metrics)
                 self._metrics_log.append(position.epoch, metrics)
-            self._emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
+            self.emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
         return self._finish("completed")
 
     def _keep_best_consistent(self) -> None:
@@ -322,9 +325,25 @@ class Trainer:
             if self.group.is_main:
                 self._save("best", metrics)
         else:
-            self._emit("on_preparing", Preparing("no 'best' checkpoint to resume with: the best is chosen again "
+            self.emit("on_preparing", Preparing("no 'best' checkpoint to resume with: the best is chosen again "
                                                  "from the epochs to come"))
             self.position.best_val = float("inf")
+        distributed.barrier(self.group)
+
+    def _start_as_best(self) -> None:
+        """For the identity-preserving variant, the network as it starts (its closed-form fits, or
+        the model being fine-tuned) is the first candidate for ``best``: a run keeps it unless an
+        epoch does better on the validation subjects, so training never hands back a model worse
+        than its start. The paper's variants keep their trained network, as the paper reports it."""
+        if self.resume or self.position.global_step or self.config.variant != "identity-preserving":
+            return
+        error = self.validation_error()
+        if not error < self.position.best_val:
+            return
+        self.position.best_val = error
+        self.emit("on_preparing", Preparing(f"the start, before any step: validation error {error:.4f} mm"))
+        if self.group.is_main:
+            self._save("best", {"val_mean_error_mm": error})
         distributed.barrier(self.group)
 
     def _device_label(self) -> str:
@@ -447,7 +466,7 @@ class Trainer:
         pair = self.preview_pair
         predicted = self.predict(np.array([pair.expressive]))[0]
         truth = np.asarray(self.dataset.vertices[pair.neutral], dtype=np.float32)
-        self._emit("on_preview", Preview(self.position.global_step, self.dataset.pairs.index(pair),
+        self.emit("on_preview", Preview(self.position.global_step, self.dataset.pairs.index(pair),
                                          np.asarray(self.dataset.vertices[pair.expressive], dtype=np.float32),
                                          predicted, truth, per_vertex_error(predicted, truth).astype(np.float32)))
 
@@ -492,7 +511,7 @@ class Trainer:
     def _save(self, kind: str, metrics: dict[str, float] | None) -> Path:
         path = self.run_dir / kind
         save_checkpoint(path, self.checkpoint(metrics))
-        self._emit("on_checkpoint", CheckpointSaved(path, kind, self.position.epoch))
+        self.emit("on_checkpoint", CheckpointSaved(path, kind, self.position.epoch))
         return path
 
     def _finish(self, status: str) -> RunFinished:
@@ -503,5 +522,5 @@ class Trainer:
         best = self.run_dir / "best" if checkpoint_exists(self.run_dir / "best") else None
         best_val = None if self.position.best_val == float("inf") else self.position.best_val
         result = RunFinished(status, self.run_dir, self.position.epoch, best, last, best_val)
-        self._emit("on_finished", result)
+        self.emit("on_finished", result)
         return result
