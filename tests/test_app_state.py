@@ -232,3 +232,19 @@ def test_listed_samples_are_predicted_from_the_one_on_show_outward(tiny_data):
     order = state.nearest_first(listed)
     assert order[0] == listed[3] and set(order[1:3]) == {listed[2], listed[4]}
     assert sorted(order, key=listed.index) == listed
+
+
+def test_a_mesh_of_another_template_says_which_template_the_model_fits_and_what_to_do(tmp_path, tiny_model,
+                                                                                      tiny_data):
+    state = AppState()
+    state.set_model(tiny_model)
+    state.set_dataset(tiny_data)
+    before = state.show_entry(state.session.first_entry(None))
+    with pytest.raises(TopologyMismatchError) as refused:
+        state.open_mesh(_small_template_mesh(tmp_path))
+    message = str(refused.value)
+    assert "small.ply is not registered to the template the model " in message
+    assert "expected 162 vertices" in message and "got 100" in message
+    assert "open a checkpoint trained on them" in message and "train a model on it" in message
+    assert "\n" not in message
+    assert state.sample is before

@@ -243,6 +243,15 @@ def model_fits_dataset(model, dataset) -> str | None:
     return None
 
 
+def mesh_misfit_sentence(model, mesh: FaceMesh, error: TopologyMismatchError) -> str:
+    """Why ``mesh`` cannot go through ``model`` (``error``, the check's own detail) and what to do:
+    a model of the mesh's template, trained on a dataset of such meshes or opened from a checkpoint."""
+    detail = str(error).removeprefix(f"{mesh.name}: ").split("; the mesh is not registered")[0].rstrip(".")
+    return (f"{mesh.name} is not registered to the template {model_name(model)} fits ({template_name(model)}): "
+            f"{detail}. To neutralise meshes of its template, open a checkpoint trained on them (File > Open "
+            "checkpoint) or open a dataset of them and train a model on it (Training panel).")
+
+
 def train_on_it_question(reason: str, dataset) -> str:
     """The question asked when ``dataset`` does not fit the model (``reason``): a model of its own
     template is trained on it, as a new network (fine-tuning cannot change the template)."""
@@ -372,7 +381,10 @@ class Session:
     def check_mesh(self, mesh: FaceMesh, against: np.ndarray | None = None) -> FaceMesh:
         """Raise a TopologyMismatchError unless ``mesh`` fits the model (else the dataset, else ``against``)."""
         if self.model is not None:
-            return self.model.check_mesh(mesh)
+            try:
+                return self.model.check_mesh(mesh)
+            except TopologyMismatchError as error:
+                raise TopologyMismatchError(mesh_misfit_sentence(self.model, mesh, error)) from None
         if self.dataset is not None:
             return check_matches_template(mesh, self.dataset.triangles, self.dataset.n_vertices)
         if against is not None:
