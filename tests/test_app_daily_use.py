@@ -99,7 +99,11 @@ def test_stop_says_where_the_run_stopped_and_the_views_go_back_to_the_model(wind
     (kind, title, text), = message_boxes.kinds("question")
     assert title == "Training stopped"
     assert f"stopped at step 2 of {50 * steps_per_epoch}, before the first epoch ended" in text
-    assert "0 epochs" not in text and str(tmp_path / "run" / "last") in text
+    assert "0 epochs" not in text
+    # The default variant validated its start before the first step: that start is the run's best
+    # so far, and the dialog offers it as such.
+    assert "its best is still its start (validation error " in text
+    assert f"Load its start, its best model so far ({tmp_path / 'run' / 'best'})" in text
     assert "0 epochs" not in panel.status.text()
 
 

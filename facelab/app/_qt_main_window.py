@@ -632,7 +632,9 @@ class MainWindow(QMainWindow):
         self.status(f"{summary} Run folder: {result.run_dir}.")
         if checkpoint is None:
             return
-        if checkpoint == result.best_checkpoint:
+        if checkpoint == result.best_checkpoint and result.epochs_done == 0:
+            which = f"its start, its best model so far ({checkpoint})"
+        elif checkpoint == result.best_checkpoint:
             which = f"its best model (the lowest validation error, {checkpoint})"
         else:
             which = f"the model it saved when it {'stopped' if result.status == 'stopped' else 'ended'} ({checkpoint})"

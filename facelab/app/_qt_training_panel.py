@@ -77,6 +77,9 @@ def run_summary(result, last_step=None) -> str:
         return "Training stopped before its first step: nothing was trained."
     where = f"step {last_step.global_step} of {last_step.epochs * last_step.steps_per_epoch}"
     if result.epochs_done == 0:
+        if best_text:    # the identity-preserving variant validates its start before the first step
+            return (f"Training stopped at {where}, before the first epoch ended; its best is still its start "
+                    f"(validation error {best:.3f} mm).")
         return f"Training stopped at {where}, before the first epoch ended (no validation yet)."
     return (f"Training stopped at {where}, after {plural(result.epochs_done, 'complete epoch')} of "
             f"{last_step.epochs}{best_text}.")
