@@ -35,7 +35,8 @@ inference is bounded below by the two fully connected layers, which read their 1
 matrices on every call, and by the decoder's first layout of the latent code.
 
 The app (`app.*`): the model and dataset load on a thread while the window is built; the views
-are plain VTK render widgets (no pyvista plotter, so no matplotlib import at start-up); a switch
+are plain VTK render widgets (no pyvista plotter, so no pyplot; the colormaps are read in the
+loading thread); a switch
 is one neutralisation on a worker thread plus one render of the three views in Mesa's software
 OpenGL under Xvfb.
 
