@@ -22,7 +22,6 @@ from facelab.data.dataset import DEFAULT_SPLIT_SEED, DEFAULT_TRAIN_FRACTION
 from facelab.mesh.alignment import ALIGNMENT_KINDS
 from facelab.nn.variants import VARIANTS
 
-
 #: The values each choice of :class:`TrainConfig` accepts (the command line lists them from here).
 CHOICES: dict[str, tuple[str, ...]] = {
     "variant": VARIANTS,
@@ -35,6 +34,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 _CHOICE_NAMES = {"l1_reduction": "L1 reduction", "lr_schedule": "learning-rate schedule",
                  "weight_init": "weight initialisation", "amp": "mixed precision", "laplacian": "Laplacian"}
+
 
 @dataclass
 class LossWeights:
