@@ -74,15 +74,23 @@ def test_unsupported_architectures_are_clear_errors(tiny_dataset, options, match
 
 
 def test_the_ridge_is_chosen_on_held_out_subjects():
-    from facelab.training.linear_init import RIDGES, _select_ridge
+    from facelab.training.linear_init import RIDGES, _held_out_subjects, _Moments, _select_ridge
 
     rng = np.random.default_rng(0)
-    subjects = np.repeat([f"s{i}" for i in range(20)], 10)
-    inputs = np.c_[rng.normal(size=(200, 30)), np.ones(200)]
-    signal = inputs[:, :30] @ rng.normal(size=(30, 30))
+    names = [f"s{i}" for i in range(20)]
+    held_out = np.isin(np.repeat(names, 10), list(_held_out_subjects(names, seed=0)))
+    inputs = rng.normal(size=(200, 30))
+    signal = inputs @ rng.normal(size=(30, 30))
+
+    def chosen(outputs: np.ndarray) -> float:
+        kept, out = _Moments(30), _Moments(30)
+        kept.add(inputs[~held_out], outputs[~held_out])
+        out.add(inputs[held_out], outputs[held_out])
+        return _select_ridge(kept, out, 25)
+
     # Outputs that the inputs predict: almost no shrinkage; outputs unrelated to them: the most.
-    assert _select_ridge(inputs, signal + 0.01 * rng.normal(size=signal.shape), subjects, 25, 0) <= 1e-4
-    assert _select_ridge(inputs, rng.normal(size=signal.shape), subjects, 25, 0) == RIDGES[-1]
+    assert chosen(signal + 0.01 * rng.normal(size=signal.shape)) <= 1e-4
+    assert chosen(rng.normal(size=signal.shape)) == RIDGES[-1]
 
 
 def test_a_fixed_ridge_is_used(tiny_dataset):

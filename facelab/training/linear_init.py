@@ -125,34 +125,45 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
 
     neutral_of = {p.subject: p.neutral for p in pairs}
     subjects = sorted(neutral_of)
-    row_subject = np.array([p.subject for p in pairs] + subjects)
+    held_out_subjects = _held_out_subjects(subjects, seed) if ridge is None else set()
+    # The regression's sums, accumulated in chunks (a memory map is never read whole, and no
+    # rows x coefficients array is kept): the rows of subjects held out for the ridge apart.
+    kept, held_out = _Moments(k), _Moments(k)
+
+    def add(row_subjects: list[str], inputs: np.ndarray, outputs: np.ndarray) -> None:
+        out = np.isin(np.array(row_subjects), list(held_out_subjects))
+        kept.add(inputs[~out], outputs[~out])
+        held_out.add(inputs[out], outputs[out])
+
+    own = np.array([neutral_of[s] for s in subjects], dtype=np.int64)
     if frame is None:
-        # PCA coefficients of every mesh the pairs use, in chunks (a memory map is never read whole).
+        # PCA coefficients of every mesh the pairs use: a pair's rows are looked up, not re-projected.
         coefficients = np.empty((len(meshes), k), dtype=np.float64)
         for start in range(0, len(meshes), 512):
             rows = meshes[start:start + 512]
             coefficients[start:start + len(rows)] = project(flat_mm(rows))
-        position = {int(mesh): i for i, mesh in enumerate(meshes)}
-        source = np.array([position[int(i)] for i in expressive] + [position[int(neutral_of[s])] for s in subjects])
-        target = np.array([position[int(i)] for i in neutral] + [position[int(neutral_of[s])] for s in subjects])
-        inputs, outputs = coefficients[source], coefficients[target]
+
+        def coefficients_of(rows: np.ndarray) -> np.ndarray:
+            return coefficients[np.searchsorted(meshes, rows)]
+
+        for start in range(0, len(pairs), 512):
+            chunk = slice(start, start + 512)
+            add([p.subject for p in pairs[chunk]], coefficients_of(expressive[chunk]), coefficients_of(neutral[chunk]))
+        own_coefficients = coefficients_of(own)
+        add(subjects, own_coefficients, own_coefficients)
+        del coefficients
     else:
         # Aligned, a pair's neutral face moves with its expressive face: coefficients per pair.
-        inputs = np.empty((len(pairs) + len(subjects), k), dtype=np.float64)
-        outputs = np.empty_like(inputs)
         for start in range(0, len(pairs), 512):
-            x_e, x_n = frame(read(expressive[start:start + 512]), read(neutral[start:start + 512]))
-            inputs[start:start + len(x_e)], outputs[start:start + len(x_e)] = project(x_e), project(x_n)
-        own = np.array([neutral_of[s] for s in subjects], dtype=np.int64)
+            chunk = slice(start, start + 512)
+            x_e, x_n = frame(read(expressive[chunk]), read(neutral[chunk]))
+            add([p.subject for p in pairs[chunk]], project(x_e), project(x_n))
         for start in range(0, len(own), 512):
-            rows = slice(len(pairs) + start, len(pairs) + start + len(own[start:start + 512]))
-            inputs[rows] = outputs[rows] = project(flat_mm(own[start:start + 512]))
-    inputs = np.c_[inputs, np.ones(len(inputs))]
+            own_coefficients = project(flat_mm(own[start:start + 512]))
+            add(subjects[start:start + 512], own_coefficients, own_coefficients)
     if ridge is None:
-        ridge = _select_ridge(inputs, outputs, row_subject, rank, seed)
-    weights, fitted, fitted_mean, directions = _reduced_rank_regression(inputs, outputs, ridge, rank)
-    codes = (fitted - fitted_mean) @ directions
-    spread = codes.std(axis=0)
+        ridge = _select_ridge(kept, held_out, rank) if held_out_subjects else RIDGES[len(RIDGES) // 2]
+    weights, fitted_mean, directions, spread = _reduced_rank_regression(kept + held_out, ridge, rank)
     scale = np.where(spread > 1e-8 * max(spread.max(), 1e-12), spread, 1.0)
 
     basis_np, mean_np = basis.numpy(), mean.double().numpy()
@@ -174,42 +185,77 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
 RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
-def _reduced_rank_regression(inputs: np.ndarray, outputs: np.ndarray, ridge: float,
+class _Moments:
+    """The sums a least-squares fit of ``outputs ~ [inputs, 1]`` needs, over any number of rows
+    (float64): ``gram`` = X^T X and ``cross`` = X^T Y with the intercept column last, the sum of
+    squared outputs and the row count."""
+
+    def __init__(self, k: int) -> None:
+        self.gram = np.zeros((k + 1, k + 1))
+        self.cross = np.zeros((k + 1, k))
+        self.square = 0.0
+        self.rows = 0
+
+    def add(self, inputs: np.ndarray, outputs: np.ndarray) -> None:
+        x = np.c_[inputs, np.ones(len(inputs))]
+        self.gram += x.T @ x
+        self.cross += x.T @ outputs
+        self.square += float(np.sum(np.square(outputs)))
+        self.rows += len(x)
+
+    def __add__(self, other: _Moments) -> _Moments:
+        total = _Moments(self.cross.shape[1])
+        total.gram, total.cross = self.gram + other.gram, self.cross + other.cross
+        total.square, total.rows = self.square + other.square, self.rows + other.rows
+        return total
+
+
+def _reduced_rank_regression(moments: _Moments, ridge: float,
                              rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge regression ``outputs ~ inputs @ weights`` (the last input column is the intercept,
-    not shrunk; the ridge is relative to the mean eigenvalue), then the ``rank`` main directions
-    of the fitted values, padded with zero columns when there are fewer:
-    (weights, fitted values, their mean, directions)."""
-    k = outputs.shape[1]
-    gram = inputs.T @ inputs
+    """Ridge regression ``outputs ~ inputs @ weights`` (the intercept is not shrunk; the ridge is
+    relative to the mean eigenvalue), then the ``rank`` main directions of the fitted values,
+    padded with zero columns when there are fewer: (weights, fitted values' mean, directions, the
+    fitted values' standard deviation along each direction)."""
+    k = moments.cross.shape[1]
+    gram = moments.gram
     penalty = ridge * np.trace(gram[:k, :k]) / k * np.eye(k + 1)
     penalty[k, k] = 0.0
-    weights = np.linalg.solve(gram + penalty, inputs.T @ outputs)  # (k + 1, k)
-    fitted = inputs @ weights
-    fitted_mean = fitted.mean(axis=0)
-    _, _, directions = np.linalg.svd(fitted - fitted_mean, full_matrices=False)
-    directions = directions[:rank].T  # (k, r'), r' = min(r, k)
+    weights = np.linalg.solve(gram + penalty, moments.cross)  # (k + 1, k)
+    mean_input = gram[k] / moments.rows  # the intercept's row holds each column's sum
+    fitted_mean = mean_input @ weights
+    scatter = weights.T @ (gram - moments.rows * np.outer(mean_input, mean_input)) @ weights
+    values, vectors = np.linalg.eigh((scatter + scatter.T) / 2)
+    directions = vectors[:, np.argsort(values)[::-1][:min(rank, k)]]  # (k, r'), r' = min(r, k)
     if directions.shape[1] < rank:
         # Fewer PCA directions than code numbers (a tiny dataset): the spare code numbers start
         # unused (zero in, zero out) and are left to training.
         directions = np.c_[directions, np.zeros((k, rank - directions.shape[1]))]
-    return weights, fitted, fitted_mean, directions
+    spread = np.sqrt(np.clip(np.einsum("ir,ij,jr->r", directions, scatter, directions), 0, None) / moments.rows)
+    return weights, fitted_mean, directions, spread
 
 
-def _select_ridge(inputs: np.ndarray, outputs: np.ndarray, row_subject: np.ndarray, rank: int, seed: int) -> float:
-    """The ridge (of :data:`RIDGES`) with the lowest squared error on a fifth of the subjects held
-    out. The PCA basis is orthonormal, so the error of the coefficients is the error of the
-    vertices within the basis' span (the part outside it does not depend on the ridge)."""
-    subjects = np.unique(row_subject)
+def _held_out_subjects(subjects: list[str], seed: int) -> set[str]:
+    """A seeded fifth of ``subjects``, held out to choose the ridge; none below 5 subjects."""
     if len(subjects) < 5:
-        return RIDGES[len(RIDGES) // 2]
+        return set()
     order = np.random.default_rng([seed, 3]).permutation(len(subjects))
-    held_out = np.isin(row_subject, subjects[order[: len(subjects) // 5]])
+    return {subjects[i] for i in order[: len(subjects) // 5]}
+
+
+def _select_ridge(kept: _Moments, held_out: _Moments, rank: int) -> float:
+    """The ridge (of :data:`RIDGES`) with the lowest squared error on the held-out rows, fitted on
+    the kept ones. The PCA basis is orthonormal, so the error of the coefficients is the error of
+    the vertices within the basis' span (the part outside it does not depend on the ridge)."""
+    k = kept.cross.shape[1]
     errors = []
     for ridge in RIDGES:
-        weights, _, fitted_mean, directions = _reduced_rank_regression(inputs[~held_out], outputs[~held_out], ridge, rank)
-        predicted = ((inputs[held_out] @ weights - fitted_mean) @ directions) @ directions.T + fitted_mean
-        errors.append(float(np.mean(np.square(predicted - outputs[held_out]))))
+        weights, fitted_mean, directions, _ = _reduced_rank_regression(kept, ridge, rank)
+        # Prediction = X B: the fitted values projected on the directions about their mean.
+        projector = directions @ directions.T
+        b = weights @ projector
+        b[k] += fitted_mean - fitted_mean @ projector
+        squared = np.sum(b * (held_out.gram @ b)) - 2 * np.sum(b * held_out.cross) + held_out.square
+        errors.append(squared / (held_out.rows * k))
     return RIDGES[int(np.argmin(errors))]
 
 

@@ -76,10 +76,11 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     features, targets, row_of_pair = _coordinates(batches, fusion)
     index = {label: k for k, label in enumerate(expressions)}
     labels = torch.tensor([index.get(pair.expression, index.get(OTHER, 0)) for pair in batches.pairs])
-    pair_features = features[torch.from_numpy(row_of_pair)]
     pair_targets = targets[torch.from_numpy(row_of_pair)]
-    mean, scale = pair_features.mean(0), pair_features.std(0) + 1e-6
-    standardised = (pair_features - mean) / scale
+    standardised = features[torch.from_numpy(row_of_pair)]
+    del features, targets  # pairs x 264 float64 each: the largest arrays of the fit
+    mean, scale = standardised.mean(0), standardised.std(0) + 1e-6
+    standardised.sub_(mean).div_(scale)
 
     # Covariance of unit (1 mm) mesh noise in standardised coordinates: B^T diag(1/std^2) B / scale^2.
     basis = torch.cat([fusion.expression_basis, fusion.identity_basis], dim=1).double().cpu()
@@ -88,8 +89,8 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     noise_variance = input_noise_mm ** 2 / 3.0  # sigma drawn uniformly from [0, input_noise_mm]
 
     size = standardised.shape[1]
-    weight = torch.zeros(len(expressions), size, targets.shape[1], dtype=torch.float64)
-    bias = torch.zeros(len(expressions), targets.shape[1], dtype=torch.float64)
+    weight = torch.zeros(len(expressions), size, pair_targets.shape[1], dtype=torch.float64)
+    bias = torch.zeros(len(expressions), pair_targets.shape[1], dtype=torch.float64)
     for k in range(len(expressions)):
         chosen = labels == k
         if not chosen.any():
@@ -104,7 +105,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
         weight[k] = torch.linalg.solve(gram + ridge * torch.eye(size, dtype=gram.dtype), centred.T @ (y - y_mean))
         bias[k] = y_mean - x_mean @ weight[k]
 
-    expression_dims = targets.shape[1]
+    expression_dims = pair_targets.shape[1]
     router = mixture.router
     generator = torch.Generator().manual_seed(seed)
     state = torch.random.get_rng_state()

@@ -46,27 +46,29 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
     """
     pairs = batches.pairs
     chosen = _sampled_pairs(len(pairs), seed, stream=5)
-    displacements, neutral_of = [], {}
+    size = batches.rows(chosen[:1])[0][0].numel()
+    # Filled in place and freed before the neutral faces are read: the two fits' arrays (8,000 x 3n
+    # float32, subjects x 3n float64) are the largest of training's preparation.
+    displacements = torch.empty(len(chosen), size)
     for start in range(0, len(chosen), 256):
         x_e, x_n, _ = batches.rows(chosen[start:start + 256])
-        displacements.append((x_e - x_n).reshape(len(x_e), -1).float().cpu())  # float32: 8,000 x 3n
-    for index, pair in enumerate(pairs):
-        neutral_of.setdefault(pair.subject, index)
-    own = np.array(sorted(neutral_of.values()), dtype=np.int64)
-    neutrals = []
-    for start in range(0, len(own), 256):
-        _, x_n, _ = batches.rows(own[start:start + 256])
-        neutrals.append(x_n.reshape(len(x_n), -1).double().cpu())
-    displacements = torch.cat(displacements)
-    neutrals = torch.cat(neutrals)
-    size = displacements.shape[1]
-
+        displacements[start:start + len(x_e)] = (x_e - x_n).reshape(len(x_e), -1).float().cpu()
     expression = torch.zeros(size, expression_dims, dtype=torch.float64)
     found = _main_directions(displacements, expression_dims, seed).double()
     expression[:, :found.shape[1]] = torch.linalg.qr(found)[0]
-    center = neutrals.mean(dim=0)
-    centred = neutrals - center
-    centred = centred - (centred @ expression) @ expression.T
+    del displacements
+
+    neutral_of = {}
+    for index, pair in enumerate(pairs):
+        neutral_of.setdefault(pair.subject, index)
+    own = np.array(sorted(neutral_of.values()), dtype=np.int64)
+    centred = torch.empty(len(own), size, dtype=torch.float64)
+    for start in range(0, len(own), 256):
+        _, x_n, _ = batches.rows(own[start:start + 256])
+        centred[start:start + len(x_n)] = x_n.reshape(len(x_n), -1).double().cpu()
+    center = centred.mean(dim=0)
+    centred -= center
+    centred -= (centred @ expression) @ expression.T
     identity = torch.zeros(size, identity_dims, dtype=torch.float64)
     if identity_dims and len(centred) > 1:
         found = _main_directions(centred, identity_dims, seed + 1)

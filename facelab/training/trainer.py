@@ -38,6 +38,7 @@ from facelab.data.dataset import FaceDataset, Pair
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.mesh.alignment import align_pairs
+from facelab.nn.cpu_memory import release_freed_memory
 from facelab.training import distributed
 from facelab.training.amp import autocast, check_amp
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, save_checkpoint
@@ -178,6 +179,7 @@ class Trainer:
         self.val_pairs = dataset.pairs_of(self.split.validation_subjects)
         test_pairs = dataset.pairs_of(self.split.test_subjects) or self.val_pairs
         self.preview_pair = test_pairs[config.preview_index % len(test_pairs)] if test_pairs else None
+        release_freed_memory()  # the fits' freed arrays, kept in the heap otherwise (see cpu_memory.py)
 
     def _set_up_process(self) -> None:
         """Threads, seeds, the process group and the device."""
