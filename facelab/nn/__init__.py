@@ -2,8 +2,8 @@
 latent translator with a conditional discriminator, and an identity recogniser.
 
 One module per file: :mod:`~facelab.nn.cheb_conv` (the graph convolution), :mod:`.encoder`,
-:mod:`.decoder`, :mod:`.generator`, :mod:`.discriminator`, :mod:`.recognizer`, and
-:mod:`.network`, which assembles them per variant.
+:mod:`.decoder` (its first layer a :mod:`.wide_linear`), :mod:`.generator`, :mod:`.discriminator`,
+:mod:`.recognizer`, and :mod:`.network`, which assembles them per variant.
 """
 
 from facelab.nn.cheb_conv import (
@@ -20,6 +20,7 @@ from facelab.nn.encoder import Encoder
 from facelab.nn.generator import Generator
 from facelab.nn.network import VARIANTS, NetworkConfig, NeutralisationNetwork, build_network
 from facelab.nn.recognizer import Recognizer
+from facelab.nn.wide_linear import WideLinear
 
 __all__ = [
     "CHEB_CONV_IMPLEMENTATIONS",
@@ -33,6 +34,7 @@ __all__ = [
     "PygChebConv",
     "Recognizer",
     "VARIANTS",
+    "WideLinear",
     "adapt_cheb_state_dict",
     "build_network",
     "make_cheb_conv",

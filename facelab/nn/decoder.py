@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from facelab.nn.cheb_conv import check_laplacian_shape, make_cheb_conv
 from facelab.nn.mesh_sampling import MeshResampling
 from facelab.nn.precision import float32_region
+from facelab.nn.wide_linear import WideLinear
 
 
 class Decoder(nn.Module):
@@ -61,7 +62,7 @@ class Decoder(nn.Module):
         self.first_channels = channels[0]
         coarsest = n_vertices if not up else up[-1].shape[1]
         self.coarsest_vertices = coarsest
-        self.from_latent = nn.Linear(latent, coarsest * channels[0])
+        self.from_latent = WideLinear(latent, coarsest * channels[0])
         laplacians = [scaled_laplacian, *coarse_laplacians]
         self.levels = [min(len(channels) - 1 - j, len(up)) for j in range(len(channels))]
         widths = [channels[0], *channels]
