@@ -51,6 +51,9 @@ def _edit_json(path, change):
     (lambda m: m["network"].update(latent=-3), '"network/latent": -3'),
     (lambda m: m["position"].update(global_step="many"), '"position/global_step"'),
     (lambda m: m.update(alignment={"kind": "affine"}), '"alignment/kind"'),
+    (lambda m: m.update(subjects=["a", "b", 7]), '"subjects/2": 7, expected a subject name'),
+    (lambda m: m.update(alignment={"kind": "similarity", "region": [0, 1, -2]}), '"alignment/region/2": -2'),
+    (lambda m: m.update(alignment={"kind": "similarity", "region": [0, 1.5]}), '"alignment/region/1": 1.5'),
     (lambda m: m.pop("network"), 'lacks the key "network"'),
 ])
 def test_a_json_value_of_the_wrong_type_is_named(run, tmp_path, change, key):

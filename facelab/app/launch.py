@@ -85,11 +85,11 @@ def open_main_window(data: str | None = "synth", checkpoint: str | None = None, 
     from PySide6.QtCore import QTimer
 
     from facelab.app.startup import start_reading
-
-    app = make_application()
     from facelab.app.workers import ui_friendly_threads
 
+    # First of all: the reading (torch, the model, the data) is the longest path to a first sample.
     reading = start_reading(checkpoint, data, options, ui_friendly_threads())
+    app = make_application()
     from facelab.app._qt_main_window import MainWindow
 
     window = MainWindow()
