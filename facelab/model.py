@@ -200,6 +200,24 @@ class FaceLabModel:
         result = np.concatenate(out)
         return result[0] if single else result
 
+    @torch.no_grad()
+    def posed_like(self, faces: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """``faces`` in mm moved into the pose of ``inputs``, one input per face: each face aligned
+        to the template as an input is, then moved by the inverse of its input's alignment (so a
+        subject's neutral face can be set beside an input the model re-posed). The faces as given
+        for a model that aligns nothing. (n, 3) with (n, 3), or (B, n, 3) with (B, n, 3)."""
+        shape = np.shape(faces)
+        if shape != np.shape(inputs) or shape[-2:] != (self.n_vertices, 3):
+            raise FacelabError(f"expected faces and inputs of the same shape, (n, {self.n_vertices}, 3), "
+                               f"got {shape} and {np.shape(inputs)}.")
+        face, posed_input = (torch.from_numpy(np.array(x, dtype=np.float32).reshape(-1, self.n_vertices, 3))
+                             .to(self.device) for x in (faces, inputs))
+        to_template = self.alignment.fit(face, self._template)
+        if to_template is None:
+            return np.array(faces, dtype=np.float32)
+        posed = self.alignment.fit(posed_input, self._template).invert(to_template.apply(face))
+        return posed.cpu().numpy().reshape(shape)
+
     def neutralise_mesh(self, mesh: FaceMesh) -> FaceMesh:
         self.check_mesh(mesh)
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")

@@ -141,3 +141,22 @@ def test_align_false_feeds_faces_as_they_are(aligned_model):
     shifted = expressive + np.float32(20.0)
     # Unaligned, a shifted face is another input: the prediction does not just shift with it.
     assert np.abs(raw.neutralise(shifted) - (raw.neutralise(expressive) + 20.0)).max() > 0.5
+
+
+def test_a_subjects_face_is_posed_like_an_input_whatever_its_own_pose(aligned_model):
+    model, dataset = aligned_model
+    expressive, neutral, _ = _test_pairs(model, dataset)
+    face, probe = neutral[0], expressive[1]           # another subject's neutral beside this input
+    reference = model.posed_like(face, probe)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        similarity = random_similarity(rng)
+        # The input moved: the face follows it. The face moved: nothing changes.
+        np.testing.assert_allclose(model.posed_like(face, move(probe, *similarity)), move(reference, *similarity),
+                                   atol=1e-3 * similarity[0] * 50)
+        np.testing.assert_allclose(model.posed_like(move(face, *random_similarity(rng)), probe), reference,
+                                   atol=1e-2)
+    both = model.posed_like(np.stack([face, face]), np.stack([probe, move(probe, *similarity)]))
+    np.testing.assert_allclose(both[0], reference, atol=1e-4)
+    with pytest.raises(FacelabError, match="same shape"):
+        model.posed_like(face, expressive[:2])

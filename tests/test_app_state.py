@@ -248,3 +248,30 @@ def test_a_mesh_of_another_template_says_which_template_the_model_fits_and_what_
     assert "open a checkpoint trained on them" in message and "train a model on it" in message
     assert "\n" not in message
     assert state.sample is before
+
+
+def test_a_chosen_subjects_neutral_joins_an_input_the_model_re_posed(tmp_path, tiny_model, tiny_data):
+    from scipy.spatial.transform import Rotation
+
+    state = AppState()
+    state.set_model(tiny_model)
+    state.set_dataset(tiny_data)
+    entry = state.session.first_entry("test")
+    index = state.session.neutral_of(entry.subject)
+    neutral = np.asarray(tiny_data.vertices[index])
+    state.show_entry(entry)                          # a face in the dataset's own pose: shown as it is
+    assert state.show_gallery_subject(entry.subject, index)
+    np.testing.assert_array_equal(state.panels(STYLE)[2].vertices, neutral)
+    assert "re-posed" not in state.panels(STYLE)[2].title
+
+    # The same input turned 20 degrees and moved 30 mm: the model re-poses it, the chosen face follows.
+    rotation = Rotation.from_euler("y", 20, degrees=True).as_matrix()
+    moved = np.asarray(tiny_data.vertices[entry.index]) @ rotation.T + np.array([30.0, 0.0, 0.0])
+    state.open_mesh(_write(tmp_path, "moved.ply", moved, tiny_data.triangles))
+    assert state.session.reposing(state.sample) is not None
+    assert state.show_gallery_subject(entry.subject, index)
+    right = state.panels(STYLE)[2]
+    assert "re-posed like the input" in right.title
+    np.testing.assert_allclose(right.vertices, tiny_model.posed_like(neutral, moved), atol=1e-5)
+    # It lies where the input lies, within the subject's own expression change, not 30 mm away.
+    assert per_vertex_error(right.vertices, neutral @ rotation.T + np.array([30.0, 0.0, 0.0])).mean() < 1.0

@@ -93,6 +93,7 @@ class AppState:
         self.sample: Sample | None = None           # the sample on show (dataset entry or files)
         self.entry: Entry | None = None             # its dataset entry, if any
         self.gallery_choice: tuple[str, np.ndarray, str] | None = None   # (subject, neutral, kind) on the right
+        self.gallery_reposed = False    # that neutral moved into the pose of an input the model re-posed
         self.preview = None                         # the training preview on show
         self.file_triangles: np.ndarray | None = None   # the topology of meshes opened from files
         self.dataset_source: str | None = None
@@ -267,6 +268,10 @@ class AppState:
         return True
 
     def _show_neutral(self, subject: str, neutral: np.ndarray, kind: str) -> None:
+        # An input the model re-posed is shown as it came: the subject's face joins it in its pose.
+        self.gallery_reposed = self.session.reposing(self.sample) is not None
+        if self.gallery_reposed:
+            neutral = self.session.model.posed_like(neutral, self.sample.expressive)
         self.gallery_choice = (subject, neutral, kind)
         self.events.views.emit()
 
@@ -308,7 +313,8 @@ class AppState:
         panels[0].subtitle = input_subtitle(sample)
         if self.gallery_choice is not None:
             subject, neutral, kind = self.gallery_choice
-            panels[2].title = f"{kind}: {subject} (neutral)"
+            posed = ", re-posed like the input" if self.gallery_reposed else ""
+            panels[2].title = f"{kind}: {subject} (neutral{posed})"
             panels[2].vertices = neutral
         return panels
 
