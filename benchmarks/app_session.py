@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     window.viewer.rendered.connect(on_rendered)          # before the event loop draws anything
     if not wait_until(app, lambda: "sample" in frames, 300):
         raise SystemExit(f"no sample was shown within 300 s; messages: {messages}")
-    wait_until(app, lambda: not window._tasks or all(t.isFinished() for t in window._tasks), 60)
+    wait_until(app, lambda: not window._tasks, 60)                  # datasets still being loaded
     if not wait_until(app, lambda: not window.predicting(), 600):
         raise SystemExit("the listed samples were not predicted within 600 s")
     result = {"start_s": frames["sample"] - created, "first_frame_s": frames["any"] - created,

@@ -24,6 +24,7 @@ import traceback
 from collections import deque
 from concurrent.futures import Future, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -52,10 +53,13 @@ from facelab.app.session import Entry, model_fits_dataset, predict_entries, samp
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
-from facelab.app.workers import Task, WorkerThread, error_message, ui_friendly_threads
+from facelab.app.workers import error_message, run_in_thread, task_pool, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
 from facelab.render import TITLE_TRUTH, DisplayStyle
+
+if TYPE_CHECKING:
+    from superqt.utils import FunctionWorker
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +95,12 @@ class MainWindow(QMainWindow):
         self.style_ = self.settings.display_style()
         self.last_switch_s: float | None = None
         self._keep_file_sample = False
-        self._tasks: list[WorkerThread] = []
+        self._pool = task_pool(self)                    # the loads below run here; closing waits for them
+        self._tasks: list[FunctionWorker] = []          # the datasets being loaded
         self._closed = False
         self._start_meshes: tuple[str | None, str | None] = (None, None)
         self._reading: Future | None = None             # start()'s model and data, being read
-        self._predicting: WorkerThread | None = None    # the background prediction of listed samples
+        self._predicting: FunctionWorker | None = None  # the background prediction of listed samples
         self._prediction_queue: deque[Entry] = deque()
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
         self.setWindowTitle(APP_TITLE)
@@ -388,14 +393,9 @@ class MainWindow(QMainWindow):
         label = "SynthFaces" if path == "synth" else path
         self.status(f"Loading {label} ...", 0)
         self._set_busy(True)
-        task = Task(lambda: (path, options, load_dataset(path, format=format, progress=False, **options)))
-        runner = WorkerThread(task, self)
-        self._tasks.append(runner)
-        # Bound slots of this window: queued to the UI thread (a bare lambda could run in the worker's).
-        task.succeeded.connect(self._on_dataset_loaded)
-        task.failed.connect(self._on_dataset_failed)
-        runner.thread.finished.connect(self._on_task_done)
-        runner.start()
+        self._tasks.append(run_in_thread(
+            self._pool, lambda: (path, options, load_dataset(path, format=format, progress=False, **options)),
+            self._on_dataset_loaded, self._on_dataset_failed, self._on_task_done))
 
     @Slot(object)
     def _on_dataset_loaded(self, result) -> None:
@@ -412,17 +412,16 @@ class MainWindow(QMainWindow):
             if reason is None:                    # else the status says how to train a model on it
                 self.status(f"Opened {dataset.name}.")
 
-    @Slot(str, str)
-    def _on_dataset_failed(self, message: str, details: str) -> None:
+    @Slot(object)
+    def _on_dataset_failed(self, error: Exception) -> None:
         if not self._closed:
-            log.debug(details)
-            self.error("Cannot open dataset", message)
+            log.debug("opening a dataset failed", exc_info=error)
+            self.error("Cannot open dataset", error_message(error))
 
     @Slot()
     def _on_task_done(self) -> None:
-        for runner in list(self._tasks):
-            if not runner.running:
-                self._tasks.remove(runner)
+        ended = self.sender()                   # the ended worker's signals (the worker itself is deleted)
+        self._tasks = [task for task in self._tasks if task.signals is not ended]
         if not self._closed:
             self._set_busy(bool(self._tasks))
 
@@ -500,29 +499,22 @@ class MainWindow(QMainWindow):
         if not chunk:
             return
         model, dataset = session.model, session.dataset
-        task = Task(lambda: (model, dataset, predict_entries(model, dataset, chunk)))
-        runner = WorkerThread(task)
-        self._predicting = runner
-        task.succeeded.connect(self._on_predicted)
-        task.failed.connect(self._on_prediction_failed)
-        runner.thread.finished.connect(self._on_prediction_done)
-        runner.start()
+        self._predicting = run_in_thread(self._pool, lambda: (model, dataset, predict_entries(model, dataset, chunk)),
+                                         self._on_predicted, self._on_prediction_failed, self._on_prediction_done)
 
     @Slot(object)
     def _on_predicted(self, result) -> None:
         model, dataset, predictions = result
         self.session.keep_predictions(predictions, model, dataset)
 
-    @Slot(str, str)
-    def _on_prediction_failed(self, message: str, details: str) -> None:
-        log.warning("predicting the listed samples failed: %s\n%s", message, details)
+    @Slot(object)
+    def _on_prediction_failed(self, error: Exception) -> None:
+        log.warning("predicting the listed samples failed: %s", error_message(error), exc_info=error)
         self._prediction_queue.clear()     # a click still predicts its own sample (and says why not)
 
     @Slot()
     def _on_prediction_done(self) -> None:
-        runner, self._predicting = self._predicting, None
-        if runner is not None:
-            runner.wait()
+        self._predicting = None
         self._predict_next()
 
     def predicting(self) -> bool:
@@ -893,9 +885,7 @@ class MainWindow(QMainWindow):
             self.started.emit()
 
     def wait_for_tasks(self) -> None:
-        for runner in [*self._tasks, self._predicting]:
-            if runner is not None:
-                runner.wait()
+        self._pool.waitForDone()                # the loads under way and those queued behind them
         if self._reading is not None:
             wait([self._reading])
 

@@ -1,7 +1,8 @@
 """The training panel: settings, Start / Pause-Resume / Stop, progress with ETA, live curves.
 
 Training is the core ``Trainer`` in a worker thread (:mod:`facelab.app.workers`); this panel
-receives its events as queued signals and never blocks the UI. Torch gets every core but one.
+receives its events as queued signals and never blocks the UI. Torch gets every core (see
+:func:`~facelab.app.workers.ui_friendly_threads`).
 """
 
 from __future__ import annotations

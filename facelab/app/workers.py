@@ -1,22 +1,34 @@
 """Work off the UI thread: training runs and slow loads, reporting through Qt signals only.
 
-The worker objects live in a ``QThread``; their ``run`` slot executes there and talks to the UI
-exclusively by emitting signals (queued to the UI thread), so no Qt widget or VTK object is ever
-touched from the worker thread. Training is the core :class:`~facelab.training.Trainer`, the same
-loop as ``facelab train``, steered by its :class:`~facelab.training.TrainingControl`.
+A slow load is one call of :func:`run_in_thread`: superqt's ``FunctionWorker`` (napari's
+``thread_worker``) in a thread pool, handing its result or its exception to slots of the UI.
+Training is the core :class:`~facelab.training.Trainer`, the same loop as ``facelab train``, in a
+``QThread`` of its own (:class:`TrainingWorker`), not superqt's generator worker, because the
+trainer reports through callbacks as seven typed events and pauses and stops through the core's
+:class:`~facelab.training.TrainingControl`, which superqt would fold into one ``yielded`` stream and
+duplicate with a pause/abort of its own. Either way no Qt widget or VTK object is touched from a
+worker thread.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, Signal, Slot
 
 from facelab.errors import FacelabError, is_path_error, os_error_sentence
 from facelab.training.events import TrainingCallback, TrainingControl
+
+if TYPE_CHECKING:
+    from superqt.utils import FunctionWorker
+
+log = logging.getLogger(__name__)
 
 
 def ui_friendly_threads() -> int:
@@ -31,6 +43,46 @@ def ui_friendly_threads() -> int:
     still within the app's 50 ms target).
     """
     return max(1, os.cpu_count() or 1)
+
+
+def task_pool(parent: QObject) -> QThreadPool:
+    """A pool for :func:`run_in_thread`, ``waitForDone()`` on close: it waits for exactly its owner's work.
+
+    One thread: superqt's worker swaps the process-wide warnings hooks while it runs
+    (``warnings.catch_warnings`` is not thread-safe), so two at once could leave the wrong ones installed.
+    """
+    pool = QThreadPool(parent)
+    pool.setMaxThreadCount(1)
+    return pool
+
+
+def run_in_thread(pool: QThreadPool, function: Callable[[], object], returned: Callable[[object], None],
+                  errored: Callable[[Exception], None], finished: Callable[[], None] | None = None) -> FunctionWorker:
+    """Call ``function()`` in ``pool``; ``returned`` gets its result, or ``errored`` its exception, then ``finished`` runs.
+
+    Pass bound slots of a UI-thread QObject: they run in the UI thread (the worker's signals are
+    queued there), and Qt drops them with their object, so a closed window is never touched. The
+    pool deletes the worker once it has run: call nothing on it after ``finished``.
+    """
+    # Imported with the first load, not with the window: superqt's package import (its widgets, qtpy)
+    # costs about an eighth of the window's.
+    from superqt.utils import create_worker
+
+    slots = {"returned": returned, "errored": errored, "warned": _log_warning}
+    if finished is not None:
+        slots["finished"] = finished
+    # An "errored" slot given here, not connected later: else superqt re-raises the error in the UI thread.
+    worker = create_worker(function, _start_thread=False, _connect=slots)
+    # The caller's pool, not superqt's start(): that queues the work on the global pool a timer tick
+    # later, where a window closing at once could not wait for it.
+    pool.start(worker)
+    return worker
+
+
+def _log_warning(shown: tuple) -> None:
+    """A warning raised while a worker ran: superqt catches every one then, from any thread and
+    deprecations included, so it is logged (at debug level) rather than lost or shown to the user."""
+    log.debug(warnings.formatwarning(*shown[:4]).rstrip())
 
 
 def error_message(error: BaseException) -> str:
@@ -107,30 +159,8 @@ class TrainingWorker(QObject):
             self.done.emit()
 
 
-class Task(QObject):
-    """Calls one function in a worker thread and reports its result or its error."""
-
-    succeeded = Signal(object)
-    failed = Signal(str, str)
-    done = Signal()
-
-    def __init__(self, function: Callable[[], object]) -> None:
-        super().__init__()
-        self.function = function
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = self.function()
-            self.succeeded.emit(result)
-        except BaseException as error:
-            self.failed.emit(error_message(error), traceback.format_exc())
-        finally:
-            self.done.emit()
-
-
 class WorkerThread(QObject):
-    """A QThread running one worker's ``run`` slot, ending when the worker says ``done``."""
+    """A QThread running a :class:`TrainingWorker`'s ``run`` slot, ending when it says ``done``."""
 
     def __init__(self, worker: QObject, parent: QObject | None = None) -> None:
         super().__init__(parent)
