@@ -247,3 +247,27 @@ def test_a_run_keeps_its_start_when_training_makes_the_validation_error_worse(tm
     assert error == pytest.approx(start, abs=1e-3)
     last = FaceLabModel.load(tmp_path / "run" / "last")
     assert last.meta["epoch"] == 1                      # the trained network is still there, as "last"
+
+
+@pytest.mark.parametrize("variant", ["identity-preserving", "full"])
+def test_zero_epochs_save_the_start_as_best_and_last(tmp_path, variant):
+    from facelab.cli import main
+    from facelab.evaluation.metrics import per_vertex_error
+    from facelab.model import FaceLabModel
+
+    from facelab.data.layouts.generic import write_generic
+
+    data = make_tiny_dataset(subjects=10)
+    root = write_generic(data, tmp_path / "data", progress=False)
+    extra = ["--fusion-ridge", "--expression-dims", "8", "--identity-dims", "20"] if variant != "full" else []
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "run"), "--variant", variant,
+                 "--epochs", "0", "--batch-size", "4", "--threads", "1", *extra]) == 0
+    best, last = (FaceLabModel.load(tmp_path / "run" / name) for name in ("best", "last"))
+    assert best.meta["epoch"] == last.meta["epoch"] == 0 and best.meta["position"]["global_step"] == 0
+    faces = np.asarray(data.vertices[:6])
+    np.testing.assert_array_equal(best.neutralise(faces), last.neutralise(faces))
+    # The start is the closed-form fit: better than doing nothing on the training pairs it was fitted on.
+    pairs = [p for p in data.pairs if p.subject in set(best.meta["split"]["train"])]
+    expressive = np.asarray(data.vertices[[p.expressive for p in pairs]])
+    neutral = np.asarray(data.vertices[[p.neutral for p in pairs]])
+    assert per_vertex_error(best.neutralise(expressive), neutral).mean() < per_vertex_error(expressive, neutral).mean()

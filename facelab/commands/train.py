@@ -25,7 +25,9 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--identities", type=positive_int,
                         help="identities to generate for synth or morphable-model data (default 100)")
     parser.add_argument("--out", required=True, type=Path, help="run directory")
-    parser.add_argument("--epochs", type=positive_int, help="(default {epochs})")
+    parser.add_argument("--epochs", type=non_negative_int,
+                        help="(default {epochs}); 0 fits the start only (the closed-form fits, no training step) "
+                             "and saves it as best and last")
     parser.add_argument("--batch-size", type=positive_int, help="(default {batch_size})")
     parser.add_argument("--lr", type=float,
                         help="Adam learning rate of Enc, Dec and G (default {lr:g}; warm-up, then cosine to 0 at the "

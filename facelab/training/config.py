@@ -140,7 +140,7 @@ class TrainConfig:
     weight_init: str = "auto"
     linear_ridge: float | None = None   # the linear start's ridge; None: chosen on held-out training subjects
     # optimisation
-    epochs: int = 30
+    epochs: int = 30                    # 0: the start only (its fits), saved as best and last
     batch_size: int = 16
     lr: float = 3e-4                    # Enc, Dec and G; see the module docstring
     recognizer_lr: float = 1e-3         # R starts random, like D
@@ -188,7 +188,9 @@ class TrainConfig:
                                "choose one.")
         if not 0 <= self.input_noise_mm < float("inf"):
             raise FacelabError(f"the input noise must be zero or a positive number of mm, got {self.input_noise_mm}.")
-        for name in ("epochs", "batch_size", "K"):
+        if self.epochs < 0:
+            raise FacelabError(f"epochs cannot be negative, got {self.epochs} (0: the start only).")
+        for name in ("batch_size", "K"):
             if getattr(self, name) < 1:
                 raise FacelabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}.")
         if self.linear_ridge is not None and not self.linear_ridge >= 0:

@@ -336,8 +336,10 @@ class Trainer:
         """For the identity-preserving variant, the network as it starts (its closed-form fits, or
         the model being fine-tuned) is the first candidate for ``best``: a run keeps it unless an
         epoch does better on the validation subjects, so training never hands back a model worse
-        than its start. The paper's variants keep their trained network, as the paper reports it."""
-        if self.resume or self.position.global_step or self.config.variant != "identity-preserving":
+        than its start. The paper's variants keep their trained network, as the paper reports it,
+        unless the run has no epoch (``epochs`` 0: the start is all it makes)."""
+        config = self.config
+        if self.resume or self.position.global_step or (config.variant != "identity-preserving" and config.epochs):
             return
         error = self.validation_error()
         if not error < self.position.best_val:
