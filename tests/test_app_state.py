@@ -262,7 +262,7 @@ def test_a_chosen_subjects_neutral_joins_an_input_the_model_re_posed(tmp_path, t
     state.show_entry(entry)                          # a face in the dataset's own pose: shown as it is
     assert state.show_gallery_subject(entry.subject, index)
     np.testing.assert_array_equal(state.panels(STYLE)[2].vertices, neutral)
-    assert "re-posed" not in state.panels(STYLE)[2].title
+    assert "re-posed" not in state.panels(STYLE)[2].subtitle
 
     # The same input turned 20 degrees and moved 30 mm: the model re-poses it, the chosen face follows.
     rotation = Rotation.from_euler("y", 20, degrees=True).as_matrix()
@@ -271,7 +271,7 @@ def test_a_chosen_subjects_neutral_joins_an_input_the_model_re_posed(tmp_path, t
     assert state.session.reposing(state.sample) is not None
     assert state.show_gallery_subject(entry.subject, index)
     right = state.panels(STYLE)[2]
-    assert "re-posed like the input" in right.title
+    assert right.title.endswith(f"{entry.subject} (neutral)") and right.subtitle == "re-posed like the input"
     np.testing.assert_allclose(right.vertices, tiny_model.posed_like(neutral, moved), atol=1e-5)
     # It lies where the input lies, within the subject's own expression change, not 30 mm away.
     assert per_vertex_error(right.vertices, neutral @ rotation.T + np.array([30.0, 0.0, 0.0])).mean() < 1.0

@@ -313,8 +313,9 @@ class AppState:
         panels[0].subtitle = input_subtitle(sample)
         if self.gallery_choice is not None:
             subject, neutral, kind = self.gallery_choice
-            posed = ", re-posed like the input" if self.gallery_reposed else ""
-            panels[2].title = f"{kind}: {subject} (neutral{posed})"
+            panels[2].title = f"{kind}: {subject} (neutral)"
+            if self.gallery_reposed:
+                panels[2].subtitle = "re-posed like the input"
             panels[2].vertices = neutral
         return panels
 
