@@ -162,6 +162,21 @@ def _keep_checkpoint(run: Path, into: Path, name: str = "last") -> None:
             shutil.copy2(source, target)
 
 
+def _kept_start(run: Path, into: Path) -> dict | None:
+    """``run/best`` kept as ``into`` when it is the start (saved before any step) and its two halves
+    belong together (neither replaced between the two links); its JSON, else None (nothing kept)."""
+    import hashlib
+
+    _keep_checkpoint(run, into, name="best")
+    meta = json.loads(into.with_suffix(".json").read_text())
+    tensors = into.with_suffix(".safetensors").read_bytes()
+    if meta["position"]["global_step"] == 0 and hashlib.sha256(tensors).hexdigest() == meta["tensors_sha256"]:
+        return meta
+    for suffix in (".json", ".safetensors"):
+        into.with_suffix(suffix).unlink()
+    return None
+
+
 def _evaluate(checkpoint: Path, cache: Path, workdir: Path) -> dict:
     """``facelab evaluate --checkpoint ...`` on the data the model trained on (from the run's cache)."""
     out = workdir / f"{checkpoint.name}-evaluation.json"
@@ -200,10 +215,10 @@ def judge(identities: int = IDENTITIES, epochs: int = EPOCHS, threads: int = THR
             if not checkpoints and not rows and all((run / f"best{s}").exists() for s in (".json", ".safetensors")):
                 # The start, saved as 'best' before the first step (identity-preserving runs, and
                 # every run of 0 epochs): a model the user has from that moment on.
-                _keep_checkpoint(run, kept / "epoch000", name="best")
-                meta = json.loads((kept / "epoch000.json").read_text())
-                checkpoints.append({"epoch": 0, "after_s": time.perf_counter() - started, "epoch_seconds": 0.0,
-                                    "validation_error_mm": float(meta["metrics"]["val_mean_error_mm"])})
+                meta = _kept_start(run, kept / "epoch000")
+                if meta is not None:
+                    checkpoints.append({"epoch": 0, "after_s": time.perf_counter() - started, "epoch_seconds": 0.0,
+                                        "validation_error_mm": float(meta["metrics"]["val_mean_error_mm"])})
             trained = [c for c in checkpoints if c["epoch"] > 0]
             for row in rows[len(trained):]:  # an epoch ended: its 'last' is that epoch's
                 epoch = int(row["epoch"])

@@ -62,17 +62,30 @@ def test_the_result_or_the_error_reaches_the_ui_thread_then_finished(qtbot):
     def fail():
         raise FacelabError("the data is bad.")
 
+    failing = _receiver()
     run_in_thread(pool, work, receiver.returned, receiver.errored, receiver.finished)
-    run_in_thread(pool, fail, receiver.returned, receiver.errored, receiver.finished)
-    qtbot.waitUntil(lambda: len(receiver.calls) == 4, timeout=10_000)
+    run_in_thread(pool, fail, failing.returned, failing.errored, failing.finished)
+    qtbot.waitUntil(lambda: len(receiver.calls) == 2 and len(failing.calls) == 2, timeout=10_000)
     assert ran_in == [False], "the function runs off the UI thread"
-    assert [(name, on_ui) for name, _value, on_ui in receiver.calls] == [
-        ("returned", True), ("finished", True), ("errored", True), ("finished", True)]
+    assert [(name, on_ui) for name, _value, on_ui in receiver.calls] == [("returned", True), ("finished", True)]
+    assert [(name, on_ui) for name, _value, on_ui in failing.calls] == [("errored", True), ("finished", True)]
     assert receiver.calls[0][1] == 42
-    assert error_message(receiver.calls[2][1]) == "the data is bad."
+    assert error_message(failing.calls[0][1]) == "the data is bad."
 
 
-def test_waiting_on_the_pool_waits_for_queued_work_too(qtbot):
+def test_an_exit_in_a_call_still_reaches_its_slots(qtbot):
+    """Whatever the function raises, its error and its end are reported: the window never stays busy."""
+    from facelab.app.workers import run_in_thread, task_pool
+
+    receiver = _receiver()
+    pool = task_pool(receiver)
+    run_in_thread(pool, lambda: exit(3), receiver.returned, receiver.errored, receiver.finished)
+    qtbot.waitUntil(lambda: len(receiver.calls) == 2, timeout=10_000)
+    assert [name for name, _value, _on_ui in receiver.calls] == ["errored", "finished"]
+    assert isinstance(receiver.calls[0][1], SystemExit)
+
+
+def test_waiting_on_a_windows_pool_waits_for_every_call_running_or_queued(qtbot):
     """What closing the window relies on: after ``waitForDone`` no work of its pool still runs or is to come."""
     from facelab.app.workers import run_in_thread, task_pool
 

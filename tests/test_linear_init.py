@@ -96,3 +96,30 @@ def test_the_ridge_is_chosen_on_held_out_subjects():
 def test_a_fixed_ridge_is_used(tiny_dataset):
     _, normalisation, pairs, _ = _setup(tiny_dataset)
     assert fit_linear_neutraliser(tiny_dataset, pairs, normalisation, rank=8, ridge=1e-3).ridge == 1e-3
+
+
+def test_the_fit_from_accumulated_sums_is_the_fit_on_the_rows():
+    from facelab.training.linear_init import _Moments, _reduced_rank_regression
+
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(300, 12))
+    outputs = inputs @ rng.normal(size=(12, 12)) + 0.1 * rng.normal(size=(300, 12))
+    moments = _Moments(12)
+    for rows in (slice(0, 100), slice(100, 300)):                   # accumulated in chunks
+        moments.add(inputs[rows], outputs[rows])
+    weights, fitted_mean, directions, spread = _reduced_rank_regression(moments, 1e-3, rank=5)
+
+    x = np.c_[inputs, np.ones(300)]
+    gram = x.T @ x
+    penalty = 1e-3 * np.trace(gram[:12, :12]) / 12 * np.eye(13)
+    penalty[12, 12] = 0.0
+    expected = np.linalg.solve(gram + penalty, x.T @ outputs)
+    fitted = x @ expected
+    _, _, right = np.linalg.svd(fitted - fitted.mean(axis=0))
+    np.testing.assert_allclose(weights, expected, atol=1e-10)
+    np.testing.assert_allclose(fitted_mean, fitted.mean(axis=0), atol=1e-10)
+    np.testing.assert_allclose(np.abs(directions.T @ right[:5].T), np.eye(5), atol=1e-8)   # the same, up to sign
+    np.testing.assert_allclose(spread, ((fitted - fitted.mean(axis=0)) @ directions).std(axis=0), rtol=1e-8)
+    # More code numbers than directions: the spare ones are zero columns.
+    _, _, wide, wide_spread = _reduced_rank_regression(moments, 1e-3, rank=20)
+    assert wide.shape == (12, 20) and not wide[:, 12:].any() and not wide_spread[12:].any()

@@ -46,3 +46,21 @@ def test_its_state_dict_is_nn_linears():
     plain, wide = _pair()
     assert list(wide.state_dict()) == list(plain.state_dict())
     assert wide.state_dict()["weight"].shape == (300, 5)
+
+
+def test_a_cast_or_a_copy_makes_its_own_inference_copy():
+    import copy
+
+    plain, wide = _pair()
+    x = torch.randn(3, 5)
+    with torch.no_grad():
+        wide(x)
+        wide.double()
+        torch.testing.assert_close(wide(x.double()), plain.double()(x.double()))
+        wide.float()
+        plain.float()
+        twin = copy.deepcopy(wide)
+        assert twin._transposed is None                                   # not carried along
+        twin.weight.mul_(2.0)
+        torch.testing.assert_close(twin(x), x @ (2.0 * plain.weight).T + plain.bias)
+        torch.testing.assert_close(wide(x), plain(x))                     # the original is untouched

@@ -24,7 +24,6 @@ import traceback
 from collections import deque
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -53,13 +52,10 @@ from facelab.app.session import Entry, model_fits_dataset, predict_entries, samp
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
-from facelab.app.workers import error_message, run_in_thread, task_pool, ui_friendly_threads
+from facelab.app.workers import Call, error_message, run_in_thread, task_pool, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
 from facelab.render import TITLE_TRUTH, DisplayStyle
-
-if TYPE_CHECKING:
-    from superqt.utils import FunctionWorker
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +92,11 @@ class MainWindow(QMainWindow):
         self.last_switch_s: float | None = None
         self._keep_file_sample = False
         self._pool = task_pool(self)                    # the loads below run here; closing waits for them
-        self._tasks: list[FunctionWorker] = []          # the datasets being loaded
+        self._tasks: list[Call] = []          # the datasets being loaded
         self._closed = False
         self._start_meshes: tuple[str | None, str | None] = (None, None)
         self._reading: Future | None = None             # start()'s model and data, being read
-        self._predicting: FunctionWorker | None = None  # the background prediction of listed samples
+        self._predicting: Call | None = None  # the background prediction of listed samples
         self._prediction_queue: deque[Entry] = deque()
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
         self.setWindowTitle(APP_TITLE)
@@ -413,14 +409,14 @@ class MainWindow(QMainWindow):
                 self.status(f"Opened {dataset.name}.")
 
     @Slot(object)
-    def _on_dataset_failed(self, error: Exception) -> None:
+    def _on_dataset_failed(self, error: BaseException) -> None:
         if not self._closed:
             log.debug("opening a dataset failed", exc_info=error)
             self.error("Cannot open dataset", error_message(error))
 
     @Slot()
     def _on_task_done(self) -> None:
-        ended = self.sender()                   # the ended worker's signals (the worker itself is deleted)
+        ended = self.sender()                   # the ended call's signals
         self._tasks = [task for task in self._tasks if task.signals is not ended]
         if not self._closed:
             self._set_busy(bool(self._tasks))
@@ -508,7 +504,7 @@ class MainWindow(QMainWindow):
         self.session.keep_predictions(predictions, model, dataset)
 
     @Slot(object)
-    def _on_prediction_failed(self, error: Exception) -> None:
+    def _on_prediction_failed(self, error: BaseException) -> None:
         log.warning("predicting the listed samples failed: %s", error_message(error), exc_info=error)
         self._prediction_queue.clear()     # a click still predicts its own sample (and says why not)
 
@@ -894,6 +890,7 @@ class MainWindow(QMainWindow):
             self._closed = True
             self.training.shutdown()            # stops a run after its current step and waits
             self._prediction_queue.clear()
+            self._pool.clear()                  # work queued but not begun is not needed any more
             self.wait_for_tasks()
             self.settings.save_window(self.saveGeometry(), self.saveState())
             if self.entry is not None and self.dataset_source is not None:

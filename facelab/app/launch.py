@@ -1,7 +1,8 @@
 """Starting the app: the QApplication, the main window, and the optional screenshot-and-quit mode.
 
-``facelab gui`` calls :func:`run_gui`. The window shows before torch is imported: the model and
-the data are read in a worker thread (:meth:`MainWindow.start`). With ``screenshot=PATH`` the
+``facelab gui`` calls :func:`run_gui`. The model and the data (torch with them) are read in a
+thread begun first of all (:func:`open_main_window`), while the QApplication and the window come
+up; :meth:`MainWindow.start` shows them when they arrive. With ``screenshot=PATH`` the
 window opens, loads its data, shows the first sample, saves a picture of the whole window (VTK
 views included, grabbed from the screen) and quits: ``make run`` does this on a machine without a
 display, and ``scripts/screenshot_app.py`` builds on it.
@@ -23,6 +24,14 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
 
 
+def choose_platform() -> None:
+    """The views are native X11 windows (VTK's Qt widget): on a Wayland desktop, Qt uses XWayland.
+    Set before any other thread starts (changing the environment while another thread reads it is
+    not safe in C)."""
+    if sys.platform.startswith("linux") and os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+
+
 def make_application(argv: list[str] | None = None):
     """The QApplication (created once), named so QSettings and the window manager know it."""
     from PySide6.QtWidgets import QApplication
@@ -31,9 +40,7 @@ def make_application(argv: list[str] | None = None):
 
     app = QApplication.instance()
     if app is None:
-        if sys.platform.startswith("linux") and os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY"):
-            # The views are native X11 windows (VTK's Qt widget): on a Wayland desktop, use XWayland.
-            os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+        choose_platform()
         app = QApplication(argv or [sys.argv[0] if sys.argv else "facelab"])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
@@ -88,6 +95,7 @@ def open_main_window(data: str | None = "synth", checkpoint: str | None = None, 
     from facelab.app.workers import ui_friendly_threads
 
     # First of all: the reading (torch, the model, the data) is the longest path to a first sample.
+    choose_platform()
     reading = start_reading(checkpoint, data, options, ui_friendly_threads())
     app = make_application()
     from facelab.app._qt_main_window import MainWindow

@@ -141,7 +141,8 @@ class AppState:
         except FacelabError:
             self.roll_back_model(previous)
             raise
-        self.preview = None
+        # A chosen neutral was posed by the previous model's alignment: the right view shows the truth again.
+        self.preview, self.gallery_choice = None, None
         if self.entry is not None:
             # The split follows the model's training settings: the entry on show may be in another part.
             self.entry = next((e for e in self.session.entries if e.index == self.entry.index), None)

@@ -1,34 +1,29 @@
 """Work off the UI thread: training runs and slow loads, reporting through Qt signals only.
 
-A slow load is one call of :func:`run_in_thread`: superqt's ``FunctionWorker`` (napari's
-``thread_worker``) in a thread pool, handing its result or its exception to slots of the UI.
-Training is the core :class:`~facelab.training.Trainer`, the same loop as ``facelab train``, in a
-``QThread`` of its own (:class:`TrainingWorker`), not superqt's generator worker, because the
-trainer reports through callbacks as seven typed events and pauses and stops through the core's
-:class:`~facelab.training.TrainingControl`, which superqt would fold into one ``yielded`` stream and
-duplicate with a pause/abort of its own. Either way no Qt widget or VTK object is touched from a
-worker thread.
+A slow load is one call of :func:`run_in_thread`: a ``QRunnable`` in the window's thread pool,
+handing its result or its exception to bound slots of the UI. Training is the core
+:class:`~facelab.training.Trainer`, the same loop as ``facelab train``, in a ``QThread`` of its own
+(:class:`TrainingWorker`): the trainer reports through callbacks as seven typed events and pauses
+and stops through the core's :class:`~facelab.training.TrainingControl`. Either way no Qt widget or
+VTK object is touched from a worker thread.
+
+superqt's ``create_worker`` (napari's ``thread_worker``) was tried for the loads and not kept: it
+made the app longer, not shorter, and runs every job inside ``warnings.catch_warnings()`` with
+every warning turned on and routed to the job, which is process-wide state that the training
+thread, the start-up reader and the UI change at the same time.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import traceback
-import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 
 from facelab.errors import FacelabError, is_path_error, os_error_sentence
 from facelab.training.events import TrainingCallback, TrainingControl
-
-if TYPE_CHECKING:
-    from superqt.utils import FunctionWorker
-
-log = logging.getLogger(__name__)
 
 
 def ui_friendly_threads() -> int:
@@ -46,43 +41,54 @@ def ui_friendly_threads() -> int:
 
 
 def task_pool(parent: QObject) -> QThreadPool:
-    """A pool for :func:`run_in_thread`, ``waitForDone()`` on close: it waits for exactly its owner's work.
+    """The pool :func:`run_in_thread` runs a window's loads in: closing the window waits for exactly its work."""
+    return QThreadPool(parent)
 
-    One thread: superqt's worker swaps the process-wide warnings hooks while it runs
-    (``warnings.catch_warnings`` is not thread-safe), so two at once could leave the wrong ones installed.
-    """
-    pool = QThreadPool(parent)
-    pool.setMaxThreadCount(1)
-    return pool
+
+class _CallSignals(QObject):
+    """The signals of one :class:`Call` (a ``QRunnable`` is not a ``QObject``)."""
+
+    returned = Signal(object)
+    errored = Signal(object)
+    finished = Signal()
+
+
+class Call(QRunnable):
+    """One function called in a pool thread; its result or exception, then ``finished``, go out as
+    signals. The caller keeps it until ``finished`` (the pool does not delete it)."""
+
+    def __init__(self, function: Callable[[], object]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.function = function
+        self.signals = _CallSignals()
+
+    def run(self) -> None:
+        try:
+            result = self.function()
+        except BaseException as error:  # the app survives any failure of a load; the slot shows or logs it
+            self.signals.errored.emit(error)
+        else:
+            self.signals.returned.emit(result)
+        finally:
+            self.signals.finished.emit()
 
 
 def run_in_thread(pool: QThreadPool, function: Callable[[], object], returned: Callable[[object], None],
-                  errored: Callable[[Exception], None], finished: Callable[[], None] | None = None) -> FunctionWorker:
+                  errored: Callable[[BaseException], None], finished: Callable[[], None] | None = None) -> Call:
     """Call ``function()`` in ``pool``; ``returned`` gets its result, or ``errored`` its exception, then ``finished`` runs.
 
-    Pass bound slots of a UI-thread QObject: they run in the UI thread (the worker's signals are
-    queued there), and Qt drops them with their object, so a closed window is never touched. The
-    pool deletes the worker once it has run: call nothing on it after ``finished``.
+    Pass bound slots of a UI-thread QObject: they run in the UI thread (the signals are queued
+    there, the call emitting them from the pool's thread), and Qt drops them with their object, so
+    a closed window is never touched. ``finished``'s ``sender()`` is the returned call's ``signals``.
     """
-    # Imported with the first load, not with the window: superqt's package import (its widgets, qtpy)
-    # costs about an eighth of the window's.
-    from superqt.utils import create_worker
-
-    slots = {"returned": returned, "errored": errored, "warned": _log_warning}
+    call = Call(function)
+    call.signals.returned.connect(returned)
+    call.signals.errored.connect(errored)
     if finished is not None:
-        slots["finished"] = finished
-    # An "errored" slot given here, not connected later: else superqt re-raises the error in the UI thread.
-    worker = create_worker(function, _start_thread=False, _connect=slots)
-    # The caller's pool, not superqt's start(): that queues the work on the global pool a timer tick
-    # later, where a window closing at once could not wait for it.
-    pool.start(worker)
-    return worker
-
-
-def _log_warning(shown: tuple) -> None:
-    """A warning raised while a worker ran: superqt catches every one then, from any thread and
-    deprecations included, so it is logged (at debug level) rather than lost or shown to the user."""
-    log.debug(warnings.formatwarning(*shown[:4]).rstrip())
+        call.signals.finished.connect(finished)
+    pool.start(call)
+    return call
 
 
 def error_message(error: BaseException) -> str:

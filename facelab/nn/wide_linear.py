@@ -14,7 +14,9 @@ class WideLinear(nn.Linear):
     product of ``in`` (25) numbers, which the CPU's matrix product runs about 3x slower than a
     pass over a contiguous ``(in, out)`` copy (1.27 against 0.41 ms at 160,736 outputs on 2
     cores). So outside autograd on the CPU the layer keeps that copy, and makes it again whenever
-    the weight has changed (an optimiser step, a loaded state dict, a move to another device).
+    the weight has changed (an optimiser step, a loaded state dict, a move or a cast). A write
+    through ``weight.data`` bypasses the weight's version counter: write the weight itself, under
+    ``torch.no_grad()``, as PyTorch recommends.
 
     Args:
         in_features: size of each input.
@@ -28,6 +30,15 @@ class WideLinear(nn.Linear):
         super().__init__(in_features, out_features, bias, **kwargs)
         self._transposed: Tensor | None = None
         self._transposed_of: tuple | None = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._transposed = self._transposed_of = None  # moved or cast: made again from the new weight
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state["_transposed"] = state["_transposed_of"] = None  # a copy or a pickle makes its own
+        return state
 
     def forward(self, x: Tensor) -> Tensor:
         weight = self.weight

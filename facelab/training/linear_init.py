@@ -225,9 +225,12 @@ def _reduced_rank_regression(moments: _Moments, ridge: float,
     fitted_mean = mean_input @ weights
     scatter = weights.T @ (gram - moments.rows * np.outer(mean_input, mean_input)) @ weights
     values, vectors = np.linalg.eigh((scatter + scatter.T) / 2)
-    directions = vectors[:, np.argsort(values)[::-1][:min(rank, k)]]  # (k, r'), r' = min(r, k)
+    order = np.argsort(values)[::-1][:min(rank, k)]
+    # Only directions the fitted values span: the null space's are arbitrary (rounding picks them).
+    order = order[values[order] > 1e-12 * max(float(values.max()), 0.0)]
+    directions = vectors[:, order]  # (k, r'), r' <= min(r, k)
     if directions.shape[1] < rank:
-        # Fewer PCA directions than code numbers (a tiny dataset): the spare code numbers start
+        # Fewer directions than code numbers (a tiny dataset): the spare code numbers start
         # unused (zero in, zero out) and are left to training.
         directions = np.c_[directions, np.zeros((k, rank - directions.shape[1]))]
     spread = np.sqrt(np.clip(np.einsum("ir,ij,jr->r", directions, scatter, directions), 0, None) / moments.rows)

@@ -46,7 +46,7 @@ def fit_subspaces(batches: PairBatches, expression_dims: int, identity_dims: int
     """
     pairs = batches.pairs
     chosen = _sampled_pairs(len(pairs), seed, stream=5)
-    size = batches.rows(chosen[:1])[0][0].numel()
+    size = 3 * batches.dataset.n_vertices
     # Filled in place and freed before the neutral faces are read: the two fits' arrays (8,000 x 3n
     # float32, subjects x 3n float64) are the largest of training's preparation.
     displacements = torch.empty(len(chosen), size)

@@ -520,7 +520,9 @@ class Trainer:
 
     def _finish(self, status: str) -> RunFinished:
         if self.group.is_main and (status == "stopped" or not checkpoint_exists(self.run_dir / "last")):
-            self._save("last", None)  # a stop mid-epoch leaves a valid checkpoint at this step
+            # A stop mid-epoch leaves a valid checkpoint at this step; a run of no epoch, its start.
+            start_only = not self.config.epochs and self.position.best_val < float("inf")
+            self._save("last", {"val_mean_error_mm": self.position.best_val} if start_only else None)
         distributed.barrier(self.group)  # no process reports the run done before rank 0 wrote it
         last = self.run_dir / "last"
         best = self.run_dir / "best" if checkpoint_exists(self.run_dir / "best") else None
