@@ -73,6 +73,19 @@ def _trimesh():
     return trimesh
 
 
+def _load(path: Path, suffix: str):
+    """The file as a ``trimesh.Trimesh`` (``process=False``: nothing merged or reordered). A PLY
+    goes through trimesh's PLY reader and the Trimesh constructor directly: ``trimesh.load`` would
+    wrap the mesh in a Scene and deep-copy it back out, 20 times the parse (2.6 against 0.12 ms
+    for a 5,023-vertex binary PLY), which a folder of meshes pays for every file."""
+    trimesh = _trimesh()
+    if suffix == ".ply":
+        with open(path, "rb") as file:
+            return trimesh.Trimesh(**trimesh.exchange.ply.load_ply(file), process=False)
+    return trimesh.load(path, file_type=suffix[1:], process=False, force="mesh",
+                        **({"maintain_order": True} if suffix == ".obj" else {}))
+
+
 def _suffix_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
@@ -152,10 +165,7 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
         raise MeshError(f"{path} is empty: expected a {suffix[1:].upper()} mesh with vertices and faces.")
     kind = suffix[1:].upper()
     try:
-        loaded = _trimesh().load(
-            path, file_type=suffix[1:], process=False, force="mesh",
-            **({"maintain_order": True} if suffix == ".obj" else {}),
-        )
+        loaded = _load(path, suffix)
     except IndexError:
         if suffix == ".obj":  # a face line naming a vertex past the last one read
             raise MeshError(
