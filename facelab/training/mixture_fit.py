@@ -54,15 +54,19 @@ def _coordinates(batches: PairBatches, fusion) -> tuple[torch.Tensor, torch.Tens
     batches' distinct pairs, float64 on the CPU."""
     keys = batches.expressive.astype(np.int64) * (int(batches.neutral.max()) + 1) + batches.neutral
     _, first, row_of_pair = np.unique(keys, return_index=True, return_inverse=True)
-    features, targets = [], []
+    expression_dims, identity_dims = fusion.expression_basis.shape[1], fusion.identity_basis.shape[1]
+    # Filled in place: chunks kept in a list between each chunk's large temporaries fragment the
+    # heap (2 GB more resident at 2,700 identities), and concatenating them doubles the peak.
+    features = torch.empty(len(first), expression_dims + identity_dims, dtype=torch.float64)
+    targets = torch.empty(len(first), expression_dims, dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, len(first), 512):
             x_e, x_n, _ = batches.rows(first[start:start + 512])
+            rows = slice(start, start + len(x_e))
             e_u, e_w = fusion.coordinates(x_e)
-            n_u, _ = fusion.coordinates(x_n)
-            features.append(torch.cat([e_u, e_w], dim=1).double().cpu())
-            targets.append(n_u.double().cpu())
-    return torch.cat(features), torch.cat(targets), row_of_pair.reshape(-1)
+            features[rows, :expression_dims], features[rows, expression_dims:] = e_u.cpu(), e_w.cpu()
+            targets[rows] = fusion.coordinates(x_n)[0].cpu()
+    return features, targets, row_of_pair.reshape(-1)
 
 
 def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed: int = 0,
