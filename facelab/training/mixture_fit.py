@@ -82,7 +82,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     labels = torch.tensor([index.get(pair.expression, index.get(OTHER, 0)) for pair in batches.pairs])
     pair_targets = targets[torch.from_numpy(row_of_pair)]
     standardised = features[torch.from_numpy(row_of_pair)]
-    del features, targets  # pairs x 264 float64 each: the largest arrays of the fit
+    del features, targets  # distinct pairs x (e + i) and x e, float64: the largest arrays of the fit
     mean, scale = standardised.mean(0), standardised.std(0) + 1e-6
     standardised.sub_(mean).div_(scale)
 
