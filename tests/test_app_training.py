@@ -202,3 +202,23 @@ def test_fine_tuning_is_offered_only_while_a_model_is_open(window, tiny_model):
     assert "open a model first" in panel.finetune.toolTip()
     assert window.set_model(tiny_model)
     assert panel.finetune.isEnabled() and panel.scratch.isChecked()
+
+
+def test_zero_epochs_fit_the_start_and_offer_it(window, qtbot, tmp_path, message_boxes):
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = window.training
+    _configure(panel, tmp_path / "fits", epochs=0)
+    assert panel.epochs.text() == "0: fits only"
+    finished = []
+    panel.run_finished.connect(finished.append)
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    assert panel.start()
+    qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
+    assert finished and finished[0].status == "completed" and finished[0].epochs_done == 0
+    assert finished[0].best_val_error_mm is not None                  # the start, validated and saved
+    assert panel.progress.format().startswith("completed: the start only, best validation ")
+    [(_kind, title, text)] = message_boxes.kinds("question")
+    assert title == "Training finished" and text.startswith("Fitted the start only, no training step")
+    assert load_checkpoint(tmp_path / "fits" / "best").meta["position"]["global_step"] == 0
+    assert str(tmp_path / "fits") in str(window.session.model.source)  # the new model is open

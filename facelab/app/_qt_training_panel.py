@@ -73,6 +73,8 @@ def run_summary(result, last_step=None) -> str:
     best = result.best_val_error_mm
     best_text = f", best validation error {best:.3f} mm" if best is not None and best == best else ""
     if result.status == "completed":
+        if result.epochs_done == 0:
+            return f"Fitted the start only, no training step{best_text}."
         return f"Training completed: {plural(result.epochs_done, 'epoch')}{best_text}."
     if last_step is None:
         return "Training stopped before its first step: nothing was trained."
@@ -166,7 +168,10 @@ class TrainingPanel(QWidget):
                                 "identity-preserving: keeps the person's geometry from the input (the bundled "
                                 "model). Fine-tuning keeps the current model's variant.")
         self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100000)
+        self.epochs.setRange(0, 100000)
+        self.epochs.setSpecialValueText("0: fits only")
+        self.epochs.setToolTip("0 fits the start only (its closed-form fits, no training step) and saves it: for the "
+                               "identity-preserving variant nearly all of a run's quality, in minutes")
         self.epochs.setValue(30)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
@@ -545,7 +550,8 @@ class TrainingPanel(QWidget):
         total = max(1, event.epochs * event.steps_per_epoch)
         self.progress.setRange(0, total)
         self.progress.setValue(event.start_epoch * event.steps_per_epoch + event.start_step)
-        self._set_stage(f"epoch {event.start_epoch + 1}/{event.epochs} - starting")
+        start = f"epoch {event.start_epoch + 1}/{event.epochs} - starting" if event.epochs else "saving the start"
+        self._set_stage(start)
         self.status.setText(f"{event.train_pairs} training pairs of {event.train_subjects} subjects, "
                             f"{event.validation_subjects} validation subjects, {event.steps_per_epoch} steps "
                             f"per epoch, {event.device}; run folder {event.run_dir}")
@@ -612,7 +618,8 @@ class TrainingPanel(QWidget):
         step = self._last_step
         if result.status == "completed":
             best = result.best_val_error_mm
-            return (f"completed: {plural(result.epochs_done, 'epoch')}"
+            done = plural(result.epochs_done, "epoch") if result.epochs_done else "the start only"
+            return (f"completed: {done}"
                     + (f", best validation {best:.2f} mm" if best is not None and best == best else ""))
         if step is None:
             return "stopped before the first step"
