@@ -49,10 +49,12 @@ def _receiver():
 
 
 def test_the_result_or_the_error_reaches_the_ui_thread_then_finished(qtbot):
-    from facelab.app.workers import error_message, run_in_thread, task_pool
+    from PySide6.QtCore import QThreadPool
+
+    from facelab.app.workers import error_message, run_in_thread
 
     receiver = _receiver()
-    pool = task_pool(receiver)
+    pool = QThreadPool(receiver)
     ran_in = []
 
     def work():
@@ -75,10 +77,12 @@ def test_the_result_or_the_error_reaches_the_ui_thread_then_finished(qtbot):
 
 def test_an_exit_in_a_call_still_reaches_its_slots(qtbot):
     """Whatever the function raises, its error and its end are reported: the window never stays busy."""
-    from facelab.app.workers import run_in_thread, task_pool
+    from PySide6.QtCore import QThreadPool
+
+    from facelab.app.workers import run_in_thread
 
     receiver = _receiver()
-    pool = task_pool(receiver)
+    pool = QThreadPool(receiver)
     run_in_thread(pool, lambda: exit(3), receiver.returned, receiver.errored, receiver.finished)
     qtbot.waitUntil(lambda: len(receiver.calls) == 2, timeout=10_000)
     assert [name for name, _value, _on_ui in receiver.calls] == ["errored", "finished"]
@@ -87,10 +91,12 @@ def test_an_exit_in_a_call_still_reaches_its_slots(qtbot):
 
 def test_waiting_on_a_windows_pool_waits_for_every_call_running_or_queued(qtbot):
     """What closing the window relies on: after ``waitForDone`` no work of its pool still runs or is to come."""
-    from facelab.app.workers import run_in_thread, task_pool
+    from PySide6.QtCore import QThreadPool
+
+    from facelab.app.workers import run_in_thread
 
     receiver = _receiver()
-    pool = task_pool(receiver)
+    pool = QThreadPool(receiver)
     release, done = threading.Event(), []
     run_in_thread(pool, lambda: release.wait(10), receiver.returned, receiver.errored)
     run_in_thread(pool, lambda: done.append("queued"), receiver.returned, receiver.errored)

@@ -25,7 +25,7 @@ from collections import deque
 from concurrent.futures import Future, wait
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QMimeData, QObject, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -52,7 +52,7 @@ from facelab.app.session import Entry, model_fits_dataset, predict_entries, samp
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
-from facelab.app.workers import Call, error_message, run_in_thread, task_pool, ui_friendly_threads
+from facelab.app.workers import Call, error_message, run_in_thread, ui_friendly_threads
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
 from facelab.render import TITLE_TRUTH, DisplayStyle
@@ -91,12 +91,12 @@ class MainWindow(QMainWindow):
         self.style_ = self.settings.display_style()
         self.last_switch_s: float | None = None
         self._keep_file_sample = False
-        self._pool = task_pool(self)                    # the loads below run here; closing waits for them
-        self._tasks: list[Call] = []          # the datasets being loaded
+        self._pool = QThreadPool(self)                  # the loads below run here; closing waits for exactly them
+        self._tasks: list[Call] = []                    # the datasets being loaded
         self._closed = False
         self._start_meshes: tuple[str | None, str | None] = (None, None)
         self._reading: Future | None = None             # start()'s model and data, being read
-        self._predicting: Call | None = None  # the background prediction of listed samples
+        self._predicting: Call | None = None            # the background prediction of listed samples
         self._prediction_queue: deque[Entry] = deque()
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
         self.setWindowTitle(APP_TITLE)

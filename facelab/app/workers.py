@@ -40,11 +40,6 @@ def ui_friendly_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def task_pool(parent: QObject) -> QThreadPool:
-    """The pool :func:`run_in_thread` runs a window's loads in: closing the window waits for exactly its work."""
-    return QThreadPool(parent)
-
-
 class _CallSignals(QObject):
     """The signals of one :class:`Call` (a ``QRunnable`` is not a ``QObject``)."""
 
