@@ -25,8 +25,10 @@ import time
 PROCESS_STARTED = time.time()  # replaced by the kernel's creation time below when available
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -51,13 +53,21 @@ def wait_until(app, predicate, timeout_s: float) -> bool:
     return True
 
 
+def _scratch(prefix: str) -> str:
+    """A temporary folder removed when the process exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="time the facelab app (under Xvfb)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--switches", type=int, default=20)
     parser.add_argument("--training-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
-    os.environ.setdefault("FACELAB_SETTINGS_DIR", tempfile.mkdtemp(prefix="facelab-bench-settings-"))
+    if "FACELAB_SETTINGS_DIR" not in os.environ:
+        os.environ["FACELAB_SETTINGS_DIR"] = _scratch("facelab-bench-settings-")
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QMessageBox
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Timer gaps while training runs in the worker.
     panel = window.training
-    out = Path(tempfile.mkdtemp(prefix="facelab-bench-run-")) / "run"
+    out = Path(_scratch("facelab-bench-run-")) / "run"
     panel.source.setCurrentIndex(panel.source.findData("open"))
     panel.epochs.setValue(1)
     panel.batch_size.setValue(16)

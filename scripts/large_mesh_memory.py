@@ -14,8 +14,10 @@ torch and the data (the ``baseline`` column is the peak before the network is bu
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,7 +88,9 @@ def measure(architecture: str, device: str, steps: int, amp: str, batch: int, n_
     baseline_mb = _peak_rss_mb()
     config = TrainConfig(data="synthetic", epochs=1, batch_size=batch, seed=0, tensorboard=False, preview_every=0,
                          device=device, amp=amp, downsample=ARCHITECTURES[architecture])
-    trainer = Trainer(config, tempfile.mkdtemp(prefix="facelab-memory-"), dataset=dataset)
+    scratch = tempfile.mkdtemp(prefix="facelab-memory-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    trainer = Trainer(config, scratch, dataset=dataset)
     trainer.prepare()            # data split, network (with its linear start where it applies), optimisers
     trainer.network.train()
     prepared_peak_mb = _peak_rss_mb()

@@ -25,8 +25,10 @@ as JSON where they can be (numbers, true/false, null), else taken as strings.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +82,9 @@ def main() -> None:
     args = parser.parse_args()
 
     # prepare() writes nothing into the run directory; only run() would.
-    trainer = Trainer(configure(args), Path(tempfile.mkdtemp(prefix="facelab-recipe-screen-")))
+    scratch = tempfile.mkdtemp(prefix="facelab-recipe-screen-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    trainer = Trainer(configure(args), Path(scratch))
     started = time.perf_counter()
     trainer.prepare()
     print(f"prepared in {time.perf_counter() - started:.0f} s; recogniser warm-up loss "

@@ -15,6 +15,7 @@ temporary folder, so the user's are neither used nor changed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import subprocess
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
         return reexec_under_xvfb(argv)
 
     settings = tempfile.mkdtemp(prefix="facelab-shot-settings-")
+    atexit.register(shutil.rmtree, settings, ignore_errors=True)
     os.environ["FACELAB_SETTINGS_DIR"] = settings
     from facelab.app._qt_main_window import MainWindow
     from facelab.app.launch import grab_window, limit_torch_threads, make_application
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
     window.move(0, 0)
     window.show()
     run_dir = Path(tempfile.mkdtemp(prefix="facelab-shot-run-")) / "run"
+    atexit.register(shutil.rmtree, run_dir.parent, ignore_errors=True)
     try:
         window.start("synth", args.checkpoint)
         if not wait(app, 300, lambda: window.sample is not None):

@@ -8,8 +8,10 @@ interactor outlives it.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,6 +41,7 @@ def tiny_root() -> Path:
     from facelab.training import TrainConfig, Trainer
 
     root = Path(tempfile.mkdtemp(prefix="facelab-app-tests-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     write_generic(make_tiny_dataset(subjects=TINY_SUBJECTS), root / "data", "ply", progress=False)
     config = TrainConfig(data=str(root / "data"), epochs=1, batch_size=4, num_threads=1, tensorboard=False,
                          preview_every=0)
