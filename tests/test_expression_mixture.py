@@ -91,6 +91,37 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
         torch.testing.assert_close(again.network.fusion.mixture.state_dict()[name], value)
 
 
+def _mixture_fit_of(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(mixture_fit, "STEPS", 600)
+    monkeypatch.setattr(mixture_fit, "MIN_PAIRS", 5)
+    config = TrainConfig(data="tiny", variant="identity-preserving", epochs=1, batch_size=4, num_threads=1,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20, fusion_mixture=True)
+    trainer = Trainer(config, tmp_path / "run", dataset=dataset)
+    trainer.prepare()
+    return trainer.mixture_fit
+
+
+def test_distinct_expressions_keep_maps_of_their_own(tmp_path, monkeypatch):
+    fit = _mixture_fit_of(make_tiny_dataset(subjects=20), tmp_path, monkeypatch)
+    assert set(fit.held_out_errors) == set(mixture_fit.SHRINKAGE)
+    assert fit.shrinkage < float("inf")
+    assert fit.held_out_errors[fit.shrinkage] < 0.8 * fit.held_out_errors[float("inf")]
+
+
+def test_labels_that_say_nothing_pull_the_maps_together(tmp_path, monkeypatch):
+    from facelab.data import MeshRecord
+
+    # Twelve labels drawn at random: a map per label fits noise, the shared map does not.
+    dataset = make_tiny_dataset(subjects=20)
+    rng = np.random.default_rng(1)
+    records = [r if r.expression == "neutral" else MeshRecord(r.subject, f"label_{rng.integers(12)}")
+               for r in dataset.records]
+    relabelled = type(dataset)(dataset.name, dataset.layout, dataset.vertices, dataset.triangles, records)
+    fit = _mixture_fit_of(relabelled, tmp_path, monkeypatch)
+    assert fit.shrinkage > 0
+    assert fit.held_out_errors[fit.shrinkage] < 0.8 * fit.held_out_errors[0.0]
+
+
 def test_rare_expressions_share_one_map():
     pairs = [Pair(i, 0, "s", "smile") for i in range(mixture_fit.MIN_PAIRS)] + [Pair(0, 0, "s", "wink")]
     assert mixture_fit.mixture_expressions(pairs) == ("smile", "other")

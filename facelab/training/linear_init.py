@@ -125,13 +125,13 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
 
     neutral_of = {p.subject: p.neutral for p in pairs}
     subjects = sorted(neutral_of)
-    held_out_subjects = _held_out_subjects(subjects, seed) if ridge is None else set()
+    held = held_out_subjects(subjects, seed) if ridge is None else set()
     # The regression's sums, accumulated in chunks (a memory map is never read whole, and no
     # rows x coefficients array is kept): the rows of subjects held out for the ridge apart.
     kept, held_out = _Moments(k), _Moments(k)
 
     def add(row_subjects: list[str], inputs: np.ndarray, outputs: np.ndarray) -> None:
-        out = np.isin(np.array(row_subjects), list(held_out_subjects))
+        out = np.isin(np.array(row_subjects), list(held))
         kept.add(inputs[~out], outputs[~out])
         held_out.add(inputs[out], outputs[out])
 
@@ -162,7 +162,7 @@ def fit_linear_neutraliser(dataset: FaceDataset, pairs: list[Pair], normalisatio
             own_coefficients = project(flat_mm(own[start:start + 512]))
             add(subjects[start:start + 512], own_coefficients, own_coefficients)
     if ridge is None:
-        ridge = _select_ridge(kept, held_out, rank) if held_out_subjects else RIDGES[len(RIDGES) // 2]
+        ridge = _select_ridge(kept, held_out, rank) if held else RIDGES[len(RIDGES) // 2]
     weights, fitted_mean, directions, spread = _reduced_rank_regression(kept + held_out, ridge, rank)
     scale = np.where(spread > 1e-8 * max(spread.max(), 1e-12), spread, 1.0)
 
@@ -237,7 +237,7 @@ def _reduced_rank_regression(moments: _Moments, ridge: float,
     return weights, fitted_mean, directions, spread
 
 
-def _held_out_subjects(subjects: list[str], seed: int) -> set[str]:
+def held_out_subjects(subjects: list[str], seed: int) -> set[str]:
     """A seeded fifth of ``subjects``, held out to choose the ridge; none below 5 subjects."""
     if len(subjects) < 5:
         return set()

@@ -5,9 +5,17 @@ face rather than on the mesh, so it is fitted on its own before the network trai
 training pair is projected once into the fusion's subspaces, then
 
 * each expression's map is a ridge regression, in closed form, from the input's standardised
-  coordinates to the neutral face's ``U`` coordinates over that expression's pairs;
+  coordinates to the neutral face's ``U`` coordinates over that expression's pairs, shrunk towards
+  the one map of all pairs;
 * the router is a classifier of the pair's expression from the input's ``U`` coordinates, trained
   with Adam on the cross-entropy.
+
+How far each map is shrunk is chosen on held-out subjects, router included: maps and router are
+fitted on four fifths of the training subjects and the shrinkage (of :data:`SHRINKAGE`) whose
+mixture predicts the other fifth best is kept, then everything is fitted again on all of them.
+Where expressions are few and distinct (SynthFaces) the maps stay apart; where they are many,
+rare or alike, so that the router confuses them (ICT-FaceKit's 167 labels, 53 shapes at three
+intensities and combinations), they come together and the mixture falls back to the one map.
 
 Expressions are the training pairs' labels (a subject's own neutral face, trained with
 ``neutral_pairs``, is the expression ``neutral``). Labels with fewer than :data:`MIN_PAIRS` pairs
@@ -21,17 +29,24 @@ pairs and seed give the same mixture.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from facelab.data.dataset import NEUTRAL, Pair
 from facelab.training.data import PairBatches
+from facelab.training.linear_init import held_out_subjects
 
 #: Fewest pairs an expression needs for a map of its own; rarer ones share the map "other".
 MIN_PAIRS = 50
 OTHER = "other"
 #: The maps' ridge, relative to the mean eigenvalue of their features' Gram matrix.
 RIDGE = 1e-3
+#: Candidate shrinkages of each expression's map towards the map of all pairs, in pairs' worth
+#: (a prior as strong as that many pairs of average spread): 0 fits each expression alone, inf
+#: gives every expression the shared map (each keeps its own offset).
+SHRINKAGE = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, float("inf"))
 #: The router's Adam steps on mini-batches of BATCH pairs, the rate peaking at PEAK_LR.
 STEPS = 4000
 BATCH = 256
@@ -69,11 +84,20 @@ def _coordinates(batches: PairBatches, fusion) -> tuple[torch.Tensor, torch.Tens
     return features, targets, row_of_pair.reshape(-1)
 
 
+@dataclass(frozen=True)
+class MixtureFit:
+    """What :func:`fit_mixture` chose and measured."""
+
+    accuracy: float                 # the router's accuracy on the training pairs
+    shrinkage: float                # the chosen entry of SHRINKAGE (nan: no subjects to hold out)
+    held_out_errors: dict[float, float] = field(default_factory=dict)  # shrinkage -> mean squared error in U
+
+
 def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed: int = 0,
-                input_noise_mm: float = 0.0, steps: int | None = None) -> float:
+                input_noise_mm: float = 0.0, steps: int | None = None) -> MixtureFit:
     """Fit ``fusion.mixture`` (a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases
     set) on the batches' pairs, whose labels map onto ``expressions`` (from
-    :func:`mixture_expressions`). Returns the router's accuracy on the training pairs."""
+    :func:`mixture_expressions`), choosing the maps' shrinkage on held-out subjects."""
     steps = STEPS if steps is None else steps
     mixture = fusion.mixture
     device = mixture.expert_weight.device
@@ -90,27 +114,105 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     basis = torch.cat([fusion.expression_basis, fusion.identity_basis], dim=1).double().cpu()
     scaled = basis / batches.std.reshape(-1, 1).double().cpu()
     noise = (scaled.T @ scaled) / torch.outer(scale, scale)
-    noise_variance = input_noise_mm ** 2 / 3.0  # sigma drawn uniformly from [0, input_noise_mm]
+    maps = _MapFit(standardised, pair_targets, labels, expressions, noise, input_noise_mm ** 2 / 3.0)
+    router_inputs = standardised[:, :pair_targets.shape[1]].float()
+    noise_root = torch.linalg.cholesky(noise[:router_inputs.shape[1], :router_inputs.shape[1]]
+                                       + 1e-9 * torch.eye(router_inputs.shape[1], dtype=torch.float64)).float()
+    router = mixture.router
+    router.cpu()
+    try:
+        subjects = [pair.subject for pair in batches.pairs]
+        held_out = held_out_subjects(sorted(set(subjects)), seed)
+        shrinkage, errors = float("nan"), {}
+        if held_out:
+            held = torch.tensor([subject in held_out for subject in subjects])
+            kept = ~held
+            _fit_router(router, router_inputs[kept], labels[kept], noise_root, input_noise_mm, steps, seed)
+            with torch.no_grad():
+                probabilities = torch.softmax(router(router_inputs[held]), dim=1).double()
+            for candidate in SHRINKAGE:
+                weight, bias = maps.fit(candidate, kept)
+                predicted = _mixed(standardised[held], probabilities, weight, bias)
+                errors[candidate] = float(((predicted - pair_targets[held]) ** 2).mean())
+            shrinkage = min(errors, key=errors.get)
+        weight, bias = maps.fit(0.0 if shrinkage != shrinkage else shrinkage, torch.ones_like(labels, dtype=torch.bool))
+        _fit_router(router, router_inputs, labels, noise_root, input_noise_mm, steps, seed)
+    finally:
+        router.requires_grad_(False).to(device)
+    with torch.no_grad():
+        mixture.feature_mean.copy_(mean.float())
+        mixture.feature_scale.copy_(scale.float())
+        mixture.expert_weight.copy_(weight.float())
+        mixture.expert_bias.copy_(bias.float())
+        accuracy = float((router(router_inputs.to(device)).argmax(1).cpu() == labels).float().mean())
+    return MixtureFit(accuracy, shrinkage, errors)
 
-    size = standardised.shape[1]
-    weight = torch.zeros(len(expressions), size, pair_targets.shape[1], dtype=torch.float64)
-    bias = torch.zeros(len(expressions), pair_targets.shape[1], dtype=torch.float64)
-    for k in range(len(expressions)):
-        chosen = labels == k
-        if not chosen.any():
-            continue
-        x, y = standardised[chosen], pair_targets[chosen]
+
+class _MapFit:
+    """Each expression's ridge map from standardised input coordinates to the neutral face's ``U``
+    coordinates, shrunk towards the map of all pairs, over any subset of the pairs."""
+
+    def __init__(self, features: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+                 expressions: tuple[str, ...], noise: torch.Tensor, noise_variance: float) -> None:
+        self.features, self.targets, self.labels = features, targets, labels
+        self.expressions, self.noise, self.noise_variance = expressions, noise, noise_variance
+
+    def _moments(self, rows: torch.Tensor, k: int | None):
+        """(pairs, feature mean, target mean, Gram with the noise term, cross moment) of expression
+        ``k``'s rows among ``rows`` (k None: every expression but the neutral one)."""
+        chosen = rows & (self.labels == k) if k is not None else rows
+        x, y = self.features[chosen], self.targets[chosen]
+        if not len(x):
+            return 0, None, None, None, None
         x_mean, y_mean = x.mean(0), y.mean(0)
         centred = x - x_mean
         gram = centred.T @ centred
-        if expressions[k] != NEUTRAL:  # a neutral face passes as it came, noise included, like the identity part
-            gram = gram + len(x) * noise_variance * noise
-        ridge = RIDGE * float(torch.trace(gram)) / size + 1e-12
-        weight[k] = torch.linalg.solve(gram + ridge * torch.eye(size, dtype=gram.dtype), centred.T @ (y - y_mean))
-        bias[k] = y_mean - x_mean @ weight[k]
+        if k is None or self.expressions[k] != NEUTRAL:
+            # A neutral face passes as it came, noise included, like the identity part.
+            gram = gram + len(x) * self.noise_variance * self.noise
+        return len(x), x_mean, y_mean, gram, centred.T @ (y - y_mean)
 
-    expression_dims = pair_targets.shape[1]
-    router = mixture.router
+    def fit(self, shrinkage: float, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (K, f, e), bias (K, e)) fitted on ``rows`` with this shrinkage."""
+        size, outputs = self.features.shape[1], self.targets.shape[1]
+        weight = torch.zeros(len(self.expressions), size, outputs, dtype=torch.float64)
+        bias = torch.zeros(len(self.expressions), outputs, dtype=torch.float64)
+        eye = torch.eye(size, dtype=torch.float64)
+        pooled = None
+        if shrinkage > 0:
+            count, _, _, gram, cross = self._moments(rows, None)
+            spread = float(torch.trace(gram)) / (count * size)  # one pair's average eigenvalue
+            pooled = torch.linalg.solve(gram + RIDGE * spread * count * eye, cross)
+        for k in range(len(self.expressions)):
+            count, x_mean, y_mean, gram, cross = self._moments(rows, k)
+            if not count:
+                continue
+            if shrinkage == float("inf"):
+                weight[k] = pooled
+            else:
+                ridge = RIDGE * float(torch.trace(gram)) / size + 1e-12
+                prior = 0.0 if pooled is None else shrinkage * spread
+                right = cross if pooled is None else cross + prior * pooled
+                weight[k] = torch.linalg.solve(gram + (ridge + prior) * eye, right)
+            bias[k] = y_mean - x_mean @ weight[k]
+        return weight, bias
+
+
+def _mixed(features: torch.Tensor, probabilities: torch.Tensor, weight: torch.Tensor,
+           bias: torch.Tensor) -> torch.Tensor:
+    """The mixture's prediction (P, e) under the router's probabilities (P, K); the maps of
+    expressions the router all but rules out for a pair are skipped for it."""
+    out = torch.zeros(len(features), weight.shape[2], dtype=torch.float64)
+    for k in range(weight.shape[0]):
+        rows = probabilities[:, k] > 1e-4
+        if rows.any():
+            out[rows] += probabilities[rows, k:k + 1] * (features[rows] @ weight[k] + bias[k])
+    return out
+
+
+def _fit_router(router: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, noise_root: torch.Tensor,
+                input_noise_mm: float, steps: int, seed: int) -> None:
+    """Train the router afresh (seeded) on these pairs' expression coordinates and labels."""
     generator = torch.Generator().manual_seed(seed)
     state = torch.random.get_rng_state()
     try:  # the router's initialisation draws from the global generator: seed it locally
@@ -120,31 +222,22 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
                 layer.reset_parameters()
     finally:
         torch.random.set_rng_state(state)
-    router_inputs = standardised[:, :expression_dims].float()
-    noise_root = torch.linalg.cholesky(noise[:expression_dims, :expression_dims]
-                                       + 1e-9 * torch.eye(expression_dims, dtype=torch.float64)).float()
+    dims = inputs.shape[1]
     parameters = list(router.parameters())
-    router.cpu().requires_grad_(True)
+    router.requires_grad_(True)
     optimizer = torch.optim.AdamW(parameters, lr=PEAK_LR, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, PEAK_LR, total_steps=max(steps, 1))
     try:
         for _ in range(steps):
             rows = torch.randint(len(labels), (BATCH,), generator=generator)
-            inputs = router_inputs[rows]
+            batch = inputs[rows]
             if input_noise_mm > 0:
                 sigma = torch.rand(BATCH, 1, generator=generator) * input_noise_mm
-                inputs = inputs + (sigma * torch.randn(BATCH, expression_dims, generator=generator)) @ noise_root.T
-            loss = torch.nn.functional.cross_entropy(router(inputs), labels[rows])
+                batch = batch + (sigma * torch.randn(BATCH, dims, generator=generator)) @ noise_root.T
+            loss = torch.nn.functional.cross_entropy(router(batch), labels[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
     finally:
-        router.requires_grad_(False).to(device)
-    with torch.no_grad():
-        mixture.feature_mean.copy_(mean.float())
-        mixture.feature_scale.copy_(scale.float())
-        mixture.expert_weight.copy_(weight.float())
-        mixture.expert_bias.copy_(bias.float())
-        accuracy = float((router(router_inputs.to(device)).argmax(1).cpu() == labels).float().mean())
-    return accuracy
+        router.requires_grad_(False)

@@ -229,10 +229,10 @@ def fitted_alignment(config: TrainConfig, dataset: FaceDataset, split: TrainingS
     return Alignment(config.alignment, stable_region(expressive, neutral))
 
 
-def fit_missing_maps(trainer) -> float | None:
+def fit_missing_maps(trainer):
     """Fit what the identity-preserving network does not hold yet: its subspaces, its ridge map or
-    its expression mixture, on the training batches. Returns the mixture's expression classifier's
-    accuracy on the training pairs when it was fitted, else None."""
+    its expression mixture, on the training batches. Returns the mixture's
+    :class:`~facelab.training.mixture_fit.MixtureFit` when it was fitted, else None."""
     fusion, config, batches = trainer.network.fusion, trainer.config, trainer.train_batches
     if fusion is None:
         return None
@@ -252,8 +252,13 @@ def fit_missing_maps(trainer) -> float | None:
         from facelab.training.mixture_fit import fit_mixture
 
         trainer.emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
-        return fit_mixture(batches, fusion, trainer.network.config.fusion_expressions,
-                           seed=config.seed, input_noise_mm=config.input_noise_mm)
+        fitted = fit_mixture(batches, fusion, trainer.network.config.fusion_expressions,
+                             seed=config.seed, input_noise_mm=config.input_noise_mm)
+        if fitted.shrinkage == fitted.shrinkage:
+            trainer.emit("on_preparing", Preparing(
+                f"the expression maps, shrunk towards one shared map by {fitted.shrinkage:g} pairs' worth "
+                f"(chosen on held-out subjects); the classifier names {fitted.accuracy:.0%} of training pairs"))
+        return fitted
     return None
 
 
