@@ -256,8 +256,7 @@ def fit_missing_maps(trainer):
                              seed=config.seed, input_noise_mm=config.input_noise_mm)
         if fitted.shrinkage == fitted.shrinkage:
             trainer.emit("on_preparing", Preparing(
-                f"the expression maps, shrunk towards one shared map by {fitted.shrinkage:g} pairs' worth "
-                f"(chosen on held-out subjects); the classifier names {fitted.accuracy:.0%} of training pairs"))
+                f"expression maps shrunk towards the shared one by {fitted.shrinkage:g} pairs (chosen on held-out subjects)"))
         return fitted
     return None
 
