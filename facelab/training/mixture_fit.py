@@ -118,7 +118,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     basis = torch.cat([fusion.expression_basis, fusion.identity_basis], dim=1).double().cpu()
     scaled = basis / batches.std.reshape(-1, 1).double().cpu()
     noise = (scaled.T @ scaled) / torch.outer(scale, scale)
-    maps = _MapFit(standardised, pair_targets, labels, expressions, noise, input_noise_mm ** 2 / 3.0)
+    noise_variance = input_noise_mm ** 2 / 3.0  # sigma drawn uniformly from [0, input_noise_mm]
     router_inputs = standardised[:, :pair_targets.shape[1]].float()
     noise_root = torch.linalg.cholesky(noise[:router_inputs.shape[1], :router_inputs.shape[1]]
                                        + 1e-9 * torch.eye(router_inputs.shape[1], dtype=torch.float64)).float()
@@ -139,12 +139,16 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
                 probabilities = torch.softmax(router(router_inputs[held]), dim=1).double()
             # U's coordinates back to millimetres per vertex coordinate.
             to_mm = fusion.expression_basis.double().cpu() * batches.std.reshape(-1, 1).double().cpu()
+            maps = _MapFit(standardised, pair_targets, labels, expressions, noise, noise_variance, kept)
+            held_features, held_targets = standardised[held], pair_targets[held]
             for candidate in SHRINKAGE:
-                weight, bias = maps.fit(candidate, kept)
-                predicted = _mixed(standardised[held], probabilities, weight, bias)
-                errors[candidate] = _mean_vertex_error_mm(predicted - pair_targets[held], to_mm)
+                weight, bias = maps.fit(candidate)
+                predicted = _mixed(held_features, probabilities, weight, bias)
+                errors[candidate] = _mean_vertex_error_mm(predicted - held_targets, to_mm)
             shrinkage = min(errors, key=errors.get)
-        weight, bias = maps.fit(0.0 if shrinkage != shrinkage else shrinkage, torch.ones_like(labels, dtype=torch.bool))
+        everything = torch.ones_like(labels, dtype=torch.bool)
+        maps = _MapFit(standardised, pair_targets, labels, expressions, noise, noise_variance, everything)
+        weight, bias = maps.fit(0.0 if shrinkage != shrinkage else shrinkage)
         _fit_router(router, router_inputs, labels, noise_root, input_noise_mm, steps, seed)
     finally:
         router.requires_grad_(False).to(device)
@@ -159,52 +163,55 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
 
 class _MapFit:
     """Each expression's ridge map from standardised input coordinates to the neutral face's ``U``
-    coordinates, shrunk towards the map of all pairs, over any subset of the pairs."""
+    coordinates over the pairs in ``rows``, shrunk towards the map of all of them. The moments are
+    gathered once; each shrinkage then costs one small solve per expression."""
 
     def __init__(self, features: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
-                 expressions: tuple[str, ...], noise: torch.Tensor, noise_variance: float) -> None:
-        self.features, self.targets, self.labels = features, targets, labels
-        self.expressions, self.noise, self.noise_variance = expressions, noise, noise_variance
+                 expressions: tuple[str, ...], noise: torch.Tensor, noise_variance: float, rows: torch.Tensor) -> None:
+        self.size = features.shape[1]
+        self.expressions = expressions
+        self.moments = {}
+        for k in range(len(expressions)):
+            index = torch.nonzero(rows & (labels == k)).flatten()
+            if len(index):
+                # A neutral face passes as it came, noise included, like the identity part.
+                noisy = expressions[k] != NEUTRAL
+                self.moments[k] = _moments(features[index], targets[index], noise, noise_variance if noisy else 0.0)
+        self.pooled = None
+        if self.moments:
+            # The shared map, from the same sums: every expression's pairs about their overall mean.
+            count = sum(m[0] for m in self.moments.values())
+            x_mean = sum(m[0] * m[1] for m in self.moments.values()) / count
+            y_mean = sum(m[0] * m[2] for m in self.moments.values()) / count
+            gram = sum(m[3] + m[0] * torch.outer(m[1] - x_mean, m[1] - x_mean) for m in self.moments.values())
+            cross = sum(m[4] + m[0] * torch.outer(m[1] - x_mean, m[2] - y_mean) for m in self.moments.values())
+            self.spread = float(torch.trace(gram)) / (count * self.size)  # one pair's average eigenvalue
+            eye = torch.eye(self.size, dtype=torch.float64)
+            self.pooled = torch.linalg.solve(gram + RIDGE * self.spread * count * eye, cross)
 
-    def _moments(self, rows: torch.Tensor, k: int | None):
-        """(pairs, feature mean, target mean, Gram with the noise term, cross moment) of expression
-        ``k``'s rows among ``rows`` (k None: every expression but the neutral one)."""
-        chosen = rows & (self.labels == k) if k is not None else rows
-        x, y = self.features[chosen], self.targets[chosen]
-        if not len(x):
-            return 0, None, None, None, None
-        x_mean, y_mean = x.mean(0), y.mean(0)
-        centred = x - x_mean
-        gram = centred.T @ centred
-        if k is None or self.expressions[k] != NEUTRAL:
-            # A neutral face passes as it came, noise included, like the identity part.
-            gram = gram + len(x) * self.noise_variance * self.noise
-        return len(x), x_mean, y_mean, gram, centred.T @ (y - y_mean)
-
-    def fit(self, shrinkage: float, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weight (K, f, e), bias (K, e)) fitted on ``rows`` with this shrinkage."""
-        size, outputs = self.features.shape[1], self.targets.shape[1]
-        weight = torch.zeros(len(self.expressions), size, outputs, dtype=torch.float64)
+    def fit(self, shrinkage: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (K, f, e), bias (K, e)) with this shrinkage (expressions without pairs: zeros)."""
+        outputs = self.pooled.shape[1] if self.pooled is not None else 0
+        weight = torch.zeros(len(self.expressions), self.size, outputs, dtype=torch.float64)
         bias = torch.zeros(len(self.expressions), outputs, dtype=torch.float64)
-        eye = torch.eye(size, dtype=torch.float64)
-        pooled = None
-        if shrinkage > 0:
-            count, _, _, gram, cross = self._moments(rows, None)
-            spread = float(torch.trace(gram)) / (count * size)  # one pair's average eigenvalue
-            pooled = torch.linalg.solve(gram + RIDGE * spread * count * eye, cross)
-        for k in range(len(self.expressions)):
-            count, x_mean, y_mean, gram, cross = self._moments(rows, k)
-            if not count:
-                continue
+        eye = torch.eye(self.size, dtype=torch.float64)
+        for k, (count, x_mean, y_mean, gram, cross) in self.moments.items():
             if shrinkage == float("inf"):
-                weight[k] = pooled
+                weight[k] = self.pooled
             else:
-                ridge = RIDGE * float(torch.trace(gram)) / size + 1e-12
-                prior = 0.0 if pooled is None else shrinkage * spread
-                right = cross if pooled is None else cross + prior * pooled
-                weight[k] = torch.linalg.solve(gram + (ridge + prior) * eye, right)
+                ridge = RIDGE * float(torch.trace(gram)) / self.size + 1e-12
+                prior = shrinkage * self.spread
+                weight[k] = torch.linalg.solve(gram + (ridge + prior) * eye, cross + prior * self.pooled)
             bias[k] = y_mean - x_mean @ weight[k]
         return weight, bias
+
+
+def _moments(x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, noise_variance: float):
+    """(pairs, x mean, y mean, centred Gram plus the expected noise covariance, centred cross moment)."""
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    centred = x - x_mean
+    gram = centred.T @ centred + len(x) * noise_variance * noise
+    return len(x), x_mean, y_mean, gram, centred.T @ (y - y_mean)
 
 
 def _mixed(features: torch.Tensor, probabilities: torch.Tensor, weight: torch.Tensor,
