@@ -2,8 +2,10 @@
 
     python scripts/bundle_model.py runs/synth/best [--out models/synthfaces]
 
-The bundled model is the only large file in git (keep it under ~50 MB) and is replaced only
-when a new one is materially better on ``facelab evaluate``.
+The bundled model is the only large file in git (keep it under ~50 MB). It is replaced when a
+new one is better on the validation subjects (the ``best`` checkpoint's validation error, or
+``scripts/network_gain.py``); the test split is read afterwards, once, by
+``scripts/bundled_model_report.py``.
 """
 
 from __future__ import annotations
