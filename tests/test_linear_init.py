@@ -74,11 +74,11 @@ def test_unsupported_architectures_are_clear_errors(tiny_dataset, options, match
 
 
 def test_the_ridge_is_chosen_on_held_out_subjects():
-    from facelab.training.linear_init import RIDGES, _held_out_subjects, _Moments, _select_ridge
+    from facelab.training.linear_init import RIDGES, held_out_subjects, _Moments, _select_ridge
 
     rng = np.random.default_rng(0)
     names = [f"s{i}" for i in range(20)]
-    held_out = np.isin(np.repeat(names, 10), list(_held_out_subjects(names, seed=0)))
+    held_out = np.isin(np.repeat(names, 10), list(held_out_subjects(names, seed=0)))
     inputs = rng.normal(size=(200, 30))
     signal = inputs @ rng.normal(size=(30, 30))
 
