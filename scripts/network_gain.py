@@ -7,7 +7,8 @@ subspaces, and the ridge map or the expression mixture inside them, for the iden
 ones), then trains the network. For each run folder this prepares the same run again (its
 ``config.json``: data, split, seed and fits), measures the validation error of the network as it
 starts, without a training step, and sets it beside the best validation error the run reached
-(its ``metrics.csv``). Only validation subjects are read, never the test split. Runs of one
+(its ``metrics.csv``); for a run with the expression mixture, also the shrinkage its fit chose.
+Only validation subjects are read, never the test split. Runs of one
 variant and dataset that differ only in their seed are summarised as mean and standard deviation.
 The file carries ``generated_by`` (this command, as run) and ``commit``.
 """
@@ -49,9 +50,12 @@ def measure(run: Path, scratch: Path) -> dict:
     trainer.prepare()
     start = trainer.validation_error()
     best = min(validation)
-    return {"run": run.name, "data": trainer.dataset.name, "method": method_of(config), "seed": config.seed,
-            "epochs": len(validation), "start_val_mm": start, "best_val_mm": best,
-            "training_gain_mm": start - best, "training_gain_share": (start - best) / start}
+    row = {"run": run.name, "data": trainer.dataset.name, "method": method_of(config), "seed": config.seed,
+           "epochs": len(validation), "start_val_mm": start, "best_val_mm": best,
+           "training_gain_mm": start - best, "training_gain_share": (start - best) / start}
+    if trainer.mixture_fit is not None:  # how far the start's expression maps were shrunk, in pairs
+        row["mixture_shrinkage"] = trainer.mixture_fit.shrinkage
+    return row
 
 
 def summary(rows: list[dict]) -> list[dict]:
