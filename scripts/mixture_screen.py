@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = prepared(dataset, args, recipe, Path(scratch), f"noise-{noise}", fusion_mixture=True,
                                input_noise_mm=noise)
             rows[f"mixture_noise_{noise}"] = {
-                "input_noise_mm": noise, "classifier_accuracy": trainer.mixture_accuracy,
+                "input_noise_mm": noise, "classifier_accuracy": trainer.mixture_fit.accuracy,
                 **measure(FaceLabModel(trainer.checkpoint(None)), dataset, pairs),
                 "oracle_label_mm": oracle_label_error(trainer, dataset, pairs)}
             print(f"noise {noise}: {rows[f'mixture_noise_{noise}']['mean_error_mm']:.4f} mm", flush=True)

@@ -72,7 +72,7 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     assert trainer.network.fusion.mixture_is_fitted
     labels = sorted({p.expression for p in dataset.pairs})
     assert trainer.network.config.fusion_expressions == tuple(labels)
-    assert trainer.mixture_accuracy > 0.9  # the tiny set's expressions are easy to tell apart
+    assert trainer.mixture_fit.accuracy > 0.9  # the tiny set's expressions are easy to tell apart
     pairs = dataset.pairs_of(trainer.split.fit_subjects)
     expressive = np.asarray(dataset.vertices[[p.expressive for p in pairs]])
     truth = np.asarray(dataset.vertices[[p.neutral for p in pairs]])
@@ -120,6 +120,12 @@ def test_labels_that_say_nothing_pull_the_maps_together(tmp_path, monkeypatch):
     fit = _mixture_fit_of(relabelled, tmp_path, monkeypatch)
     assert fit.shrinkage > 0
     assert fit.held_out_errors[fit.shrinkage] < 0.8 * fit.held_out_errors[0.0]
+
+
+def test_too_few_subjects_to_hold_out_fit_unshrunk_maps(tmp_path, monkeypatch):
+    fit = _mixture_fit_of(make_tiny_dataset(subjects=6), tmp_path, monkeypatch)
+    assert fit.shrinkage is None and fit.held_out_errors == {}
+    assert fit.accuracy > 0.9
 
 
 def test_rare_expressions_share_one_map():

@@ -93,7 +93,7 @@ class MixtureFit:
     """What :func:`fit_mixture` chose and measured."""
 
     accuracy: float                 # the router's accuracy on the training pairs
-    shrinkage: float                # the chosen entry of SHRINKAGE (nan: no subjects to hold out)
+    shrinkage: float | None         # the chosen entry of SHRINKAGE (None: too few subjects to hold any out)
     held_out_errors: dict[float, float] = field(default_factory=dict)  # shrinkage -> held-out error (mm)
 
 
@@ -127,7 +127,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     try:
         subjects = [pair.subject for pair in batches.pairs]
         held_out = held_out_subjects(sorted(set(subjects)), seed)
-        shrinkage, errors = float("nan"), {}
+        shrinkage, errors = None, {}
         if held_out:
             kept = torch.tensor([subject not in held_out for subject in subjects])
             held = torch.nonzero(~kept).flatten()
@@ -148,7 +148,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
             shrinkage = min(errors, key=errors.get)
         everything = torch.ones_like(labels, dtype=torch.bool)
         maps = _MapFit(standardised, pair_targets, labels, expressions, noise, noise_variance, everything)
-        weight, bias = maps.fit(0.0 if shrinkage != shrinkage else shrinkage)
+        weight, bias = maps.fit(shrinkage or 0.0)
         _fit_router(router, router_inputs, labels, noise_root, input_noise_mm, steps, seed)
     finally:
         router.requires_grad_(False).to(device)

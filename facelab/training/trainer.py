@@ -165,9 +165,8 @@ class Trainer:
                                          subject_index, config.batch_size, config.seed, self.device,
                                          self.group.rank, self.group.world_size, config.num_workers,
                                          alignment=self.alignment, template=self.template_vertices)
-        # What the mixture's fit chose (its shrinkage) and its classifier's training accuracy, when this run fits one.
+        # What the mixture's fit chose and its classifier's training accuracy, when this run fits one.
         self.mixture_fit = fit_missing_maps(self) if start.fits_maps else None
-        self.mixture_accuracy: float | None = None if self.mixture_fit is None else self.mixture_fit.accuracy
         # Every rank fits R on the same sample; the DDP wrapping below then gives every rank
         # rank 0's parameters (so it must stay after this), whatever the summation order did.
         self.recognizer_warmup_loss = self._warm_up_recognizer() if recognizer_is_new else None
