@@ -15,9 +15,9 @@ fitted on four fifths of the training subjects and the shrinkage (of :data:`SHRI
 mixture predicts the other fifth best is kept, then everything is fitted again on all of them.
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
 normalised per vertex, so a squared error on them would weigh still vertices most).
-Where expressions are few and distinct (SynthFaces) the maps stay apart; where they are many,
-rare or alike, so that the router confuses them (ICT-FaceKit's 167 labels, 53 shapes at three
-intensities and combinations), they come together and the mixture falls back to the one map.
+Where expressions are few, distinct and well sampled (SynthFaces) the maps stay apart; where
+each has few pairs for its features (ICT-FaceKit's 167 labels, 53 shapes at three intensities and
+combinations, about 80 pairs each), they come together instead of fitting noise.
 
 Expressions are the training pairs' labels (a subject's own neutral face, trained with
 ``neutral_pairs``, is the expression ``neutral``). Labels with fewer than :data:`MIN_PAIRS` pairs
