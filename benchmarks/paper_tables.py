@@ -48,7 +48,9 @@ ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.np
 METHODS = {"gca": ("gca", {}), "no-l2l": ("no-l2l", {}), "no-id": ("no-id", {}), "full": ("full", {}),
            "identity-preserving": ("identity-preserving", {}),
            "identity-preserving-ridge": ("identity-preserving", {"fusion_ridge": True}),
-           "identity-preserving-mixture": ("identity-preserving", {"fusion_mixture": True})}
+           "identity-preserving-mixture": ("identity-preserving", {"fusion_mixture": True}),
+           "identity-preserving-mixture-canonical": ("identity-preserving", {"fusion_mixture": True,
+                                                                             "alignment": "canonical"})}
 ROW_ORDER = tuple(METHODS)
 assert {variant for variant, _ in METHODS.values()} == set(VARIANTS)
 PAPER_TABLE1 = {"GCA": (3.28, 3.56, 2.88), "w/o L_l2l": (3.45, 3.92, 3.29), "w/o L_id": (3.06, 3.35, 2.56),
@@ -57,7 +59,9 @@ PAPER_TABLE2 = {"GCA": (90.48, 95.64), "w/o L_l2l": (88.75, 97.83), "Ours": (92.
 ROW_NAMES = {"gca": "GCA (adapted)", "no-l2l": "w/o L_l2l", "no-id": "w/o L_id", "full": "Ours (full)",
              "identity-preserving": "identity-preserving (beyond the paper)",
              "identity-preserving-ridge": "identity-preserving, ridge start inside U (beyond the paper)",
-             "identity-preserving-mixture": "identity-preserving, expression mixture inside U (beyond the paper)"}
+             "identity-preserving-mixture": "identity-preserving, expression mixture inside U (beyond the paper)",
+             "identity-preserving-mixture-canonical": "identity-preserving, expression mixture, canonical alignment "
+                                                      "(beyond the paper)"}
 
 
 def dataset_sources(names: list[str], ict_identities: int = 60, ict_area: str = "face") -> dict[str, tuple[str, dict]]:

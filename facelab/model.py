@@ -82,7 +82,7 @@ class FaceLabModel:
         if mismatch:
             raise CheckpointError(f"{shown}: the stored weights do not fit the network its JSON describes ({mismatch}).")
         self.network.load_state_dict(checkpoint.model_state)
-        self.alignment = Alignment.from_dict(checkpoint.meta.get("alignment")).check(self.n_vertices)
+        self.alignment = Alignment.from_dict(checkpoint.meta.get("alignment"), checkpoint.alignment_tensors).check(self.n_vertices)
         if align is False:
             self.alignment = Alignment("none")
         elif align and not self.alignment.enabled:

@@ -57,8 +57,13 @@ def add_train(commands: argparse._SubParsersAction) -> None:
                         help="one of {choices[variant]}: the paper's four, or identity-preserving (the person's geometry "
                              "outside the expression subspace passes from the input); default {variant}, or with "
                              "--init the variant of the model fine-tuned, with its --fusion-ridge or --fusion-mixture")
+    parser.add_argument("--alignment", metavar="KIND",
+                        help="how faces are brought into the model's frame, one of {choices[alignment]}: similarity "
+                             "(fitted onto the template), canonical (then moved back into the training data's own "
+                             "frame by a correction learned from the training faces) or none; default {alignment}")
     parser.add_argument("--no-align", action="store_true",
-                        help="feed faces to the network as they are, without the similarity fit to the template")
+                        help="feed faces to the network as they are, without the similarity fit to the template "
+                             "(--alignment none)")
     parser.add_argument("--neutral-pairs", type=non_negative_int, metavar="N",
                         help="also train each subject's neutral face as its own pair N times (default {neutral_pairs})")
     parser.add_argument("--input-noise", dest="input_noise_mm", type=float, metavar="MM",

@@ -193,8 +193,11 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
         vertices, triangles = _merge_soup(vertices, triangles)
     scaled = vertices * unit_scale
     with np.errstate(invalid="ignore"):
-        too_large = np.isfinite(scaled).all(axis=1) & (np.abs(scaled) > FLOAT32_LIMIT).any(axis=1)
-    if too_large.any():
+        # per vertex only when some coordinate is out of range (inf is; NaN is not): the common
+        # file pays one pass
+        too_large = (np.isfinite(scaled).all(axis=1) & (np.abs(scaled) > FLOAT32_LIMIT).any(axis=1)
+                     if (np.abs(scaled) > FLOAT32_LIMIT).any() else None)
+    if too_large is not None and too_large.any():
         first = int(np.flatnonzero(too_large)[0])
         raise MeshError(
             f"{path} has {int(too_large.sum())} vertices with coordinates beyond +-3.4e38 (first at vertex {first}, "
@@ -221,7 +224,7 @@ def write_mesh(
     suffix = _suffix_of(path)
     if vertex_scalars and suffix != ".ply":
         raise MeshError(f"{path}: per-vertex values can only be written to PLY, not {suffix[1:].upper()}.")
-    bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
+    bad = 0 if np.isfinite(mesh.vertices).all() else int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
     if bad:
         raise MeshError(f"{path} was not written: {bad} of the mesh's {mesh.n_vertices} vertices are NaN or infinite, "
                         "and facelab never writes a mesh with a non-finite vertex.")

@@ -17,9 +17,8 @@ def validate_mesh(mesh: FaceMesh) -> FaceMesh:
     """
     if mesh.n_vertices == 0:
         raise MeshError(f"{mesh.name} has no vertices: expected a face mesh with vertices and triangles.")
-    finite = np.isfinite(mesh.vertices).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    if not np.isfinite(mesh.vertices).all():
+        bad = np.flatnonzero(~np.isfinite(mesh.vertices).all(axis=1))
         raise MeshError(
             f"{mesh.name} has {bad.size} vertices with NaN or infinite coordinates "
             f"(first at vertex {int(bad[0])}): expected finite coordinates in millimetres."

@@ -48,6 +48,8 @@ class Checkpoint:
         meta: JSON-able: ``network`` (NetworkConfig dict), ``epoch``, ``position``,
             ``template_hash``, ``subjects``, ``metrics``, ``train_config`` ...
         optimizer_states: name -> ``optimizer.state_dict()`` (may be empty: a bundled model).
+        alignment_tensors: the learned part of a ``canonical`` alignment (empty for the others;
+            ``meta["alignment"]`` describes it).
     """
 
     model_state: dict[str, torch.Tensor]
@@ -57,6 +59,7 @@ class Checkpoint:
     norm_std: np.ndarray
     meta: dict[str, Any]
     optimizer_states: dict[str, dict] = field(default_factory=dict)
+    alignment_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -103,6 +106,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     tensors["template.vertices"] = torch.from_numpy(np.ascontiguousarray(checkpoint.template, dtype=np.float32))
     tensors["norm.mean"] = torch.from_numpy(np.ascontiguousarray(checkpoint.norm_mean, dtype=np.float32))
     tensors["norm.std"] = torch.from_numpy(np.ascontiguousarray(checkpoint.norm_std, dtype=np.float32))
+    tensors.update({f"alignment.{key}": value.detach().cpu().contiguous()
+                    for key, value in checkpoint.alignment_tensors.items()})
     optimizers = {}
     for name, state in checkpoint.optimizer_states.items():
         optimizer_tensors, optimizer_scalars = _split_optimizer(name, state)
@@ -204,6 +209,8 @@ def load_checkpoint(path: str | os.PathLike, with_optimizers: bool = True) -> Ch
             norm_std=tensors["norm.std"].numpy(),
             meta=meta,
             optimizer_states=optimizer_states,
+            alignment_tensors={key[len("alignment."):]: value for key, value in tensors.items()
+                               if key.startswith("alignment.")},
         )
     except KeyError as error:
         raise CheckpointError(f"{tensors_path} lacks the tensor {error} that every facelab checkpoint has.") from None

@@ -79,7 +79,9 @@ SCHEMA: dict[str, Any] = {
         "alignment": {
             "type": ["object", "null"],
             "description": "the alignment, a JSON object with \"kind\" and \"region\"",
-            "properties": {"kind": {"enum": ["none", "similarity"], "description": "\"none\" or \"similarity\""},
+            "properties": {"kind": {"enum": ["none", "similarity", "canonical"],
+                                    "description": "\"none\", \"similarity\" or \"canonical\""},
+                           "correction_modes": {**_POSITIVE, "description": "the canonical correction's modes"},
                            "region": {"type": ["array", "null"],
                                       "items": {"type": "integer", "minimum": 0, "description": "a vertex index"},
                                       "description": "a list of vertex indices"}},

@@ -114,7 +114,9 @@ class TrainConfig:
     downsample: list[int] = field(default_factory=list)
     # How faces are brought into the template's frame before the network (and the prediction
     # back): "similarity" fits scale, rotation and translation on the vertices the training
-    # expressions move least (facelab/mesh/alignment.py); "none" feeds them as they are.
+    # expressions move least (facelab/mesh/alignment.py); "canonical" then moves each face back
+    # to where faces of its shape sat in the training data (facelab/mesh/frame_correction.py);
+    # "none" feeds them as they are.
     alignment: str = "similarity"
     # identity-preserving: the columns of its expression and identity subspaces
     # (facelab/nn/subspace_fusion.py), fitted on the training pairs at the start of a run.

@@ -65,7 +65,7 @@ class FreshStart(RunStart):
 
     def frame(self, trainer) -> Frame:
         template = np.asarray(trainer.dataset.template().vertices, dtype=np.float32)
-        alignment = fitted_alignment(trainer.config, trainer.dataset, trainer.split)
+        alignment = fitted_alignment(trainer.config, trainer.dataset, trainer.split, template)
         normalisation = trainer.dataset.normalisation(trainer.split.fit_only(),
                                                       transform=lambda faces: _aligned(alignment, template, faces))
         return template, alignment, normalisation
@@ -104,7 +104,7 @@ class FineTuning(RunStart):
             alignment = fitted_alignment(trainer.config, dataset, trainer.split)
         else:
             # Its normalisation was taken in that frame, so the model keeps its alignment.
-            alignment = Alignment.from_dict(model.meta["alignment"]).check(dataset.n_vertices)
+            alignment = Alignment.from_dict(model.meta["alignment"], model.alignment_tensors).check(dataset.n_vertices)
             if alignment.enabled and trainer.config.alignment == "none":
                 raise FacelabError(f"{self.path} aligns faces to its template: a fine-tuned model keeps "
                                    "its alignment, so --no-align cannot apply; train from scratch without it.")
@@ -177,7 +177,7 @@ class ResumedRun(RunStart):
 
     def frame(self, trainer) -> Frame:
         source = self.checkpoint
-        alignment = Alignment.from_dict(source.meta.get("alignment")).check(trainer.dataset.n_vertices)
+        alignment = Alignment.from_dict(source.meta.get("alignment"), source.alignment_tensors).check(trainer.dataset.n_vertices)
         return np.asarray(source.template, dtype=np.float32), alignment, Normalisation(source.norm_mean, source.norm_std)
 
     def initialise(self, trainer, pairs: list[Pair]) -> bool:
@@ -216,9 +216,12 @@ class ResumedRun(RunStart):
             group["lr"] = rate
 
 
-def fitted_alignment(config: TrainConfig, dataset: FaceDataset, split: TrainingSplit) -> Alignment:
+def fitted_alignment(config: TrainConfig, dataset: FaceDataset, split: TrainingSplit,
+                     template: np.ndarray | None = None) -> Alignment:
     """The alignment a new run fits: on the stable region of its training pairs (a seeded sample
-    of at most 2,000), or none with ``alignment="none"``."""
+    of at most 2,000), or none with ``alignment="none"``. A ``"canonical"`` one learns its
+    correction from the same pairs' faces (expressive and neutral, as the data holds them),
+    fitted onto ``template`` (default: the dataset's)."""
     if config.alignment == "none":
         return Alignment("none")
     pairs = dataset.pairs_of(split.fit_subjects)
@@ -226,7 +229,13 @@ def fitted_alignment(config: TrainConfig, dataset: FaceDataset, split: TrainingS
     chosen = np.sort(rng.choice(len(pairs), size=min(2000, len(pairs)), replace=False))
     expressive = np.asarray(dataset.vertices[np.array([pairs[i].expressive for i in chosen])])
     neutral = np.asarray(dataset.vertices[np.array([pairs[i].neutral for i in chosen])])
-    return Alignment(config.alignment, stable_region(expressive, neutral))
+    region = stable_region(expressive, neutral)
+    if config.alignment == "similarity":
+        return Alignment("similarity", region)
+    if template is None:
+        template = dataset.template().vertices
+    faces = torch.from_numpy(np.concatenate([expressive, neutral]).astype(np.float32))
+    return Alignment("similarity", region).with_correction(faces, torch.from_numpy(np.asarray(template, np.float32)))
 
 
 def fit_missing_maps(trainer):

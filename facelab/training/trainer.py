@@ -509,7 +509,7 @@ class Trainer:
         return Checkpoint(
             model_state=self.network.state_dict(), triangles=dataset.triangles,
             template=self.template_vertices, norm_mean=self.normalisation.mean, norm_std=self.normalisation.std,
-            meta=meta, optimizer_states=optimizers,
+            meta=meta, optimizer_states=optimizers, alignment_tensors=self.alignment.tensors(),
         )
 
     def _save(self, kind: str, metrics: dict[str, float] | None) -> Path:
