@@ -29,7 +29,6 @@ import torch
 from facelab.atomic import atomic_write_text
 from facelab.data.layouts import load_dataset
 from facelab.evaluation.metrics import per_vertex_error
-from facelab.mesh.frame_correction import rotation_vector
 from facelab.provenance import provenance
 from facelab.training import TrainConfig
 from facelab.training.data import make_training_split
@@ -86,7 +85,7 @@ def measure(label: str, source: str, options: dict) -> dict:
         predicted = _linear(*fit_aligned, moved["validation"].apply(torch.from_numpy(val_x)).numpy())
         back = moved["validation"].invert(torch.from_numpy(predicted)).numpy()
         result["linear_mm"][kind] = float(per_vertex_error(back, val_y).mean())
-        degrees = np.degrees(rotation_vector(moved["validation"].rotation.to(torch.float64)).norm(dim=-1).numpy())
+        degrees = moved["validation"].degrees().numpy()
         result["tilt_degrees"][kind] = {"mean": float(degrees.mean()), "max": float(degrees.max())}
         print(f"{label} {kind}: tilt {degrees.mean():.2f} degrees, linear {result['linear_mm'][kind]:.4f} mm", flush=True)
     return result

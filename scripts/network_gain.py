@@ -32,12 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def method_of(config: TrainConfig) -> str:
-    """The variant, with the start inside the expression subspace where it has one."""
+    """The variant, with the start inside the expression subspace where it has one, and the
+    alignment where it is not the default similarity fit."""
+    method = config.variant
     if config.fusion_mixture:
-        return f"{config.variant} + expression mixture"
-    if config.fusion_ridge:
-        return f"{config.variant} + ridge start"
-    return config.variant
+        method = f"{config.variant} + expression mixture"
+    elif config.fusion_ridge:
+        method = f"{config.variant} + ridge start"
+    return method if config.alignment == "similarity" else f"{method}, {config.alignment} alignment"
 
 
 def measure(run: Path, scratch: Path) -> dict:

@@ -27,7 +27,7 @@ def _people(count: int, seed: int, vertices: int = 300, modes: int = 8) -> tuple
 
 
 def _degrees(transform) -> np.ndarray:
-    return np.degrees(rotation_vector(transform.rotation.to(torch.float64)).norm(dim=-1).numpy())
+    return transform.degrees().numpy()
 
 
 def test_rotation_vectors_and_matrices_are_inverse():

@@ -10,7 +10,6 @@ the list in the background, so a click anywhere shows a known prediction.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -91,12 +90,9 @@ def reposings(model, vertices: np.ndarray) -> list[Reposing | None]:
     transform = alignment.fit(faces, torch.from_numpy(np.asarray(model.template.vertices, dtype=np.float32)))
     if transform is None:
         return [None] * len(vertices)
-    rotation = transform.rotation.double().numpy()
-    cosine = np.clip((np.trace(rotation, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
     centroid = faces.mean(dim=1, keepdim=True)
     shift = (transform.apply(centroid) - centroid).flatten(1).norm(dim=1)
-    return [Reposing(math.degrees(math.acos(c)), float(d), float(k))
-            for c, d, k in zip(cosine, shift, transform.scale)]
+    return [Reposing(float(a), float(d), float(k)) for a, d, k in zip(transform.degrees(), shift, transform.scale)]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,11 @@ class SimilarityTransform:
         """(B, n, 3) -> (B, n, 3): back into the input's frame (the inverse of :meth:`apply`)."""
         return ((y - self.translation[:, None, :]) @ self.rotation) / self.scale[:, None, None]
 
+    def degrees(self) -> Tensor:
+        """(B,) each rotation's angle in degrees."""
+        cosine = (self.rotation.to(torch.float64).diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2
+        return torch.rad2deg(torch.acos(cosine.clamp(-1.0, 1.0)))
+
     def inverse(self) -> SimilarityTransform:
         """The transform :meth:`invert` applies."""
         rotation = self.rotation.transpose(1, 2)

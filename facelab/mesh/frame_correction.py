@@ -31,6 +31,8 @@ LIMIT_MARGIN = 2.0
 TENSOR_NAMES = ("mean", "basis", "map", "limits")
 
 
+# Rotation vectors in torch rather than scipy's Rotation: the correction runs on the model's
+# device, batched, on every inference.
 def rotation_vector(rotation: Tensor) -> Tensor:
     """(B, 3, 3) rotations -> (B, 3) axis times angle (the logarithm map)."""
     cosine = ((rotation.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
