@@ -111,16 +111,14 @@ class FrameCorrection:
         return cls(*(t.to(torch.float32) for t in (mean, basis, weights, limits)))
 
     def __call__(self, aligned: Tensor) -> SimilarityTransform:
-        """The correcting transforms of aligned regions (B, r, 3), in their dtype and device."""
-        mean, basis, weights, limits = (t.to(device=aligned.device, dtype=torch.float64) for t in
-                                        (self.mean, self.basis, self.map, self.limits))
-        coefficients = (aligned.reshape(len(aligned), -1).to(torch.float64) - mean) @ basis.T
-        parameters = torch.cat([coefficients, torch.ones(len(aligned), 1, dtype=torch.float64,
-                                                          device=aligned.device)], 1) @ weights
-        parameters = torch.maximum(torch.minimum(parameters, limits), -limits)
-        transform = _transform(parameters)
+        """The correcting transforms of aligned regions (B, r, 3), in their dtype and device
+        (float32 is ample: the corrections are a few degrees, the coefficients tens of mm)."""
         dtype = aligned.dtype if aligned.is_floating_point() else torch.float32
-        return SimilarityTransform(*(t.to(dtype) for t in (transform.scale, transform.rotation, transform.translation)))
+        mean, basis, weights, limits = (t.to(device=aligned.device, dtype=dtype) for t in
+                                        (self.mean, self.basis, self.map, self.limits))
+        coefficients = (aligned.reshape(len(aligned), -1).to(dtype) - mean) @ basis.T
+        parameters = coefficients @ weights[:-1] + weights[-1]
+        return _transform(torch.maximum(torch.minimum(parameters, limits), -limits))
 
     @property
     def modes(self) -> int:
