@@ -46,12 +46,14 @@ def measure(run: Path, scratch: Path) -> dict:
     """The run's validation error at its start (prepared again) and the best it reached."""
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     config.tensorboard, config.preview_every = False, 0
-    with (run / "metrics.csv").open() as rows:
-        validation = [float(row["val_mean_error_mm"]) for row in csv.DictReader(rows)]
+    validation = []
+    if (run / "metrics.csv").is_file():  # a run of --epochs 0 trained no epoch and logged none
+        with (run / "metrics.csv").open() as rows:
+            validation = [float(row["val_mean_error_mm"]) for row in csv.DictReader(rows)]
     trainer = Trainer(config, scratch / run.name)
     trainer.prepare()
     start = trainer.validation_error()
-    best = min(validation)
+    best = min(validation, default=start)
     row = {"run": run.name, "data": trainer.dataset.name, "method": method_of(config), "seed": config.seed,
            "epochs": len(validation), "start_val_mm": start, "best_val_mm": best,
            "training_gain_mm": start - best, "training_gain_share": (start - best) / start}
