@@ -101,7 +101,7 @@ class FineTuning(RunStart):
                 f"(topology {dataset.topology_hash}): fine-tuning needs the same template."
             )
         if model.meta.get("alignment") is None:  # a model saved before alignment existed
-            alignment = fitted_alignment(trainer.config, dataset, trainer.split)
+            alignment = fitted_alignment(trainer.config, dataset, trainer.split, np.asarray(model.template))
         else:
             # Its normalisation was taken in that frame, so the model keeps its alignment.
             alignment = Alignment.from_dict(model.meta["alignment"], model.alignment_tensors).check(dataset.n_vertices)
