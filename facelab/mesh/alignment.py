@@ -9,8 +9,8 @@ not tilt the fit. The network sees the aligned face; its prediction is mapped ba
 inverse transform, which makes the whole neutraliser equivariant under similarity transforms.
 
 The ``canonical`` kind adds a learned second step (:mod:`facelab.mesh.frame_correction`): the
-template fit tilts each person by an amount their shape decides, and the correction returns the
-face to where faces of its shape sat in the training data's frame.
+template fit tilts each person by an amount their shape decides, and the correction turns the
+face back to the orientation faces of its shape had in the training data.
 
 Batched in torch: ``(B, n, 3)`` faces, on any device.
 """
@@ -117,7 +117,7 @@ class Alignment:
 
     Args:
         kind: ``"similarity"`` (scale, rotation, translation onto the template), ``"canonical"``
-            (the same, then ``correction`` back into the training data's frame) or ``"none"``
+            (the same, then turned by ``correction`` back to the training data's orientation) or ``"none"``
             (faces go to the network as they are: the paper, and every model saved before
             alignment existed).
         region: the template's vertex indices the fit uses (None: all vertices).
