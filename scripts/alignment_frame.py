@@ -78,14 +78,13 @@ def measure(label: str, source: str, options: dict) -> dict:
     alignments = {"similarity": similarity, "canonical": similarity.with_correction(faces, template),
                   "canonical_with_size": similarity.with_correction(faces, template, turn_only=False)}
     for kind, alignment in alignments.items():
-        moved = {}
-        for name, faces in (("fit", torch.from_numpy(fit_x)), ("validation", torch.from_numpy(val_x))):
-            moved[name] = alignment.fit(faces, template)
-        fit_aligned = [moved["fit"].apply(torch.from_numpy(f)).numpy() for f in (fit_x, fit_y)]
-        predicted = _linear(*fit_aligned, moved["validation"].apply(torch.from_numpy(val_x)).numpy())
-        back = moved["validation"].invert(torch.from_numpy(predicted)).numpy()
+        # each pair moved by its expressive face's transform, as in training
+        to_fit, to_validation = (alignment.fit(torch.from_numpy(x), template) for x in (fit_x, val_x))
+        fit_aligned = [to_fit.apply(torch.from_numpy(f)).numpy() for f in (fit_x, fit_y)]
+        predicted = _linear(*fit_aligned, to_validation.apply(torch.from_numpy(val_x)).numpy())
+        back = to_validation.invert(torch.from_numpy(predicted)).numpy()
         result["linear_mm"][kind] = float(per_vertex_error(back, val_y).mean())
-        degrees = moved["validation"].degrees().numpy()
+        degrees = to_validation.degrees().numpy()
         result["tilt_degrees"][kind] = {"mean": float(degrees.mean()), "max": float(degrees.max())}
         print(f"{label} {kind}: tilt {degrees.mean():.2f} degrees, linear {result['linear_mm'][kind]:.4f} mm", flush=True)
     return result

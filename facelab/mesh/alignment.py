@@ -203,10 +203,11 @@ class Alignment:
         """The transforms taking ``faces`` (B, n, 3) into the model's frame; None when disabled."""
         if not self.enabled:
             return None
-        transform = self.fit_template(faces, template)
+        region = self._region(faces)   # once: the correction reads the same vertices, aligned
+        transform = fit_similarity(region, self._region(template[None])[0])
         if self.correction is None:
             return transform
-        return transform.then(self.correction(transform.apply(self._region(faces))))
+        return transform.then(self.correction(transform.apply(region)))
 
     def with_correction(self, faces: Tensor, template: Tensor, turn_only: bool = True) -> Alignment:
         """This alignment made ``"canonical"``, its correction learned from training ``faces``

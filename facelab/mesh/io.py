@@ -193,10 +193,10 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
         vertices, triangles = _merge_soup(vertices, triangles)
     scaled = vertices * unit_scale
     with np.errstate(invalid="ignore"):
+        beyond = np.abs(scaled) > FLOAT32_LIMIT
         # per vertex only when some coordinate is out of range (inf is; NaN is not): the common
         # file pays one pass
-        too_large = (np.isfinite(scaled).all(axis=1) & (np.abs(scaled) > FLOAT32_LIMIT).any(axis=1)
-                     if (np.abs(scaled) > FLOAT32_LIMIT).any() else None)
+        too_large = np.isfinite(scaled).all(axis=1) & beyond.any(axis=1) if beyond.any() else None
     if too_large is not None and too_large.any():
         first = int(np.flatnonzero(too_large)[0])
         raise MeshError(
