@@ -18,7 +18,8 @@ ICT-FaceKit is sampled on its face area (9,409 vertices, what ``facelab train`` 
 
 Runs go to a temporary folder (or ``--runs DIR`` to keep them; ``--reuse-runs`` then evaluates the
 runs a previous call finished there with the same configuration instead of training them again,
-so a long table can be built over several calls). ``--refresh-baselines`` trains
+so a long table can be built over several calls; each run's test evaluation is saved beside it as
+``table_evaluation.json`` and read back while its checkpoint and the test subjects are unchanged). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
 change to the baselines) and rewrites both files.
 """
@@ -129,15 +130,22 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     minutes = (time.perf_counter() - started) / 60
                 else:
                     print(f"{label} {method} seed {seed}: reusing the finished run in {run_dir}")
-                model = FaceLabModel.load(run_dir / "best")
-                evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
-                baselines = baselines or evaluation.pop("baselines")
+                evaluation = saved_evaluation(run_dir, split) if reuse_runs else None
+                if evaluation is None:
+                    model = FaceLabModel.load(run_dir / "best")
+                    evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
+                    baselines = baselines or evaluation.pop("baselines")
+                    save_evaluation(run_dir, split, evaluation)
                 evaluation["train_minutes"] = minutes
                 runs[str(seed)] = evaluation
                 print(f"{label} {method} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
                       f"rank-1 {evaluation['rank1']:.3f}")
             rows[method] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
                                                 for key in ("mean_error_mm", "rank1", "worse_than_input")}}
+        if baselines is None:  # every run's evaluation was saved
+            from facelab.evaluation.evaluate import split_baselines
+
+            baselines = split_baselines(dataset, split)
         results["datasets"][label] = {"name": dataset.name, "options": options, "vertices": dataset.n_vertices,
                                       "test_subjects": len(split.test_subjects), "variants": rows,
                                       "baselines": baselines, "linear_start_mm": start}
@@ -160,6 +168,34 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
     if len(rows) < config.epochs:
         return None
     return sum(float(row["seconds"]) for row in rows) / 60
+
+
+def _evaluation_key(run_dir: Path, split) -> dict:
+    """What a saved evaluation was measured on: the checkpoint's bytes and the test subjects."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (run_dir / "best.safetensors").open("rb") as file:
+        for block in iter(lambda: file.read(1 << 24), b""):
+            digest.update(block)
+    return {"checkpoint_sha256": digest.hexdigest(), "test_subjects": sorted(map(str, split.test_subjects))}
+
+
+def saved_evaluation(run_dir: Path, split) -> dict | None:
+    """The test evaluation a previous call saved beside this run's checkpoint, if it was measured
+    on the same checkpoint and test subjects (the test split is then not read again)."""
+    try:
+        saved = json.loads((run_dir / "table_evaluation.json").read_text())
+        if saved["key"] == _evaluation_key(run_dir, split):
+            return saved["evaluation"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def save_evaluation(run_dir: Path, split, evaluation: dict) -> None:
+    atomic_write_text(run_dir / "table_evaluation.json",
+                      json.dumps({"key": _evaluation_key(run_dir, split), "evaluation": evaluation}, indent=1))
 
 
 def _spread(values: list[float]) -> dict:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from benchmarks.paper_tables import METHODS, ROW_NAMES, finished_run_minutes, markdown
+from benchmarks.paper_tables import (METHODS, ROW_NAMES, finished_run_minutes, markdown, save_evaluation,
+                                     saved_evaluation)
 from facelab.training import TrainConfig, Trainer
 from tests.conftest import make_tiny_dataset
 
@@ -27,6 +29,20 @@ def test_a_finished_run_is_reused_only_with_the_same_configuration(tmp_path):
     del saved["fusion_ridge"]  # a run saved before a field existed: the field's default applies
     (run / "config.json").write_text(json.dumps(saved))
     assert finished_run_minutes(run, _config()) == minutes
+
+
+def test_a_saved_evaluation_is_read_back_only_for_the_same_checkpoint_and_test_subjects(tmp_path):
+    run = tmp_path / "run"
+    dataset = make_tiny_dataset()
+    Trainer(_config(), run, dataset=dataset).run()
+    split = dataset.split()
+    assert saved_evaluation(run, split) is None
+    save_evaluation(run, split, {"mean_error_mm": 0.5})
+    assert saved_evaluation(run, split) == {"mean_error_mm": 0.5}
+    other = dataclasses.replace(split, test_subjects=split.test_subjects[1:])
+    assert saved_evaluation(run, other) is None  # another test split: evaluated again
+    (run / "best.safetensors").write_bytes((run / "best.safetensors").read_bytes() + b" ")
+    assert saved_evaluation(run, split) is None  # the checkpoint changed: evaluated again
 
 
 def _row(error: float) -> dict:
