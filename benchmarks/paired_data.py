@@ -45,6 +45,7 @@ def training_config(conv: str = "fast", batch_size: int = 16, **overrides):
     """The ``full`` variant's training step as ``facelab train`` runs it, without logging or previews."""
     from facelab.training import TrainConfig
 
+    overrides.setdefault("alignment", "similarity")  # the network's cost, not the choice of frame
     return TrainConfig(data="benchmark", variant="full", conv=conv, batch_size=batch_size, tensorboard=False,
                        preview_every=0, **overrides).validate()
 

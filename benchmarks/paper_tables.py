@@ -46,10 +46,13 @@ from facelab.training.progress import TqdmProgress
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
 # Each row: the variant trained and the options it is trained with; the paper's order, then facelab's.
-METHODS = {"gca": ("gca", {}), "no-l2l": ("no-l2l", {}), "no-id": ("no-id", {}), "full": ("full", {}),
-           "identity-preserving": ("identity-preserving", {}),
-           "identity-preserving-ridge": ("identity-preserving", {"fusion_ridge": True}),
-           "identity-preserving-mixture": ("identity-preserving", {"fusion_mixture": True}),
+# Every row names its alignment: the rows compare networks in one frame, whatever train's default.
+SIMILARITY = {"alignment": "similarity"}
+METHODS = {"gca": ("gca", SIMILARITY), "no-l2l": ("no-l2l", SIMILARITY), "no-id": ("no-id", SIMILARITY),
+           "full": ("full", SIMILARITY),
+           "identity-preserving": ("identity-preserving", SIMILARITY),
+           "identity-preserving-ridge": ("identity-preserving", {**SIMILARITY, "fusion_ridge": True}),
+           "identity-preserving-mixture": ("identity-preserving", {**SIMILARITY, "fusion_mixture": True}),
            "identity-preserving-mixture-canonical": ("identity-preserving", {"fusion_mixture": True,
                                                                              "alignment": "canonical"})}
 ROW_ORDER = tuple(METHODS)

@@ -15,12 +15,16 @@ their corrections learned from the script's training pairs (expressive and neutr
   (``canonical``, what ``--alignment canonical`` does) and with the whole way back, size
   included (``canonical_with_size``). ICT-FaceKit's expressions add linearly, so in the raw frame a linear map is
   exact; what a frame adds is the nonlinearity it brings.
+* ``auto``: what ``facelab train``'s default, ``--alignment auto``, chooses on the same split (its
+  own sample: 2,000 training pairs, 600 validation pairs), its linear checks and the seconds the
+  choice took.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +35,15 @@ from facelab.data.layouts import load_dataset
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.provenance import provenance
 from facelab.training import TrainConfig
+from facelab.training.alignment_choice import LINEAR_MODES, linear_map_prediction
 from facelab.training.data import make_training_split
-from facelab.training.starts import fitted_alignment
+from facelab.training.starts import alignment_for_run, fitted_alignment
 
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
 SOURCES = {"synth": ("SynthFaces", "synth", {"identities": 2700}),
            "ict": ("ICT-FaceKit", str(ICT_MODEL), {"identities": 400})}
-FIT_PAIRS, VALIDATION_PAIRS, MODES = 3000, 600, 200
+FIT_PAIRS, VALIDATION_PAIRS = 3000, 600
 
 
 def _pairs(dataset, subjects, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -46,18 +51,6 @@ def _pairs(dataset, subjects, count: int, rng: np.random.Generator) -> tuple[np.
     chosen = np.sort(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False))
     return (np.asarray(dataset.vertices[np.array([pairs[i].expressive for i in chosen])], dtype=np.float64),
             np.asarray(dataset.vertices[np.array([pairs[i].neutral for i in chosen])], dtype=np.float64))
-
-
-def _linear(expressive: np.ndarray, neutral: np.ndarray, probes: np.ndarray) -> np.ndarray:
-    """A ridge map from the expressive faces' leading principal coefficients to their neutrals."""
-    x, y = expressive.reshape(len(expressive), -1), neutral.reshape(len(neutral), -1)
-    mean_x, mean_y = x.mean(0), y.mean(0)
-    basis = np.linalg.svd(x - mean_x, full_matrices=False)[2][:MODES]
-    features = (x - mean_x) @ basis.T
-    gram = features.T @ features
-    weights = np.linalg.solve(gram + 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram)),
-                              features.T @ (y - mean_y))
-    return (((probes.reshape(len(probes), -1) - mean_x) @ basis.T) @ weights + mean_y).reshape(probes.shape)
 
 
 def measure(label: str, source: str, options: dict) -> dict:
@@ -71,9 +64,10 @@ def measure(label: str, source: str, options: dict) -> dict:
     result = {"data": dataset.name, "fit_pairs": len(fit_x), "validation_pairs": len(val_x),
               "validation_subjects": len(split.validation_subjects),
               "do_nothing_mm": float(per_vertex_error(val_x, val_y).mean()),
-              "linear_mm": {"raw": float(per_vertex_error(_linear(fit_x, fit_y, val_x), val_y).mean())},
+              "linear_mm": {"raw": float(per_vertex_error(linear_map_prediction(fit_x, fit_y, val_x), val_y).mean())},
               "tilt_degrees": {}}
-    similarity = fitted_alignment(TrainConfig(data=source, data_options=options), dataset, split)
+    similarity = fitted_alignment(TrainConfig(data=source, data_options=options, alignment="similarity"),
+                                  dataset, split)
     faces = torch.from_numpy(np.concatenate([fit_x, fit_y]))
     alignments = {"similarity": similarity, "canonical": similarity.with_correction(faces, template),
                   "canonical_with_size": similarity.with_correction(faces, template, turn_only=False)}
@@ -81,12 +75,16 @@ def measure(label: str, source: str, options: dict) -> dict:
         # each pair moved by its expressive face's transform, as in training
         to_fit, to_validation = (alignment.fit(torch.from_numpy(x), template) for x in (fit_x, val_x))
         fit_aligned = [to_fit.apply(torch.from_numpy(f)).numpy() for f in (fit_x, fit_y)]
-        predicted = _linear(*fit_aligned, to_validation.apply(torch.from_numpy(val_x)).numpy())
+        predicted = linear_map_prediction(*fit_aligned, to_validation.apply(torch.from_numpy(val_x)).numpy())
         back = to_validation.invert(torch.from_numpy(predicted)).numpy()
         result["linear_mm"][kind] = float(per_vertex_error(back, val_y).mean())
         degrees = to_validation.degrees().numpy()
         result["tilt_degrees"][kind] = {"mean": float(degrees.mean()), "max": float(degrees.max())}
         print(f"{label} {kind}: tilt {degrees.mean():.2f} degrees, linear {result['linear_mm'][kind]:.4f} mm", flush=True)
+    started = time.perf_counter()
+    choice = alignment_for_run(config, dataset, split)  # what `facelab train` does by default
+    result["auto"] = {**choice.to_dict(), "seconds": time.perf_counter() - started}
+    print(f"{label}: {choice.reason}", flush=True)
     return result
 
 
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stamp = provenance("python scripts/alignment_frame.py", argv)
     torch.set_num_threads(2)
-    report = {"fit_pairs_at_most": FIT_PAIRS, "validation_pairs_at_most": VALIDATION_PAIRS, "linear_modes": MODES,
+    report = {"fit_pairs_at_most": FIT_PAIRS, "validation_pairs_at_most": VALIDATION_PAIRS, "linear_modes": LINEAR_MODES,
               "datasets": {}}
     for name in args.datasets:
         label, source, options = SOURCES[name]

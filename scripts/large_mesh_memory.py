@@ -87,7 +87,7 @@ def measure(architecture: str, device: str, steps: int, amp: str, batch: int, n_
     dataset = synthetic_dataset(n_vertices=n_vertices)
     baseline_mb = _peak_rss_mb()
     config = TrainConfig(data="synthetic", epochs=1, batch_size=batch, seed=0, tensorboard=False, preview_every=0,
-                         device=device, amp=amp, downsample=ARCHITECTURES[architecture])
+                         device=device, amp=amp, downsample=ARCHITECTURES[architecture], alignment="similarity")
     scratch = tempfile.mkdtemp(prefix="facelab-memory-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     trainer = Trainer(config, scratch, dataset=dataset)

@@ -49,8 +49,10 @@ def _value(text: str):
 
 
 def configure(args) -> TrainConfig:
+    # The screens' recorded results were all measured with the plain template fit.
     config = TrainConfig(data="synth", data_options={"identities": args.identities}, variant=args.variant,
-                         tensorboard=False, preview_every=0, num_threads=args.threads, linear_ridge=args.linear_ridge)
+                         tensorboard=False, preview_every=0, num_threads=args.threads, linear_ridge=args.linear_ridge,
+                         alignment="similarity")
     for assignment in args.set:
         key, _, text = assignment.partition("=")
         if key.startswith("weights."):

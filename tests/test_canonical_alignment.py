@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -103,3 +104,72 @@ def test_a_model_trained_with_the_canonical_alignment_keeps_it_in_its_checkpoint
     similarity = random_similarity(np.random.default_rng(6))
     np.testing.assert_allclose(model.neutralise(move(faces, *similarity)), move(model.neutralise(faces), *similarity),
                                atol=2e-3 * similarity[0] * 50)
+
+
+def _registered_pairs(count: int, seed: int, lopsided: bool) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray]]:
+    """A template and ``count`` (expressive, neutral) pairs all registered in its pose, as
+    blendshape data is: people differ by 40 shape modes, each turning a random half of the face
+    (``lopsided``: the template fit reads them partly as a turn of the whole face) or not at all,
+    and 30 expression modes add to them linearly."""
+    rng = np.random.default_rng(0)
+    template = rng.normal(scale=30.0, size=(400, 3))
+    axes = rng.normal(size=(40, 3))
+    halves = rng.random((40, 400, 1)) < 0.5
+    shapes = np.cross(axes[:, None, :] / np.linalg.norm(axes, axis=1)[:, None, None], template[None]) * halves
+    expressions = rng.normal(scale=2.0, size=(30, 400, 3))
+    people = np.random.default_rng(seed)
+    weights = people.normal(size=(count, 40)) * (0.02 if lopsided else 0.0)
+    neutral = template + np.einsum("cm,mvk->cvk", weights, shapes)
+    amounts = people.uniform(0, 1, size=(count, 30)) * (people.random((count, 30)) < 0.3)
+    expressive = neutral + np.einsum("cm,mvk->cvk", amounts, expressions)
+    return torch.from_numpy(template.astype(np.float32)), (expressive, neutral)
+
+
+def _choice(lopsided: bool):
+    from facelab.training.alignment_choice import choose_alignment
+
+    template, fit = _registered_pairs(2000, seed=1, lopsided=lopsided)
+    _, check = _registered_pairs(100, seed=2, lopsided=lopsided)
+    similarity = Alignment("similarity")
+    faces = torch.from_numpy(np.concatenate(fit).astype(np.float32))
+    candidates = {"similarity": similarity, "canonical": similarity.with_correction(faces, template)}
+    return choose_alignment(candidates, template.numpy(), fit, check)
+
+
+def test_auto_chooses_the_canonical_frame_where_a_persons_shape_turns_the_template_fit():
+    choice = _choice(lopsided=True)
+    assert choice.alignment.kind == "canonical" and choice.requested == "auto"
+    errors = choice.linear_mm
+    # a linear map exact in the data's frame is not in the template fit's: the turn is nonlinear
+    assert errors["canonical"] < 0.1 * errors["similarity"] and errors["similarity"] > 0.005 * errors["do_nothing"]
+    assert "'canonical' chosen on 100 validation pairs" in choice.reason
+    assert choice.to_dict()["chosen"] == "canonical"
+
+
+def test_auto_keeps_the_plain_template_fit_where_no_shape_turns_it():
+    choice = _choice(lopsided=False)
+    assert choice.alignment.kind == "similarity"
+    assert choice.linear_mm["similarity"] < 0.001 * choice.linear_mm["do_nothing"]
+
+
+def test_a_new_run_records_what_chose_its_alignment_and_a_resumed_run_keeps_it(tmp_path):
+    from facelab.model import FaceLabModel
+    from facelab.training import TrainConfig, Trainer
+
+    dataset = make_tiny_dataset(subjects=10)
+    config = TrainConfig(data="tiny", epochs=1, batch_size=4, num_threads=1, tensorboard=False, preview_every=0)
+    assert config.alignment == "auto"
+    run = tmp_path / "run"
+    Trainer(config, run, dataset=dataset).run()
+    model = FaceLabModel.load(run / "last")
+    choice = model.meta["alignment_choice"]
+    assert choice["requested"] == "auto" and choice["chosen"] == model.meta["alignment"]["kind"]
+    assert set(choice["linear_mm"]) == {"similarity", "canonical", "do_nothing"} and choice["validation_pairs"] > 0
+    resumed = Trainer(dataclasses.replace(config, epochs=2), run, dataset=dataset, resume=True)
+    resumed.run()
+    saved = FaceLabModel.load(run / "last").meta
+    assert saved["epoch"] == 2 and saved["alignment_choice"] == choice  # saved again, the choice kept
+    # a kind given by name is used as it is, with nothing to record
+    named = Trainer(dataclasses.replace(config, alignment="similarity"), tmp_path / "named", dataset=dataset)
+    named.run()
+    assert "alignment_choice" not in FaceLabModel.load(tmp_path / "named" / "last").meta

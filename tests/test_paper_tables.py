@@ -62,4 +62,5 @@ def test_every_method_gets_its_row_and_its_share_of_doing_nothing():
     for i, method in enumerate(METHODS):
         assert f"| {ROW_NAMES[method]} | {0.1 * (i + 1):.3f} |" in text
         assert f"| {ROW_NAMES[method]} | {10.0 * (i + 1):.1f} |" in text  # share of doing nothing, %
-    assert METHODS["identity-preserving-ridge"] == ("identity-preserving", {"fusion_ridge": True})
+    assert METHODS["identity-preserving-ridge"] == ("identity-preserving", {"alignment": "similarity",
+                                                                            "fusion_ridge": True})

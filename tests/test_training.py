@@ -78,7 +78,9 @@ def test_training_lowers_the_loss_and_writes_a_run(tmp_path, tiny_dataset):
     previews = recorder.of("preview")
     assert previews and previews[0].predicted.shape == (tiny_dataset.n_vertices, 3)
     np.testing.assert_allclose(previews[0].error, np.linalg.norm(previews[0].predicted - previews[0].ground_truth, axis=1), rtol=1e-5)
-    assert recorder.events[0][0] == "started" and recorder.events[-1][0] == "finished"
+    # set-up stages (choosing the alignment) come first, then the run itself
+    events = [name for name, _ in recorder.events if name != "preparing"]
+    assert events[0] == "started" and events[-1] == "finished"
 
 
 def test_slow_set_up_stages_are_reported_before_the_run_starts(tmp_path, tiny_dataset):
@@ -94,7 +96,8 @@ def test_slow_set_up_stages_are_reported_before_the_run_starts(tmp_path, tiny_da
     Trainer(config, tmp_path / "run", [recorder, StopAtOnce()], control=control, dataset=tiny_dataset).run()
     kinds = [kind for kind, _ in recorder.events]
     stages = [event.stage for event in recorder.of("preparing")]
-    assert stages == ["fitting the linear start", "warming up the recogniser"]
+    assert stages[0] == "choosing the alignment on the validation subjects" and stages[1].startswith("alignment '")
+    assert stages[2:] == ["fitting the linear start", "warming up the recogniser"]
     assert kinds.index("started") == len(stages)
     resumed = Recorder()
     Trainer(config, tmp_path / "run", [resumed], dataset=tiny_dataset, resume=True).run()

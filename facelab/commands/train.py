@@ -60,7 +60,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--alignment", metavar="KIND",
                         help="how faces are brought into the model's frame, one of {choices[alignment]}: similarity "
                              "(fitted onto the template), canonical (then moved back into the training data's own "
-                             "frame by a correction learned from the training faces) or none; default {alignment}")
+                             "frame by a correction learned from the training faces), none, or auto (whichever of "
+                             "the first two a linear check on the validation subjects prefers); default {alignment}")
     parser.add_argument("--no-align", action="store_true",
                         help="feed faces to the network as they are, without the similarity fit to the template "
                              "(--alignment none)")

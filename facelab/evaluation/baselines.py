@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from facelab.data.dataset import FaceDataset, Pair
+from facelab.mesh.principal_directions import principal_directions
 
 _CHUNK = 512  # faces per block read from the (memory-mapped) vertices
 
@@ -43,22 +43,6 @@ def _mean(dataset: FaceDataset, indices: np.ndarray) -> np.ndarray:
     return total / len(indices)
 
 
-def _principal_directions(centred: np.ndarray, k: int) -> np.ndarray:
-    """The top ``k`` right singular vectors of ``centred`` (s, d), as rows (k', d) with k' <= k,
-    from the eigenvectors of the smaller of its two Gram matrices; directions of zero variance
-    (fewer faces than ``k``) are dropped."""
-    s, d = centred.shape
-    small = centred @ centred.T if s <= d else centred.T @ centred
-    k = min(k, len(small))
-    values, vectors = scipy.linalg.eigh(small, subset_by_index=(len(small) - k, len(small) - 1))
-    values, vectors = values[::-1], vectors[:, ::-1]
-    keep = values > values[0] * 1e-12
-    values, vectors = values[keep], vectors[:, keep]
-    if s > d:
-        return vectors.T
-    return (centred.T @ vectors / np.sqrt(values)).T
-
-
 @dataclass
 class _RidgeProblem:
     """What the ridge solutions for every strength share: the basis and the sums over the pairs."""
@@ -78,7 +62,7 @@ class _RidgeProblem:
         sample = expressive
         if len(sample) > basis_samples:
             sample = np.sort(np.random.default_rng(seed).choice(sample, size=basis_samples, replace=False))
-        basis = _principal_directions(_flat(dataset, sample) - mean_e, components)
+        basis = principal_directions(_flat(dataset, sample) - mean_e, components)
         gram = np.zeros((len(basis), len(basis)))
         cross = np.zeros_like(basis)
         for rows, block in _blocks(dataset, expressive):

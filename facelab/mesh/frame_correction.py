@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from facelab.mesh.alignment import SimilarityTransform
+from facelab.mesh.principal_directions import principal_directions
 
 #: Principal coefficients the correction reads (fewer with fewer than ten faces per mode).
 CORRECTION_MODES = 200
@@ -95,7 +96,7 @@ class FrameCorrection:
         centred = flat - mean
         # at least ten faces per mode: a few faces learn a few coarse modes, not noise
         modes = max(1, min(modes, len(flat) // 10, flat.shape[1]))
-        basis = torch.linalg.svd(centred, full_matrices=False).Vh[:modes]
+        basis = torch.from_numpy(principal_directions(centred.numpy(), modes))
         features = torch.cat([centred @ basis.T, torch.ones(len(flat), 1, dtype=flat.dtype)], 1)
         back = SimilarityTransform(*(t.to(torch.float64) for t in (back.scale, back.rotation, back.translation)))
         if turn_only:

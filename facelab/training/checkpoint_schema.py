@@ -86,6 +86,7 @@ SCHEMA: dict[str, Any] = {
                                       "items": {"type": "integer", "minimum": 0, "description": "a vertex index"},
                                       "description": "a list of vertex indices"}},
         },
+        "alignment_choice": {"type": "object", "description": "what chose the alignment, a JSON object"},
         "optimizers": {"type": "object", "description": "the optimisers' scalars, a JSON object"},
         # Written by older facelab versions only (see the module docstring).
         "laplacian": _TEXT,

@@ -25,7 +25,7 @@ from facelab.nn.variants import VARIANTS
 #: The values each choice of :class:`TrainConfig` accepts (the command line lists them from here).
 CHOICES: dict[str, tuple[str, ...]] = {
     "variant": VARIANTS,
-    "alignment": ALIGNMENT_KINDS,
+    "alignment": ("auto", *ALIGNMENT_KINDS),
     "laplacian": ("combinatorial", "normalized"),
     "l1_reduction": ("mean", "sum"),
     "lr_schedule": ("cosine", "exponential"),
@@ -116,8 +116,9 @@ class TrainConfig:
     # back): "similarity" fits scale, rotation and translation on the vertices the training
     # expressions move least (facelab/mesh/alignment.py); "canonical" then moves each face back
     # to where faces of its shape sat in the training data (facelab/mesh/frame_correction.py);
-    # "none" feeds them as they are.
-    alignment: str = "similarity"
+    # "none" feeds them as they are; "auto" fits both of the first two and keeps the one a linear
+    # check on the validation subjects prefers (facelab/training/alignment_choice.py).
+    alignment: str = "auto"
     # identity-preserving: the columns of its expression and identity subspaces
     # (facelab/nn/subspace_fusion.py), fitted on the training pairs at the start of a run.
     expression_dims: int = 50

@@ -29,6 +29,7 @@ import torch
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
 from facelab.errors import FacelabError
 from facelab.mesh.alignment import Alignment, align_pairs, stable_region
+from facelab.training.alignment_choice import AlignmentChoice, choose_alignment
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint
 from facelab.training.config import TrainConfig, architecture_of
 from facelab.training.data import TrainingSplit, make_training_split
@@ -65,7 +66,13 @@ class FreshStart(RunStart):
 
     def frame(self, trainer) -> Frame:
         template = np.asarray(trainer.dataset.template().vertices, dtype=np.float32)
-        alignment = fitted_alignment(trainer.config, trainer.dataset, trainer.split, template)
+        if trainer.config.alignment == "auto":
+            trainer.emit("on_preparing", Preparing("choosing the alignment on the validation subjects"))
+        choice = alignment_for_run(trainer.config, trainer.dataset, trainer.split, template)
+        if choice.requested == "auto":
+            trainer.alignment_choice = choice.to_dict()
+            trainer.emit("on_preparing", Preparing(choice.reason))
+        alignment = choice.alignment
         normalisation = trainer.dataset.normalisation(trainer.split.fit_only(),
                                                       transform=lambda faces: _aligned(alignment, template, faces))
         return template, alignment, normalisation
@@ -177,6 +184,7 @@ class ResumedRun(RunStart):
 
     def frame(self, trainer) -> Frame:
         source = self.checkpoint
+        trainer.alignment_choice = source.meta.get("alignment_choice")
         alignment = Alignment.from_dict(source.meta.get("alignment"), source.alignment_tensors).check(trainer.dataset.n_vertices)
         return np.asarray(source.template, dtype=np.float32), alignment, Normalisation(source.norm_mean, source.norm_std)
 
@@ -218,24 +226,51 @@ class ResumedRun(RunStart):
 
 def fitted_alignment(config: TrainConfig, dataset: FaceDataset, split: TrainingSplit,
                      template: np.ndarray | None = None) -> Alignment:
+    """The alignment a new run fits (:func:`alignment_for_run`'s, without what chose it)."""
+    return alignment_for_run(config, dataset, split, template).alignment
+
+
+#: Training pairs the alignment is fitted on, and validation pairs ``auto`` checks it on (at most).
+ALIGNMENT_FIT_PAIRS, ALIGNMENT_CHECK_PAIRS = 2000, 600
+
+
+def alignment_for_run(config: TrainConfig, dataset: FaceDataset, split: TrainingSplit,
+                      template: np.ndarray | None = None) -> AlignmentChoice:
     """The alignment a new run fits: on the stable region of its training pairs (a seeded sample
     of at most 2,000), or none with ``alignment="none"``. A ``"canonical"`` one learns its
     correction from the same pairs' faces (expressive and neutral, as the data holds them),
-    fitted onto ``template`` (default: the dataset's)."""
+    fitted onto ``template`` (default: the dataset's). ``"auto"`` fits both and keeps the one a
+    linear check on the validation subjects prefers (facelab/training/alignment_choice.py)."""
     if config.alignment == "none":
-        return Alignment("none")
-    pairs = dataset.pairs_of(split.fit_subjects)
+        return AlignmentChoice(Alignment("none"), "none")
     rng = np.random.default_rng([config.seed, 4])
-    chosen = np.sort(rng.choice(len(pairs), size=min(2000, len(pairs)), replace=False))
-    expressive = np.asarray(dataset.vertices[np.array([pairs[i].expressive for i in chosen])])
-    neutral = np.asarray(dataset.vertices[np.array([pairs[i].neutral for i in chosen])])
-    region = stable_region(expressive, neutral)
+    expressive, neutral = _sampled_pairs(dataset, split.fit_subjects, ALIGNMENT_FIT_PAIRS, rng)
+    similarity = Alignment("similarity", stable_region(expressive, neutral))
     if config.alignment == "similarity":
-        return Alignment("similarity", region)
+        return AlignmentChoice(similarity, "similarity")
     if template is None:
         template = dataset.template().vertices
+    template = np.asarray(template, np.float32)
     faces = torch.from_numpy(np.concatenate([expressive, neutral]).astype(np.float32))
-    return Alignment("similarity", region).with_correction(faces, torch.from_numpy(np.asarray(template, np.float32)))
+    canonical = similarity.with_correction(faces, torch.from_numpy(template))
+    if config.alignment == "canonical":
+        return AlignmentChoice(canonical, "canonical")
+    if not split.validation_held_out or not dataset.pairs_of(split.validation_subjects):
+        return AlignmentChoice(similarity, "auto", reason="alignment 'similarity' kept: no held-out validation "
+                                                          "subjects to choose on")
+    check = _sampled_pairs(dataset, split.validation_subjects, ALIGNMENT_CHECK_PAIRS,
+                           np.random.default_rng([config.seed, 5]))
+    return choose_alignment({"similarity": similarity, "canonical": canonical}, template,
+                            (expressive, neutral), check)
+
+
+def _sampled_pairs(dataset: FaceDataset, subjects, count: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(expressive, neutral) faces of a seeded sample of at most ``count`` pairs of ``subjects``."""
+    pairs = dataset.pairs_of(subjects)
+    chosen = np.sort(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False))
+    return (np.asarray(dataset.vertices[np.array([pairs[i].expressive for i in chosen])]),
+            np.asarray(dataset.vertices[np.array([pairs[i].neutral for i in chosen])]))
 
 
 def fit_missing_maps(trainer):

@@ -111,6 +111,8 @@ class Trainer:
         self.config = config.validate()
         self.dataset = dataset
         self._metrics_log: MetricsLog | None = None
+        # What chose the alignment when the config asked for "auto" (AlignmentChoice.to_dict()).
+        self.alignment_choice: dict | None = None
         self._diverged = False
 
     # ---- set-up --------------------------------------------------------------------------
@@ -504,6 +506,8 @@ class Trainer:
             "global_batch_size": self.train_batches.global_batch_size,
             "alignment": self.alignment.to_dict(),
         }
+        if self.alignment_choice is not None:
+            meta["alignment_choice"] = self.alignment_choice
         if meta["position"]["best_val"] == float("inf"):
             meta["position"]["best_val"] = None
         return Checkpoint(
