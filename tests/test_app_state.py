@@ -278,3 +278,11 @@ def test_a_chosen_subjects_neutral_joins_an_input_the_model_re_posed(tmp_path, t
     state.set_model(tiny_model)
     state.reshow()
     assert state.gallery_choice is None and "re-posed" not in state.panels(STYLE)[2].subtitle
+
+
+def test_the_status_line_counts_the_models_training_and_validation_subjects_apart(tiny_model):
+    from facelab.app.state import model_summary
+
+    line = model_summary(tiny_model, "tiny")
+    fit, validation = len(tiny_model.subjects), len(tiny_model.meta["split"]["validation"])
+    assert validation and f"{fit} training subjects + {validation} validation" in line

@@ -81,7 +81,11 @@ def model_summary(model, source_label: str | None = None) -> str:
     source = Path(str(model.source)) if model.source else None
     name = source_label or (f"{source.parent.name}/{source.name}" if source else "model")
     trained = model.meta.get("data", {}).get("name", "")
-    return f"Model: {name} ({model.variant}, {len(model.subjects)} subjects{', ' + trained if trained else ''})"
+    # The recogniser's subjects are those the network learned from; the validation subjects that
+    # chose its checkpoint are counted apart (evaluate's linear row is fitted on both).
+    validation = len(model.meta.get("split", {}).get("validation") or ())
+    subjects = f"{len(model.subjects):,} training subjects" + (f" + {validation:,} validation" if validation else "")
+    return f"Model: {name} ({model.variant}, {subjects}{', ' + trained if trained else ''})"
 
 
 class AppState:
