@@ -10,9 +10,9 @@ pairs in each candidate frame and scored on pairs of the validation subjects, it
 mapped back to the input's frame. The canonical frame wins when its linear map is better by more
 than :data:`MARGIN` of the plain fit's error and by more than :data:`FLOOR` of doing nothing (so
 two frames that both fit almost exactly are not told apart by rounding); otherwise the plain
-template fit (``similarity``) stays. A frame that turns identities
-against each other is a nonlinearity the network's linear start cannot follow either, so the
-linear map is the start's own judge. The test subjects are never read.
+template fit (``similarity``) stays. A frame that turns identities against each other is a
+nonlinearity the network's linear start cannot follow either, so the linear map is the start's
+own judge. The test subjects are never read.
 """
 
 from __future__ import annotations
