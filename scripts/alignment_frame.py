@@ -35,9 +35,9 @@ from facelab.data.layouts import load_dataset
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.provenance import provenance
 from facelab.training import TrainConfig
-from facelab.training.alignment_choice import LINEAR_MODES, linear_map_prediction
+from facelab.training.alignment_choice import LINEAR_MODES, linear_error_in_frame, linear_map_prediction
 from facelab.training.data import make_training_split
-from facelab.training.starts import alignment_for_run, fitted_alignment
+from facelab.training.starts import alignment_for_run, fitted_alignment, sampled_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 ICT_MODEL = REPO.parent / "shared" / "data" / "ict-facekit" / "ict_face_model.npz"
@@ -46,20 +46,14 @@ SOURCES = {"synth": ("SynthFaces", "synth", {"identities": 2700}),
 FIT_PAIRS, VALIDATION_PAIRS = 3000, 600
 
 
-def _pairs(dataset, subjects, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    pairs = dataset.pairs_of(subjects)
-    chosen = np.sort(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False))
-    return (np.asarray(dataset.vertices[np.array([pairs[i].expressive for i in chosen])], dtype=np.float64),
-            np.asarray(dataset.vertices[np.array([pairs[i].neutral for i in chosen])], dtype=np.float64))
-
-
 def measure(label: str, source: str, options: dict) -> dict:
     dataset = load_dataset(source, progress=False, **options)
     config = TrainConfig(data=source, data_options=options)
     split = make_training_split(dataset, config.train_fraction, config.split_seed, config.validation_fraction)
     rng = np.random.default_rng(0)
-    fit_x, fit_y = _pairs(dataset, split.fit_subjects, FIT_PAIRS, rng)
-    val_x, val_y = _pairs(dataset, split.validation_subjects, VALIDATION_PAIRS, rng)
+    fit_x, fit_y = sampled_pairs(dataset, split.fit_subjects, FIT_PAIRS, rng)
+    val_x, val_y = sampled_pairs(dataset, split.validation_subjects, VALIDATION_PAIRS, rng)
+    fit_x, fit_y, val_x, val_y = (faces.astype(np.float64) for faces in (fit_x, fit_y, val_x, val_y))
     template = torch.from_numpy(np.asarray(dataset.template().vertices, dtype=np.float64))
     result = {"data": dataset.name, "fit_pairs": len(fit_x), "validation_pairs": len(val_x),
               "validation_subjects": len(split.validation_subjects),
@@ -72,13 +66,8 @@ def measure(label: str, source: str, options: dict) -> dict:
     alignments = {"similarity": similarity, "canonical": similarity.with_correction(faces, template),
                   "canonical_with_size": similarity.with_correction(faces, template, turn_only=False)}
     for kind, alignment in alignments.items():
-        # each pair moved by its expressive face's transform, as in training
-        to_fit, to_validation = (alignment.fit(torch.from_numpy(x), template) for x in (fit_x, val_x))
-        fit_aligned = [to_fit.apply(torch.from_numpy(f)).numpy() for f in (fit_x, fit_y)]
-        predicted = linear_map_prediction(*fit_aligned, to_validation.apply(torch.from_numpy(val_x)).numpy())
-        back = to_validation.invert(torch.from_numpy(predicted)).numpy()
-        result["linear_mm"][kind] = float(per_vertex_error(back, val_y).mean())
-        degrees = to_validation.degrees().numpy()
+        result["linear_mm"][kind] = linear_error_in_frame(alignment, template.numpy(), (fit_x, fit_y), (val_x, val_y))
+        degrees = alignment.fit(torch.from_numpy(val_x), template).degrees().numpy()
         result["tilt_degrees"][kind] = {"mean": float(degrees.mean()), "max": float(degrees.max())}
         print(f"{label} {kind}: tilt {degrees.mean():.2f} degrees, linear {result['linear_mm'][kind]:.4f} mm", flush=True)
     started = time.perf_counter()

@@ -244,7 +244,7 @@ def alignment_for_run(config: TrainConfig, dataset: FaceDataset, split: Training
     if config.alignment == "none":
         return AlignmentChoice(Alignment("none"), "none")
     rng = np.random.default_rng([config.seed, 4])
-    expressive, neutral = _sampled_pairs(dataset, split.fit_subjects, ALIGNMENT_FIT_PAIRS, rng)
+    expressive, neutral = sampled_pairs(dataset, split.fit_subjects, ALIGNMENT_FIT_PAIRS, rng)
     similarity = Alignment("similarity", stable_region(expressive, neutral))
     if config.alignment == "similarity":
         return AlignmentChoice(similarity, "similarity")
@@ -258,13 +258,13 @@ def alignment_for_run(config: TrainConfig, dataset: FaceDataset, split: Training
     if not split.validation_held_out or not dataset.pairs_of(split.validation_subjects):
         return AlignmentChoice(similarity, "auto", reason="alignment 'similarity' kept: no held-out validation "
                                                           "subjects to choose on")
-    check = _sampled_pairs(dataset, split.validation_subjects, ALIGNMENT_CHECK_PAIRS,
+    check = sampled_pairs(dataset, split.validation_subjects, ALIGNMENT_CHECK_PAIRS,
                            np.random.default_rng([config.seed, 5]))
     return choose_alignment({"similarity": similarity, "canonical": canonical}, template,
                             (expressive, neutral), check)
 
 
-def _sampled_pairs(dataset: FaceDataset, subjects, count: int,
+def sampled_pairs(dataset: FaceDataset, subjects, count: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(expressive, neutral) faces of a seeded sample of at most ``count`` pairs of ``subjects``."""
     pairs = dataset.pairs_of(subjects)
