@@ -79,7 +79,7 @@ def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_p
     assert sum(started < t <= last_step[-1] for t in ticks.times) >= 2, "the UI thread ran during training"
     # The choice of alignment and what chose it, the default variant's fits, each named as it
     # runs, then its start's validation error.
-    named = ("choosing the alignment", "alignment '", "fitting ", "the start")
+    named = ("choosing the alignment", "alignment ", "fitting ", "the start")
     assert shown_while_preparing and all(text.startswith(named) and text.endswith(" ...")
                                          for text in shown_while_preparing), "the busy bar names the slow set-up"
     assert shown_while_preparing[0].startswith("choosing the alignment")

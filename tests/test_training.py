@@ -96,7 +96,7 @@ def test_slow_set_up_stages_are_reported_before_the_run_starts(tmp_path, tiny_da
     Trainer(config, tmp_path / "run", [recorder, StopAtOnce()], control=control, dataset=tiny_dataset).run()
     kinds = [kind for kind, _ in recorder.events]
     stages = [event.stage for event in recorder.of("preparing")]
-    assert stages[0] == "choosing the alignment on the validation subjects" and stages[1].startswith("alignment '")
+    assert stages[0] == "choosing the alignment on the validation subjects" and stages[1].startswith("alignment ")
     assert stages[2:] == ["fitting the linear start", "warming up the recogniser"]
     assert kinds.index("started") == len(stages)
     resumed = Recorder()

@@ -70,7 +70,7 @@ class AlignmentChoice:
 
     ``linear_mm``: each candidate frame's linear check on the validation pairs, and doing
     nothing on the same pairs (empty when the kind was given, or when there were no held-out
-    subjects to check on); ``reason``: one sentence a log or the app shows."""
+    subjects to check on); ``reason``: the short line the CLI and the app's progress bar show."""
 
     alignment: Alignment
     requested: str
@@ -95,8 +95,7 @@ def choose_alignment(candidates: dict[str, Alignment], template: np.ndarray, fit
     better = errors["canonical"] < (1 - MARGIN) * plain - FLOOR * do_nothing
     chosen = "canonical" if better else "similarity"
     other = "similarity" if better else "canonical"
-    reason = (f"alignment '{chosen}' chosen on {len(validation[0])} validation pairs: a linear neutraliser in its "
-              f"frame is off by {errors[chosen]:.4f} mm ({other}: {errors[other]:.4f} mm, doing nothing: "
-              f"{do_nothing:.4f} mm)")
+    # short enough for the app's progress bar; the checkpoint keeps every number
+    reason = f"alignment {chosen}: linear check {errors[chosen]:.3f} mm ({other} {errors[other]:.3f})"
     return AlignmentChoice(candidates[chosen], "auto", {**errors, "do_nothing": do_nothing}, len(validation[0]),
                            reason)

@@ -256,8 +256,7 @@ def alignment_for_run(config: TrainConfig, dataset: FaceDataset, split: Training
     if config.alignment == "canonical":
         return AlignmentChoice(canonical, "canonical")
     if not split.validation_held_out or not dataset.pairs_of(split.validation_subjects):
-        return AlignmentChoice(similarity, "auto", reason="alignment 'similarity' kept: no held-out validation "
-                                                          "subjects to choose on")
+        return AlignmentChoice(similarity, "auto", reason="alignment similarity: no validation subjects to choose on")
     check = sampled_pairs(dataset, split.validation_subjects, ALIGNMENT_CHECK_PAIRS,
                            np.random.default_rng([config.seed, 5]))
     return choose_alignment({"similarity": similarity, "canonical": canonical}, template,
