@@ -94,3 +94,23 @@ def test_neutralize_to_a_path_under_a_file_exits_2(tmp_path, capsys):
     (tmp_path / "plain").write_text("a file")
     assert main(["neutralize", str(source), "--out", str(tmp_path / "plain" / "o.ply")]) == EXIT_USER_ERROR
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_read_the_system_refuses_is_not_blamed_on_the_files_contents(tmp_path, grid_mesh, monkeypatch):
+    import builtins
+    import errno
+
+    path = write_mesh(grid_mesh, tmp_path / "face.ply")
+    real_open = builtins.open
+
+    def no_more_files(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise OSError(errno.EMFILE, "Too many open files", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_more_files)
+    with pytest.raises(MeshError) as raised:
+        read_mesh(path)
+    assert str(raised.value) == f"{path} could not be read: the system refused it (Too many open files)."
+    monkeypatch.undo()
+    assert read_mesh(path).n_vertices == grid_mesh.n_vertices  # the same file reads once the system allows it

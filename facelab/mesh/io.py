@@ -172,6 +172,8 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
                 f"{path} has faces that refer to vertices it does not contain: the file may be truncated."
             ) from None
         raise MeshError(_unreadable(path, kind)) from None
+    except OSError as error:  # the system refused the read (too many open files, an I/O error): not the contents
+        raise MeshError(f"{path} could not be read: the system refused it ({error.strerror or error}).") from None
     except Exception:  # trimesh raises many types, with parser internals as messages, for unparsable input
         raise MeshError(_unreadable(path, kind)) from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
