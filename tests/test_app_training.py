@@ -225,3 +225,30 @@ def test_zero_epochs_fit_the_start_and_offer_it(window, qtbot, tmp_path, message
     assert title == "Training finished" and text.startswith("Fitted the start only, no training step")
     assert load_checkpoint(tmp_path / "fits" / "best").meta["position"]["global_step"] == 0
     assert str(tmp_path / "fits") in str(window.session.model.source)  # the new model is open
+
+
+def test_the_alignment_is_chosen_in_the_form_and_kept_when_fine_tuning(window, qtbot, tmp_path, message_boxes):
+    from facelab.training.config import CHOICES
+
+    panel = window.training
+    offered = [panel.alignment.itemData(i) for i in range(panel.alignment.count())]
+    assert sorted(offered) == sorted(CHOICES["alignment"])
+    _configure(panel, tmp_path / "none", epochs=0)
+    assert panel.request().config.alignment == "auto"                  # the training code's default
+    panel.alignment.setCurrentIndex(panel.alignment.findData("none"))
+    assert panel.request().config.alignment == "none"
+    finished = []
+    panel.run_finished.connect(finished.append)
+    assert panel.start()
+    assert not panel.alignment.isEnabled()                             # as every field, while a run runs
+    qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
+    assert finished and finished[0].status == "completed"
+    assert load_checkpoint(tmp_path / "none" / "best").meta["alignment"]["kind"] == "none"
+    # Fine-tuning keeps the model's own alignment: the box is off and its choice is not sent.
+    assert panel.alignment.isEnabled()
+    panel.finetune.setChecked(True)
+    assert not panel.alignment.isEnabled()
+    panel.out_dir.setText(str(tmp_path / "tuned"))
+    assert panel.request().config.alignment == "auto"
+    panel.scratch.setChecked(True)
+    assert panel.alignment.isEnabled()

@@ -42,6 +42,10 @@ SOURCE_OPEN = "open"
 SOURCE_SYNTH = "synth"
 SOURCE_PATH = "path"
 SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)", SOURCE_PATH: "A folder or file"}
+#: The training code's alignment kinds (its CHOICES["alignment"]), named here so that the form
+#: is built without importing torch.
+ALIGNMENTS = {"auto": "auto (a check on validation subjects)", "similarity": "similarity (fit to the template)",
+              "canonical": "canonical (similarity, then the data's frame)", "none": "none (faces as they are)"}
 REFRESH_MS = 200
 
 
@@ -184,7 +188,15 @@ class TrainingPanel(QWidget):
         for label, widget in (("epochs", self.epochs), ("batch", self.batch_size), ("lr", self.lr)):
             numbers.addWidget(QLabel(label))
             numbers.addWidget(widget, 1)
+        self.alignment = QComboBox()
+        for key, label in ALIGNMENTS.items():
+            self.alignment.addItem(label, key)
+        self.alignment.setToolTip(
+            "How faces are brought into the model's frame. auto: whichever of similarity and canonical a linear "
+            "check on the validation subjects prefers; similarity: fitted onto the template; canonical: then moved "
+            "back into the training faces' own frame; none: as they are. Fine-tuning keeps the model's alignment.")
         form.addRow("Variant", self.variant)
+        form.addRow("Alignment", self.alignment)
         form.addRow("Run", numbers)
         self.scratch = QRadioButton("from scratch")
         self.scratch.setToolTip("a new network, started as the rank-25 linear neutraliser of the training pairs "
@@ -258,6 +270,7 @@ class TrainingPanel(QWidget):
         self.source.currentIndexChanged.connect(self._source_changed)
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
+        self.finetune.toggled.connect(self._start_changed)
         self.stop_button.clicked.connect(self.stop)
         self.set_open_dataset(None)
         self._source_changed()
@@ -423,7 +436,8 @@ class TrainingPanel(QWidget):
                 raise FacelabError("there is no model to fine-tune: open a checkpoint, or train from scratch.")
             init = Path(model.source)
         # Fine-tuning keeps the model's method: a variant chosen for a new network does not apply.
-        method = architecture_of(model.meta) if init is not None else {"variant": self.variant.currentText()}
+        method = (architecture_of(model.meta) if init is not None else
+                  {"variant": self.variant.currentText(), "alignment": self.alignment.currentData()})
         config = TrainConfig(data=str(data), data_options=dict(options), **method,
                              epochs=int(self.epochs.value()), batch_size=int(self.batch_size.value()),
                              lr=float(self.lr.value()), num_threads=ui_friendly_threads(),
@@ -524,10 +538,16 @@ class TrainingPanel(QWidget):
             widget.setEnabled(not running)
         for widget in (self.variant, self.lr):
             widget.setEnabled(not running and self.variant.count() > 0)
+        self._start_changed()
         if not running:
             self._source_changed()
             self.model_changed()
         self.running_changed.emit(running)
+
+    @Slot()
+    def _start_changed(self) -> None:
+        """Fine-tuning keeps the model's alignment (its normalisation was taken in that frame)."""
+        self.alignment.setEnabled(not self.running and not self.finetune.isChecked())
 
     def model_changed(self) -> None:
         """The app's model changed: fine-tuning is offered only for a model read from a checkpoint."""
