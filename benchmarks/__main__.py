@@ -14,7 +14,7 @@ from benchmarks.meshes import COMA_VERTICES, FACESCAPE_VERTICES
 from benchmarks.options import Options
 from benchmarks.results import machine_info
 from benchmarks.torch_device import available_devices
-from facelab.nn.cpu_memory import keep_freed_memory
+from facelab.cpu_memory import keep_freed_memory
 from facelab.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]

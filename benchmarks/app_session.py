@@ -1,11 +1,11 @@
 """The desktop app driven as a user would, timed; run under a virtual X server by ``benchmarks/app.py``.
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python -m benchmarks.app_session --json OUT [--switches 20]
-        [--training-seconds 20]
+        [--training-seconds 20] [--start-only]
 
 Measures, in this one process:
 
-* start: from the process's creation (the interpreter starting, imports included) to the first
+* start (alone with ``--start-only``): from the process's creation (the interpreter starting, imports included) to the first
   frame that shows a SynthFaces sample with the bundled model's prediction (``facelab gui``'s
   start-up: the window shows first, the model and dataset are read in a worker thread, then the
   first sample); also the window's own first frame (its views drawn, no data yet), and when the
@@ -65,24 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--switches", type=int, default=20)
     parser.add_argument("--training-seconds", type=float, default=20.0)
+    parser.add_argument("--start-only", action="store_true", help="measure the start, then quit")
     args = parser.parse_args(argv)
     if "FACELAB_SETTINGS_DIR" not in os.environ:
         os.environ["FACELAB_SETTINGS_DIR"] = _scratch("facelab-bench-settings-")
 
+    from facelab.app.launch import open_main_window
+    from facelab.cpu_memory import keep_freed_memory
+
+    keep_freed_memory()                                           # as facelab gui starts (cli.main)
+    app, window = open_main_window("synth", size=(1560, 980))    # then run_gui
+    created = process_created()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QMessageBox
 
-    from facelab.app.launch import open_main_window
-
-    created = process_created()
-    # No dialog may block a timed run: questions are answered No, messages recorded.
+    # No dialog may block a timed run (none can open before the event loop runs): questions are
+    # answered No, messages recorded.
     messages: list[str] = []
     for kind in ("critical", "warning", "information", "question"):
         setattr(QMessageBox, kind, staticmethod(
             lambda _parent, title, text, *_a, _kind=kind, **_k: messages.append(f"{_kind}: {title}: {text}")
             or QMessageBox.StandardButton.No))
 
-    app, window = open_main_window("synth", size=(1560, 980))    # as facelab gui starts
     frames: dict[str, float] = {}
 
     def on_rendered(_seconds: float) -> None:
@@ -98,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the listed samples were not predicted within 600 s")
     result = {"start_s": frames["sample"] - created, "first_frame_s": frames["any"] - created,
               "listed_predicted_s": time.time() - frames["sample"]}
+    if args.start_only:
+        window.close()
+        args.json.write_text(json.dumps(result))
+        return 0
 
     # Switches: every third visible test entry with a neutral, never a neighbour of the last one.
     entries = [e for e in window.browser.visible_entries() if e.neutral is not None and e.part == "test"]
 
-    def switch_to(targets) -> tuple[list[float], list[float]]:
-        switches, own = [], []
+    def switch_to(targets) -> tuple[list[float], list[float], list[float]]:
+        switches, own, drawing = [], [], []
         for entry in targets:
             wait_until(app, lambda: False, 0.05)   # the previous frame's events, untimed
             started = time.perf_counter()
@@ -111,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             switches.append(1e3 * (time.perf_counter() - started))
             assert window.entry is not None and window.entry.index == entry.index
             own.append(1e3 * window.last_switch_s)
-        return switches, own
+            drawing.append(1e3 * window.viewer.last_render_s)
+        return switches, own, drawing
 
-    result["switch_ms"], result["app_switch_ms"] = switch_to(entries[3::3][:args.switches])
+    result["switch_ms"], result["app_switch_ms"], result["render_ms"] = switch_to(entries[3::3][:args.switches])
     # Clicks as on samples the app has not predicted yet: it forgets its predictions (none is being made now).
     window.session._predictions.clear()
     window.session._cache.clear()
-    result["unpredicted_switch_ms"], _ = switch_to(entries[4::3][:args.switches])
+    result["unpredicted_switch_ms"], _, _ = switch_to(entries[4::3][:args.switches])
 
     # Timer gaps while training runs in the worker.
     panel = window.training

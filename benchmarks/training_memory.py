@@ -270,7 +270,7 @@ def run(options: Options) -> list[Result]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] in ("--child", "--child-synthfaces"):
-        from facelab.nn.cpu_memory import keep_freed_memory
+        from facelab.cpu_memory import keep_freed_memory
 
         keep_freed_memory()  # what a facelab training process does
         if sys.argv[1] == "--child":

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
-    from facelab.nn.cpu_memory import keep_freed_memory
+    from facelab.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # a command is a whole process: reuse freed tensor memory (see cpu_memory.py)
     try:

@@ -135,7 +135,7 @@ def main() -> None:
     if args.vertices < 2 * 163:  # face_like_template's rows of 163: two make the first triangles
         parser.error(f"--vertices must be at least {2 * 163} (two rows of the template's grid)")
     if args.child:  # one measurement per process, so that each peak is its own
-        from facelab.nn.cpu_memory import keep_freed_memory
+        from facelab.cpu_memory import keep_freed_memory
 
         keep_freed_memory()  # what a facelab training process does
         print(json.dumps(measure(args.child, args.device, args.steps, args.amp, args.batch, args.vertices)))

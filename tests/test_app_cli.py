@@ -104,3 +104,22 @@ assert not late, late
     env = os.environ.copy()
     env["FACELAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_facelab_gui_begins_reading_before_torch_or_qt_is_imported():
+    """torch's import (about a second) is the longest part of the start: ``facelab gui`` begins it
+    in the reading thread before its main thread imports torch or Qt, so the two overlap."""
+    code = """
+import sys
+import facelab.app.startup as startup
+def start_reading(*_args, **_kwargs):
+    print(sorted(name for name in ("torch", "PySide6", "facelab.nn") if name in sys.modules))
+    raise SystemExit(0)
+startup.start_reading = start_reading
+from facelab.cli import main
+main(["gui"])
+"""
+    env = {**os.environ, "DISPLAY": os.environ.get("DISPLAY", ":99")}  # nothing is drawn: it stops first
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

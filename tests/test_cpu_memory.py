@@ -7,7 +7,7 @@ import pytest
 
 CHILD = """
 import numpy as np
-from facelab.nn.cpu_memory import keep_freed_memory, release_freed_memory
+from facelab.cpu_memory import keep_freed_memory, release_freed_memory
 
 def own_mb():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status") if line.startswith("RssAnon"))

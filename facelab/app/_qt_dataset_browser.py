@@ -55,7 +55,12 @@ class DatasetBrowser(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.header().setStretchLastSection(False)
         self.tree.header().setSectionResizeMode(0, self.tree.header().ResizeMode.Stretch)
-        self.tree.header().setSectionResizeMode(1, self.tree.header().ResizeMode.ResizeToContents)
+        # The split column holds one of a few words: a fixed width, measured once, spares the tree a
+        # pass over every row whenever it is filled (ResizeToContents: 0.12 s for 1,080 rows).
+        self.tree.header().setSectionResizeMode(1, self.tree.header().ResizeMode.Fixed)
+        metrics = self.tree.fontMetrics()
+        self.tree.header().resizeSection(1, max(metrics.horizontalAdvance(word) for word in ("Split", TRAIN, TEST))
+                                         + 3 * metrics.averageCharWidth())
         layout.addWidget(self.tree, 1)
         self.count = QLabel("")
         layout.addWidget(self.count)

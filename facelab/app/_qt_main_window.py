@@ -52,7 +52,8 @@ from facelab.app.session import Entry, model_fits_dataset, predict_entries, samp
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
-from facelab.app.workers import Call, error_message, run_in_thread, ui_friendly_threads
+from facelab.app.threads import ui_friendly_threads
+from facelab.app.workers import Call, error_message, run_in_thread
 from facelab.errors import FacelabError
 from facelab.mesh.io import MESH_SUFFIXES
 from facelab.render import TITLE_TRUTH, DisplayStyle

@@ -2,7 +2,7 @@
 
 Training is the core ``Trainer`` in a worker thread (:mod:`facelab.app.workers`); this panel
 receives its events as queued signals and never blocks the UI. Torch gets every core (see
-:func:`~facelab.app.workers.ui_friendly_threads`).
+:func:`~facelab.app.threads.ui_friendly_threads`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from facelab.app.session import path_samples_identities
-from facelab.app.workers import TrainingWorker, WorkerThread, ui_friendly_threads
+from facelab.app.threads import ui_friendly_threads
+from facelab.app.workers import TrainingWorker, WorkerThread
 from facelab.errors import FacelabError
 
 if TYPE_CHECKING:

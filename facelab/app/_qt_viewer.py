@@ -111,6 +111,7 @@ class ThreeViews(QWidget):
         self._observer = self.camera.AddObserver("ModifiedEvent", self._camera_moved)
         self._render_pending = False
         self._rendering = False
+        self.last_render_s = 0.0     # the three windows' last render_all, in seconds
         self._closed = False
         self.topology_key: tuple | None = None
         self.triangles: np.ndarray | None = None
@@ -259,6 +260,7 @@ class ThreeViews(QWidget):
         if self._closed or not self.isVisible():
             return
         self._rendering = True
+        started = time.perf_counter()
         try:
             bounds = self._bounds()
             if bounds is not None:
@@ -267,6 +269,7 @@ class ThreeViews(QWidget):
                 view.widget.draw()
         finally:
             self._rendering = False
+            self.last_render_s = time.perf_counter() - started
 
     def _bounds(self):
         shown = [p.vertices for p in self.panels if p.vertices is not None]

@@ -54,7 +54,7 @@ def limit_torch_threads() -> int:
     ``ui_friendly_threads``). It imports torch: the app calls it in the thread that reads the model."""
     import torch
 
-    from facelab.app.workers import ui_friendly_threads
+    from facelab.app.threads import ui_friendly_threads
 
     threads = ui_friendly_threads()
     torch.set_num_threads(threads)
@@ -89,14 +89,15 @@ def open_main_window(data: str | None = "synth", checkpoint: str | None = None, 
     """``facelab gui``'s start: the QApplication and the main window, shown, with the model and the
     data being read in a thread begun before the window is built (torch loads while the window
     and its views come up). Returns (app, window); the event loop then fills the window."""
-    from PySide6.QtCore import QTimer
-
     from facelab.app.startup import start_reading
-    from facelab.app.workers import ui_friendly_threads
+    from facelab.app.threads import ui_friendly_threads
 
-    # First of all: the reading (torch, the model, the data) is the longest path to a first sample.
+    # First of all, before Qt's import: the reading (torch, the model, the data) is the longest
+    # path to a first sample.
     choose_platform()
     reading = start_reading(checkpoint, data, options, ui_friendly_threads())
+    from PySide6.QtCore import QTimer
+
     app = make_application()
     from facelab.app._qt_main_window import MainWindow
 
@@ -116,10 +117,10 @@ def run_gui(data: str | None = "synth", checkpoint: str | None = None, input_mes
 
     if not has_display():
         raise FacelabError(NO_DISPLAY_MESSAGE)
-    from PySide6.QtCore import QTimer
-
     options = {"identities": identities} if identities else None
     app, window = open_main_window(data, checkpoint, input_mesh, ground_truth, options, size)
+    from PySide6.QtCore import QTimer
+
     result = {"status": 0}
     if screenshot:
         def shoot() -> None:

@@ -38,7 +38,7 @@ from facelab.data.dataset import FaceDataset, Pair
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.mesh.alignment import align_pairs
-from facelab.nn.cpu_memory import release_freed_memory
+from facelab.cpu_memory import release_freed_memory
 from facelab.training import distributed
 from facelab.training.amp import autocast, check_amp
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, save_checkpoint
