@@ -84,7 +84,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
                         help="{choices[laplacian]}: combinatorial L = D - A (the paper's) or normalized (CoMA's code) (default {laplacian})")
     parser.add_argument("--seed", type=int, help="(default {seed})")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped, to its own number of epochs (a larger "
+                             "--epochs extends it; a smaller one, 0 included, is ignored)")
     parser.add_argument("--init", type=Path, help="fine-tune from this checkpoint")
     parser.add_argument("--device", help="cpu or cuda (default {device})")
     parser.add_argument("--threads", dest="num_threads", type=positive_int, metavar="THREADS",
