@@ -72,6 +72,20 @@ def _memory_parts(pid: int) -> dict[str, float] | None:
     return {"own_mb": (kb["RssAnon"] + kb["RssShmem"]) / 1024, "file_mb": kb["RssFile"] / 1024}
 
 
+def _anon_huge_mb(pid: int) -> float | None:
+    """The process's anonymous memory held in transparent huge pages (smaps_rollup), MB; None
+    where the kernel does not report it. numpy asks for huge pages for its large arrays
+    (madvise), and the kernel may then back a 2 MB range of which few pages were touched."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as rollup:
+            for line in rollup:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def mark_stage(name: str) -> None:
     """Run in the child: tell the parent that a stage starts (its peaks are kept per stage)."""
     print(f"{STAGE_MARK}{name}", file=sys.stderr, flush=True)
@@ -102,6 +116,7 @@ def measured_child(arguments: list[str], timeout: float = 3600) -> dict:
     for reader in readers:
         reader.start()
     samples, started = 0, time.perf_counter()
+    huge: dict[str, float] = {}   # the peak of AnonHugePages per stage, read every 20th sample
     while process.poll() is None:
         stage = state["stage"]
         parts = _memory_parts(process.pid)
@@ -110,6 +125,8 @@ def measured_child(arguments: list[str], timeout: float = 3600) -> dict:
             for key, value in parts.items():
                 peaks[key] = max(peaks[key], value)
             by_stage[stage] = max(by_stage.get(stage, 0.0), parts["own_mb"])
+            if samples % 20 == 1 and (in_huge := _anon_huge_mb(process.pid)) is not None:
+                huge[stage] = max(huge.get(stage, 0.0), in_huge)
         if time.perf_counter() - started > timeout:
             process.kill()
             raise RuntimeError(f"the training-memory child ran over {timeout:.0f} s")
@@ -122,7 +139,7 @@ def measured_child(arguments: list[str], timeout: float = 3600) -> dict:
     if "missing" in measured:
         return measured
     return {**measured, "peak_own_mb": peaks["own_mb"], "peak_file_mb": peaks["file_mb"], "samples": samples,
-            "peak_own_by_stage_mb": by_stage}
+            "peak_own_by_stage_mb": by_stage, "peak_anon_huge_pages_by_stage_mb": huge}
 
 
 def _train_steps(trainer, steps: int) -> float:
@@ -254,7 +271,9 @@ def _synthfaces_row(identities: int, steps: int, judged: bool = True) -> Result:
         notes=f"{measured['mesh']}, {measured['dataset_mb']:,.0f} MB memory-mapped, trained as `facelab train` does "
               f"with the bundled model's recipe from scratch ({measured['preparation_s']:.0f} s of loading and fits), "
               f"then {steps} steps: training's own peak {measured['peak_own_mb']:,.0f} MB (RssAnon + RssShmem, "
-              f"sampled; in '{worst}'); "
+              f"sampled; in '{worst}', where up to "
+              f"{measured['peak_anon_huge_pages_by_stage_mb'].get(worst, 0.0):,.0f} MB of it were transparent huge "
+              f"pages); "
               f"peak RSS {measured['peak_rss_mb']:,.0f} MB (VmHWM, what top shows), of which up to "
               f"{measured['peak_file_mb']:,.0f} MB were pages of mapped files (the dataset read so far, the "
               f"libraries), which the kernel drops when memory is short",
