@@ -175,12 +175,14 @@ def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp
     assert len(written) == 8 and not list(out.rglob(".*"))  # the first chunk, and no partial file
     for path in written:
         assert read_mesh(path).n_vertices == 162
-    assert [row["status"] for row in _report(out)] == [WRITTEN] * 8
+    rows = _report(out)
+    assert [row["status"] for row in rows] == [WRITTEN] * 8, rows  # a failure shows each row's reason
 
     monkeypatch.setattr(FaceLabModel, "neutralise_and_embed", original)
     assert main(command) == 0
-    statuses = [row["status"] for row in _report(out)]
-    assert statuses.count(KEPT) == 8 and statuses.count(WRITTEN) == MESHES - 8
+    rows = _report(out)
+    statuses = [row["status"] for row in rows]
+    assert statuses.count(KEPT) == 8 and statuses.count(WRITTEN) == MESHES - 8, rows
 
 
 def test_export_round_trip_gives_the_same_meshes_and_labels(trained, tmp_path, capsys):
