@@ -11,7 +11,8 @@ from scipy.spatial.transform import Rotation
 
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error, rank_k_identification
-from facelab.mesh.alignment import Alignment, fit_similarity, stable_region
+from facelab.mesh.alignment import Alignment, stable_region
+from facelab.mesh.similarity import fit_similarity
 from tests.conftest import make_tiny_dataset
 
 

@@ -14,14 +14,13 @@ from facelab.evaluation.sample import compute_sample
 from facelab.cli import EXIT_USER_ERROR, main
 from facelab.errors import FacelabError
 from facelab.mesh import FaceMesh, read_mesh, write_mesh
+from facelab.figure import render_figure, render_sample
 from facelab.render import (
     PANEL_SIZE,
     DisplayStyle,
     colour_limits,
     figure_panels,
     preset_camera,
-    render_figure,
-    render_sample,
 )
 from tests.test_app_fixtures import tiny_data, tiny_model, tiny_root  # noqa: F401  (fixtures)
 

@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QWidget
 
+from facelab.figure import FigureRequest
 from facelab.figure_frame import ViewFrame
 from facelab.render import (
     BACKGROUND,
@@ -23,7 +24,6 @@ from facelab.render import (
     CameraState,
     DisplayStyle,
     FaceSurface,
-    FigureRequest,
     Panel,
     colour_limits,
     preset_camera,
@@ -281,7 +281,7 @@ class ThreeViews(QWidget):
 
     # ---- export ------------------------------------------------------------------------------
     def figure_request(self, keys: tuple[str, ...] = KEYS) -> FigureRequest:
-        """What :func:`facelab.render.render_figure` needs to redraw these views off-screen."""
+        """What :func:`facelab.figure.render_figure` needs to redraw these views off-screen."""
         ratio = self.devicePixelRatioF()
         widths = [max(1, int(round(self.views[k].widget.width() * ratio))) for k in keys]
         height = max(1, int(round(self.views[keys[0]].widget.height() * ratio)))

@@ -35,7 +35,7 @@ STATS_SUFFIXES = (".csv", ".json")
 # ---- figures -----------------------------------------------------------------------------------------
 def render_views_figure(request, out: str | Path, *, scale: float = 1.0, transparent: bool = False,
                         text: str = "dark") -> tuple[int, int]:
-    """Render the app's views (a :class:`facelab.render.FigureRequest`) off-screen into a PNG, with
+    """Render the app's views (a :class:`facelab.figure.FigureRequest`) off-screen into a PNG, with
     the same bands and colour bar as the window; returns its (width, height) in pixels.
 
     ``text``: the text colour on a transparent background ("dark" for light slides, "light" for

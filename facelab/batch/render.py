@@ -1,6 +1,6 @@
 """The figure of every mesh of a folder or dataset, as ``facelab render`` draws one mesh's figure.
 
-Each figure has the panels, colours, camera and size of :func:`facelab.render.render_sample`
+Each figure has the panels, colours, camera and size of :func:`facelab.figure.render_sample`
 (input, predicted neutral and, when the dataset pairs the mesh with a neutral, the ground truth),
 drawn off-screen by the same building blocks. What changes is the pace: the model predicts a
 chunk of meshes at once on a background thread, one off-screen window per panel count is kept and
@@ -92,7 +92,7 @@ class RenderReport:
 
 
 class FigureCanvas:
-    """One off-screen window laid out as :func:`facelab.render.render_figure` lays out a figure of
+    """One off-screen window laid out as :func:`facelab.figure.render_figure` lays out a figure of
     ``panel_count`` panels, redrawn for each figure: the same frames (title and colour-bar bands),
     surfaces, colour range and camera, without opening a window per figure."""
 
@@ -101,7 +101,7 @@ class FigureCanvas:
         import pyvista as pv
 
         from facelab.figure_frame import ViewFrame, face_height, figure_palette
-        from facelab.render import column_spans, prefer_egl_without_display
+        from facelab.figure import column_spans, prefer_egl_without_display
 
         prefer_egl_without_display()
         self.style, self.scale, self.transparent, self.view = style, scale, transparent, view
@@ -291,7 +291,7 @@ class _RenderingRun:
         return self.canvases[panel_count]
 
     def _panels(self, loaded: LoadedMesh, predicted: np.ndarray) -> list[Panel]:
-        """The panels :func:`facelab.render.render_sample` draws for this mesh and prediction."""
+        """The panels :func:`facelab.figure.render_sample` draws for this mesh and prediction."""
         expressive = np.asarray(loaded.vertices, dtype=np.float32)
         predicted = np.asarray(predicted, dtype=np.float32)
         truth = None if loaded.truth is None else np.asarray(loaded.truth, dtype=np.float32)

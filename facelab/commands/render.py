@@ -65,7 +65,7 @@ def _run_render(args: argparse.Namespace) -> int:
     from facelab.batch import is_batch_input
     from facelab.evaluation.sample import compute_sample
     from facelab.mesh import read_mesh
-    from facelab.render import check_png, render_sample
+    from facelab.figure import check_png, render_sample
 
     if is_batch_input(args.input):
         return _run_render_batch(args)

@@ -119,13 +119,8 @@ def render_error_maps(template: np.ndarray, triangles: np.ndarray, maps: list[np
     """
     import pyvista as pv
 
-    from facelab.render import (
-        BACKGROUND,
-        DisplayStyle,
-        FaceSurface,
-        prefer_egl_without_display,
-        preset_camera,
-    )
+    from facelab.figure import prefer_egl_without_display
+    from facelab.render import BACKGROUND, DisplayStyle, FaceSurface, preset_camera
 
     if limits is None:
         limits = (0.0, max(float(np.max(values)) for values in maps) or 1.0)

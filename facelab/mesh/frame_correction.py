@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from facelab.mesh.alignment import SimilarityTransform
+from facelab.mesh.similarity import SimilarityTransform
 from facelab.mesh.principal_directions import principal_directions
 
 #: Principal coefficients the correction reads (fewer with fewer than ten faces per mode).

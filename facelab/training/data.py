@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from facelab.data.dataset import DatasetSplit, FaceDataset, Normalisation, Pair
 from facelab.data.layouts import load_dataset
 from facelab.errors import DatasetError
-from facelab.mesh.alignment import Alignment, SimilarityTransform, align_pairs
+from facelab.mesh.alignment import Alignment, align_pairs
+from facelab.mesh.similarity import SimilarityTransform
 from facelab.training import distributed
 
 
