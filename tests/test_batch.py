@@ -106,7 +106,8 @@ def test_generated_data_is_written_as_subject_and_expression(model, tmp_path):
         np.linalg.norm(predicted - truth, axis=1).mean(), abs=1e-3)
 
 
-def test_a_rerun_keeps_finished_outputs_and_redoes_missing_ones(trained, tmp_path):
+def test_a_rerun_keeps_finished_outputs_and_redoes_missing_ones(trained, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="facelab.mesh.io")  # a failure's log shows a parser's own exception
     out = tmp_path / "out"
     command = ["neutralize", str(trained / "data"), "--out", str(out), *_checkpoint(trained)]
     assert main(command) == 0
@@ -157,7 +158,8 @@ def test_nothing_neutralisable_exits_2_with_one_sentence(trained, tmp_path, caps
     assert [path.name for path in out.iterdir()] == [REPORT_NAME]
 
 
-def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp_path, monkeypatch):
+def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG, logger="facelab.mesh.io")  # a failure's log shows a parser's own exception
     calls = []
     original = FaceLabModel.neutralise_and_embed
 

@@ -11,8 +11,11 @@ vertex order. Prefer PLY or OBJ for registered meshes.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,15 @@ from facelab.atomic import atomic_path
 from facelab.errors import MeshError
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import validate_mesh
+
+log = logging.getLogger(__name__)
+
+# trimesh's parsers and writers build numpy dtypes from strings, which numpy reads with
+# ast.literal_eval; on CPython 3.11, AST construction in two threads at once can fail with a
+# spurious SystemError (python/cpython#106905), which made a valid file of a folder read on
+# several threads look unreadable. One thread at a time parses or formats a mesh: that work holds
+# the GIL anyway, and the file reads and the model still overlap.
+_TRIMESH_LOCK = threading.Lock()
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 
@@ -81,9 +93,12 @@ def _load(path: Path, suffix: str):
     trimesh = _trimesh()
     if suffix == ".ply":
         with open(path, "rb") as file:
-            return trimesh.Trimesh(**trimesh.exchange.ply.load_ply(file), process=False)
-    return trimesh.load(path, file_type=suffix[1:], process=False, force="mesh",
-                        **({"maintain_order": True} if suffix == ".obj" else {}))
+            data = file.read()
+        with _TRIMESH_LOCK:
+            return trimesh.Trimesh(**trimesh.exchange.ply.load_ply(io.BytesIO(data)), process=False)
+    with _TRIMESH_LOCK:
+        return trimesh.load(path, file_type=suffix[1:], process=False, force="mesh",
+                            **({"maintain_order": True} if suffix == ".obj" else {}))
 
 
 def _suffix_of(path: Path) -> str:
@@ -174,8 +189,10 @@ def read_mesh(path: str | os.PathLike, unit_scale: float = 1.0) -> FaceMesh:
         raise MeshError(_unreadable(path, kind)) from None
     except OSError as error:  # the system refused the read (too many open files, an I/O error): not the contents
         raise MeshError(f"{path} could not be read: the system refused it ({error.strerror or error}).") from None
-    except Exception:  # trimesh raises many types, with parser internals as messages, for unparsable input
-        raise MeshError(_unreadable(path, kind)) from None
+    except Exception as error:  # trimesh raises many types, with parser internals as messages, for unparsable input
+        # The user gets one sentence; the parser's own exception stays in the debug log and as the cause.
+        log.debug("%s: the %s parser raised %r", path, kind, error, exc_info=True)
+        raise MeshError(_unreadable(path, kind)) from error
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     triangles = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     if suffix == ".ply":
@@ -237,12 +254,15 @@ def write_mesh(
         if values.shape[0] != mesh.n_vertices:
             raise ValueError(f"vertex scalar {name!r} has {values.shape[0]} values for {mesh.n_vertices} vertices")
         tm.vertex_attributes[name] = values
-    if suffix == ".ply":
-        data = trimesh.exchange.ply.export_ply(tm, encoding="binary" if binary else "ascii", include_attributes=True)
-    elif suffix == ".obj":
-        data = trimesh.exchange.obj.export_obj(tm, include_normals=False, include_texture=False, include_color=False)
-    else:
-        data = trimesh.exchange.export.export_mesh(tm, None, file_type=suffix[1:])
+    with _TRIMESH_LOCK:
+        if suffix == ".ply":
+            data = trimesh.exchange.ply.export_ply(tm, encoding="binary" if binary else "ascii",
+                                                   include_attributes=True)
+        elif suffix == ".obj":
+            data = trimesh.exchange.obj.export_obj(tm, include_normals=False, include_texture=False,
+                                                   include_color=False)
+        else:
+            data = trimesh.exchange.export.export_mesh(tm, None, file_type=suffix[1:])
     if isinstance(data, str):
         data = data.encode("utf-8")
     with atomic_path(path) as tmp:
@@ -253,7 +273,8 @@ def write_mesh(
 def read_ply_vertex_property(path: str | os.PathLike, name: str) -> np.ndarray:
     """Read one extra per-vertex property (e.g. ``"error"``) from a PLY written by :func:`write_mesh`."""
     path = Path(path)
-    loaded = _trimesh().load(path, file_type="ply", process=False, force="mesh")
+    with _TRIMESH_LOCK:
+        loaded = _trimesh().load(path, file_type="ply", process=False, force="mesh")
     raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
     if raw is None or name not in raw.dtype.names:
         raise MeshError(f"{path} has no per-vertex property '{name}'.")
