@@ -22,6 +22,13 @@ so a long table can be built over several calls; each run's test evaluation is s
 ``table_evaluation.json`` and read back while its checkpoint and the test subjects are unchanged). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
 change to the baselines) and rewrites both files.
+
+``--records DIR`` keeps one small JSON file per (dataset, variant, seed) in ``DIR``: the run's test
+evaluation, its training minutes, the configuration it was trained with and the command and commit
+that wrote it. A later call with the same ``--records`` (on any machine: the files are committed)
+takes a matching record instead of training that run again, so a table of many seeds is built over
+several sessions, each row still traceable to the commit that trained it. A record matches when the
+configuration (the data file compared by name) and the test subjects are the same.
 """
 
 from __future__ import annotations
@@ -102,10 +109,13 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
 
 def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds: list[int], ict_identities: int,
         weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = ROW_ORDER,
-        ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200), reuse_runs: bool = False) -> dict:
+        ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200), reuse_runs: bool = False,
+        records: Path | None = None, stamp: dict | None = None) -> dict:
     """Train every variant once per seed; each row keeps every seed's evaluation and their mean
     and spread (population standard deviation over the seeds). With ``reuse_runs``, a run already
-    finished in ``runs_dir`` with the same configuration is evaluated, not trained again."""
+    finished in ``runs_dir`` with the same configuration is evaluated, not trained again. With
+    ``records``, a matching record there stands for the run, and every run's record is written
+    there (stamped with ``stamp``, the provenance of this call)."""
     results: dict = {"epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "weight_init": weight_init,
                      "l1_reduction": l1_reduction, "expression_dims": subspace_dims[0],
                      "identity_dims": subspace_dims[1], "datasets": {}}
@@ -126,6 +136,14 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     start = linear_start_error(dataset, config)
                     print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
                 run_dir = runs_dir / f"{label}-{method}-seed{seed}"
+                record_file = records / f"{label}-{method}-seed{seed}.json" if records else None
+                record = read_record(record_file, config, split) if record_file else None
+                if record is not None:
+                    print(f"{label} {method} seed {seed}: the record {record_file.name} "
+                          f"(trained at commit {record['commit']})")
+                    runs[str(seed)] = {**record["evaluation"], "train_minutes": record["train_minutes"],
+                                       "record": {key: record[key] for key in ("generated_by", "commit")}}
+                    continue
                 started = time.perf_counter()
                 minutes = finished_run_minutes(run_dir, config) if reuse_runs else None
                 if minutes is None:
@@ -141,6 +159,8 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     save_evaluation(run_dir, split, evaluation)
                 evaluation["train_minutes"] = minutes
                 runs[str(seed)] = evaluation
+                if record_file:
+                    write_record(record_file, config, split, evaluation, run_dir, stamp or {})
                 print(f"{label} {method} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
                       f"rank-1 {evaluation['rank1']:.3f}")
             rows[method] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
@@ -201,6 +221,36 @@ def save_evaluation(run_dir: Path, split, evaluation: dict) -> None:
                       json.dumps({"key": _evaluation_key(run_dir, split), "evaluation": evaluation}, indent=1))
 
 
+def _comparable_config(config: dict) -> dict:
+    """A configuration as records compare it: the data file by its name, so that a record made in
+    another checkout (another absolute path to the same file) still matches."""
+    data = config.get("data", "")
+    return {**config, "data": Path(data).name if Path(data).suffix else data}
+
+
+def read_record(path: Path, config: TrainConfig, split) -> dict | None:
+    """The record in ``path`` if it was made with ``config`` on the same test subjects; else None."""
+    try:
+        record = json.loads(path.read_text())
+        saved = TrainConfig.from_dict(record["config"]).to_dict()
+        if (_comparable_config(saved) == _comparable_config(config.to_dict())
+                and record["test_subjects"] == sorted(map(str, split.test_subjects))):
+            return record
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def write_record(path: Path, config: TrainConfig, split, evaluation: dict, run_dir: Path, stamp: dict) -> None:
+    minutes = evaluation["train_minutes"]
+    evaluation = {key: value for key, value in evaluation.items() if key != "train_minutes"}
+    key = _evaluation_key(run_dir, split)
+    record = {**stamp, "config": config.to_dict(), "test_subjects": key["test_subjects"],
+              "checkpoint_sha256": key["checkpoint_sha256"], "train_minutes": minutes, "evaluation": evaluation}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
 def _spread(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "min": float(np.min(values)),
             "max": float(np.max(values))}
@@ -242,6 +292,11 @@ def markdown(results: dict) -> str:
         lines.append(f"- identity-preserving: expression subspace U of {results.get('expression_dims', 50)} "
                      f"dimensions, identity subspace W of {results.get('identity_dims', 200)}; its ridge row "
                      "starts inside U as the ridge map of the input (`--fusion-ridge`).")
+    commits = sorted({run["record"]["commit"][:7] for l in labels for row in data[l]["variants"].values()
+                      for run in row["seeds"].values() if "record" in run})
+    if commits:
+        lines.append(f"- Runs taken from their records (`--records`), trained at commits {', '.join(commits)}; "
+                     "the JSON names each run's.")
     lines += ["",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
              "| method | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
@@ -308,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-runs", action="store_true",
                         help="evaluate the runs already finished in --runs with the same configuration instead of "
                              "training them again (the others are trained)")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="take each run from its record in this folder where one matches, and write a record "
+                             "of every run there (see the module's docstring)")
     parser.add_argument("--refresh-baselines", action="store_true",
                         help="train nothing: re-measure the do-nothing and linear rows of the tables in --out")
     args = parser.parse_args(argv)
@@ -318,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
                           args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants),
-                          args.ict_area, (args.expression_dims, args.identity_dims), args.reuse_runs)
+                          args.ict_area, (args.expression_dims, args.identity_dims), args.reuse_runs,
+                          args.records, stamp)
     results.update(stamp)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))
