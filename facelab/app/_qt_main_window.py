@@ -1,5 +1,5 @@
 """The main window: three linked views in the centre, the dataset browser, identity and training
-panels in docks, the display controls in a toolbar, a File menu with drag and drop.
+panels in docks, the display controls in a toolbar, the menus (``_qt_menus``), drag and drop.
 
 Every user error (a bad file, a mesh of another template, a corrupt checkpoint) is a
 ``FacelabError``; it is shown in a message box with its one sentence and the window keeps what it
@@ -26,10 +26,8 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QObject, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -40,14 +38,13 @@ from PySide6.QtWidgets import (
 )
 
 from facelab.app import files
-from facelab.app._qt_checkpoint_dialog import ask_checkpoint
 from facelab.app._qt_dataset_browser import DatasetBrowser
 from facelab.app._qt_display_controls import DisplayControls
-from facelab.app._qt_export_dialog import ExportFigureDialog, FigureOptions
 from facelab.app._qt_identity_panel import IdentityPanel
+from facelab.app._qt_menus import WindowMenus
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
-from facelab.app.export import file_stem, render_views_figure
+from facelab.app.export import render_views_figure
 from facelab.app.session import Entry, model_fits_dataset, predict_entries, sampled_identities, train_on_it_question
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
@@ -55,15 +52,12 @@ from facelab.app.state import AppState, model_summary
 from facelab.app.threads import ui_friendly_threads
 from facelab.app.workers import Call, error_message, run_in_thread
 from facelab.errors import FacelabError
-from facelab.mesh.io import MESH_SUFFIXES
 from facelab.render import TITLE_TRUTH, DisplayStyle
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "facelab"
 WINDOW_TITLE = f"{APP_TITLE} - neutralise facial expressions"
-MESH_FILTER = f"Meshes ({' '.join('*' + s for s in MESH_SUFFIXES)});;All files (*)"
-MODEL_FILTER = "Morphable models (*.npz);;All files (*)"
 #: Listed samples predicted per background task: a batch long enough to amortise the network's
 #: per-call cost, short enough that a new listing (another model, part or dataset) soon takes over.
 PREDICTION_CHUNK = 32
@@ -106,7 +100,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         self._build_toolbar()
-        self._build_menus()
+        self.menus = WindowMenus(self)
         self._build_status()
         self.state.events.sample.connect(self._on_sample)
         self.state.events.views.connect(self._refresh_views)
@@ -186,54 +180,6 @@ class MainWindow(QMainWindow):
         toolbar.setMovable(False)
         toolbar.addWidget(self.controls)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self._action(file_menu, "Open &expressive mesh...", self._ask_mesh, QKeySequence.StandardKey.Open,
-                     "An expressive face registered to the model's template")
-        self._action(file_menu, "Open &ground-truth neutral...", self._ask_truth, "Ctrl+G",
-                     "The true neutral face of the input, to measure the error")
-        self._action(file_menu, "Open &dataset folder...", self._ask_dataset_folder, "Ctrl+D")
-        self._action(file_menu, "Open &morphable-model file...", self._ask_model_file)
-        self._action(file_menu, "Open &SynthFaces (built-in)", lambda: self.open_dataset("synth"))
-        self._action(file_menu, "Open &checkpoint...", self._ask_checkpoint, "Ctrl+K",
-                     "A checkpoint (.json/.safetensors, or its name without extension) or a run folder")
-        self.open_bundled_action = self._action(file_menu, "Open &bundled model", self._ask_bundled_model,
-                                                tip="Back to the model that comes with facelab")
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        file_menu.addSeparator()
-        self.export_figure_action = self._action(file_menu, "Export &figure...", self._ask_export_figure, "Ctrl+E")
-        self.export_mesh_action = self._action(file_menu, "Export predicted &mesh (PLY with error)...",
-                                               self._ask_export_mesh)
-        self.export_stats_action = self._action(file_menu, "Export error s&tatistics (CSV/JSON)...",
-                                                self._ask_export_stats)
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        view_menu = bar.addMenu("&View")
-        for preset, label in (("front", "&Front view"), ("side", "&Side view"), ("three-quarter", "&Three-quarter view")):
-            self._action(view_menu, label, lambda _c=False, p=preset: self.viewer.reset_view(p))
-        view_menu.addSeparator()
-        self._action(view_menu, "&Next sample", lambda: self.browser.step(+1), "PgDown")
-        self._action(view_menu, "&Previous sample", lambda: self.browser.step(-1), "PgUp")
-        view_menu.addSeparator()
-        for dock in (self.browser_dock, self.identity_dock, self.training_dock):
-            view_menu.addAction(dock.toggleViewAction())
-
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About facelab", self._about)
 
     def _build_status(self) -> None:
         self.model_label = QLabel("No model")
@@ -321,9 +267,6 @@ class MainWindow(QMainWindow):
         self.model_label.setText("<span style='color:#b00020'>No model</span>: predictions are off; "
                                  "File &gt; Open checkpoint, or train one")
         self.model_label.setToolTip(reason)
-
-    def _ask_bundled_model(self) -> None:
-        self.open_bundled_model(interactive=True)
 
     def _update_model_label(self, source_label: str | None = None) -> None:
         model = self.session.model
@@ -654,111 +597,6 @@ class MainWindow(QMainWindow):
 
     def export_stats(self, path: str | Path) -> Path:
         return self.state.export_stats(path)
-
-    def _save_name(self, title: str, kind: str, default_name: str, filters: str) -> str | None:
-        folder = self.settings.last_folder(kind)
-        name, _ = QFileDialog.getSaveFileName(self, title, str(Path(folder) / default_name), filters)
-        if name:
-            self.settings.remember_folder(kind, name)
-        return name or None
-
-    def _default_stem(self) -> str:
-        return file_stem(self.sample.label if self.sample is not None else "facelab")
-
-    def _ask_export_figure(self) -> None:
-        sizes = {k: (self.viewer.views[k].widget.width(), self.viewer.views[k].widget.height()) for k in KEYS}
-        dialog = ExportFigureDialog(sizes, getattr(self, "_figure_options", FigureOptions()), self)
-        if dialog.exec() != ExportFigureDialog.DialogCode.Accepted:
-            return
-        options = self._figure_options = dialog.options()
-        name = self._save_name("Export figure", "export", f"{self._default_stem()}.png", "PNG images (*.png)")
-        if name:
-            try:
-                self.export_figure(name, options.scale, options.transparent, options.keys, options.text)
-            except FacelabError as error:
-                self.error("Cannot export figure", str(error))
-
-    def _ask_export_mesh(self) -> None:
-        name = self._save_name("Export predicted mesh", "export", f"{self._default_stem()}_neutral.ply",
-                               "PLY with per-vertex error (*.ply);;OBJ (*.obj);;OFF (*.off)")
-        if name:
-            try:
-                self.export_mesh(name)
-                self.status(f"Wrote {name}.")
-            except FacelabError as error:
-                self.error("Cannot export mesh", str(error))
-
-    def _ask_export_stats(self) -> None:
-        name = self._save_name("Export error statistics", "export", f"{self._default_stem()}_error.json",
-                               "JSON (*.json);;CSV (*.csv)")
-        if name:
-            try:
-                self.export_stats(name)
-                self.status(f"Wrote {name}.")
-            except FacelabError as error:
-                self.error("Cannot export statistics", str(error))
-
-    # ---- file dialogs --------------------------------------------------------------------------
-    def _ask_open(self, title: str, kind: str, filters: str) -> str | None:
-        name, _ = QFileDialog.getOpenFileName(self, title, self.settings.last_folder(kind), filters)
-        return name or None
-
-    def _ask_mesh(self) -> None:
-        name = self._ask_open("Open expressive mesh", files.MESH, MESH_FILTER)
-        if name:
-            self.open_mesh(name)
-
-    def _ask_truth(self) -> None:
-        name = self._ask_open("Open ground-truth neutral", files.MESH, MESH_FILTER)
-        if name:
-            self.open_ground_truth(name)
-
-    def _ask_dataset_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self.settings.last_folder(files.DATASET))
-        if folder:
-            self.open_dataset(folder)
-
-    def _ask_model_file(self) -> None:
-        name = self._ask_open("Open morphable-model file", files.DATASET, MODEL_FILTER)
-        if name:
-            self.open_dataset(name)
-
-    def _ask_checkpoint(self) -> None:
-        path = ask_checkpoint(self, self.settings.last_folder(files.CHECKPOINT))
-        if path is not None:
-            self.open_checkpoint(path)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent()
-        if not recent:
-            action = self.recent_menu.addAction("(none)")
-            action.setEnabled(False)
-            return
-        for item in recent:
-            action = self.recent_menu.addAction(item.label)
-            action.setToolTip(item.path)
-            action.setStatusTip(item.path)
-            action.triggered.connect(lambda _c=False, r=item: self._open_recent(r))
-        self.recent_menu.addSeparator()
-        self.recent_menu.addAction("Clear", self.settings.clear_recent)
-
-    def _open_recent(self, item: files.RecentFile) -> None:
-        if item.kind == files.DATASET:
-            self.open_dataset(item.path)
-        elif item.kind == files.CHECKPOINT:
-            self.open_checkpoint(item.path)
-        elif item.kind == files.TRUTH:
-            self.open_ground_truth(item.path)
-        else:
-            self.open_mesh(item.path)
-
-    def _about(self) -> None:
-        from facelab import __version__
-
-        QMessageBox.about(self, "About facelab",
-                          f"facelab {__version__}\n\nNeutralise facial expressions on registered 3D face meshes "
-                          "and recognise identity.\nSettings: " + self.settings.path)
 
     # ---- drag and drop -------------------------------------------------------------------------
     @staticmethod
