@@ -44,10 +44,10 @@ def _configure(panel, epochs, preview_every=0, batch=4, out=None):
 @pytest.fixture
 def runs_root(tmp_path, monkeypatch, window):
     """The default output folders go under the test's folder (never ~/facelab-runs)."""
-    from facelab.app import _qt_training_panel
+    from facelab.app import training_run
 
     root = tmp_path / "runs"
-    monkeypatch.setattr(_qt_training_panel, "default_runs_root", lambda: root)
+    monkeypatch.setattr(training_run, "default_runs_root", lambda: root)
     window.training.new_output_folder()          # the proposed folder, under the new root
     assert window.training.out_dir.text().startswith(str(root))
     return root

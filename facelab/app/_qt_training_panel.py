@@ -8,7 +8,6 @@ receives its events as queued signals and never blocks the UI. Torch gets every 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from facelab.app.session import path_samples_identities
 from facelab.app.threads import ui_friendly_threads
+from facelab.app.training_run import TrainingRequest, format_duration, fresh_run_dir, plural, run_summary
 from facelab.app.workers import TrainingWorker, WorkerThread
 from facelab.errors import FacelabError
 
@@ -48,68 +48,6 @@ SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)
 ALIGNMENTS = {"auto": "auto (a check on validation subjects)", "similarity": "similarity (fit to the template)",
               "canonical": "canonical (similarity, then the data's frame)", "none": "none (faces as they are)"}
 REFRESH_MS = 200
-
-
-def default_runs_root() -> Path:
-    """Where the runs of the default output folders go (``~/facelab-runs``)."""
-    return Path.home() / "facelab-runs"
-
-
-def fresh_run_dir(root: Path | None = None) -> Path:
-    """A new time-stamped run folder under ``root`` that holds no run yet (``gui-20250101-120000``,
-    then ``-2``, ``-3`` ... within the same second)."""
-    root = Path(root) if root is not None else default_runs_root()
-    stem = time.strftime("gui-%Y%m%d-%H%M%S")
-    candidate, number = root / stem, 1
-    while candidate.exists():
-        number += 1
-        candidate = root / f"{stem}-{number}"
-    return candidate
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def run_summary(result, last_step=None) -> str:
-    """One sentence on how a run ended, in steps when no epoch completed (the panel and the
-    window's dialog say the same). ``result`` is the trainer's RunFinished, ``last_step`` its last
-    StepDone (None when no step ran)."""
-    best = result.best_val_error_mm
-    best_text = f", best validation error {best:.3f} mm" if best is not None and best == best else ""
-    if result.status == "completed":
-        if result.epochs_done == 0:
-            return f"Fitted the start only, no training step{best_text}."
-        return f"Training completed: {plural(result.epochs_done, 'epoch')}{best_text}."
-    if last_step is None:
-        return "Training stopped before its first step: nothing was trained."
-    where = f"step {last_step.global_step} of {last_step.epochs * last_step.steps_per_epoch}"
-    if result.epochs_done == 0:
-        if best_text:    # the identity-preserving variant validates its start before the first step
-            return (f"Training stopped at {where}, before the first epoch ended; its best is still its start "
-                    f"(validation error {best:.3f} mm).")
-        return f"Training stopped at {where}, before the first epoch ended (no validation yet)."
-    return (f"Training stopped at {where}, after {plural(result.epochs_done, 'complete epoch')} of "
-            f"{last_step.epochs}{best_text}.")
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "--:--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
-@dataclass
-class TrainingRequest:
-    """Everything one run needs, gathered from the form and the app (Qt-free, testable)."""
-
-    config: TrainConfig
-    run_dir: Path
-    dataset: object | None = None          # an open FaceDataset, or None to load config.data
-    init_checkpoint: Path | None = None
 
 
 class TrainingPanel(QWidget):
