@@ -7,6 +7,11 @@ Results (CPU, at the sizes up to 5,023 vertices; the targets are judged at 5,023
   model alone on the same meshes already in memory (``model_meshes_per_s``), both after a
   warm-up run, alternately, medians of ``FOLDER_REPEATS``. Target: at least 100 meshes/s, and the
   model alone at most 1.5 times faster (the disk kept off the critical path).
+* ``batch.render_folder``: figures per second for :func:`facelab.batch.render_meshes` of a folder
+  of ``RENDER_MESHES`` PLY files, half of them expressive and half their subjects' neutral faces,
+  so that every figure has its ground truth (three panels at scale 1: input, prediction coloured by
+  its error, ground truth), after a warm-up call on a few meshes (the first figure builds the
+  off-screen renderer). Target: at least 5 figures/s.
 * ``batch.identify``: seconds for :func:`facelab.batch.identify` of a folder of 1,000 probe files
   against a gallery folder of 1,000 subjects' neutral faces (both read from disk, embedded and
   ranked). Target: at most 20 s.
@@ -31,17 +36,21 @@ from benchmarks.results import Result, Target
 FOLDER_MESHES = 512
 FOLDER_REPEATS = 3
 IDENTIFY_SUBJECTS = 1000
+RENDER_MESHES, RENDER_WARMUP = 48, 4
 MAX_VERTICES = 10_000  # file I/O at 26,317 vertices adds minutes and judges nothing
 FOLDER_TARGET = Target(">= 100 meshes/s end to end for 5,023-vertex PLY files, within 1.5x of the model alone",
                        ">=", 100.0)
+RENDER_TARGET = Target(">= 5 figures/s at scale 1 (three 480 x 540 panels) for 5,023-vertex PLY files", ">=", 5.0)
 IDENTIFY_TARGET = Target("<= 20 s for 1,000 probe files against a 1,000-subject gallery", "<=", 20.0)
 
 
-def _write_folder(folder: Path, vertices: np.ndarray, triangles: np.ndarray, expressions: list[str]) -> None:
+def _write_folder(folder: Path, vertices: np.ndarray, triangles: np.ndarray, expressions: list[str],
+                  subjects: list[str] | None = None) -> None:
     from facelab.data.dataset import FaceDataset, MeshRecord
     from facelab.data.layouts.generic import write_generic
 
-    records = [MeshRecord(f"s{i:04d}", expression) for i, expression in enumerate(expressions)]
+    subjects = subjects or [f"s{i:04d}" for i in range(len(expressions))]
+    records = [MeshRecord(subject, expression) for subject, expression in zip(subjects, expressions)]
     write_generic(FaceDataset(folder.name, "generic", vertices, triangles, records), folder, "ply", progress=False)
 
 
@@ -51,7 +60,7 @@ def _faces(mesh, count: int, seed: int) -> np.ndarray:
 
 
 def run(options: Options) -> list[Result]:
-    from facelab.batch import WRITTEN, identify, list_meshes, neutralise_meshes
+    from facelab.batch import WRITTEN, identify, list_meshes, neutralise_meshes, render_meshes
 
     results = []
     folder_meshes = 64 if options.quick else FOLDER_MESHES
@@ -86,6 +95,9 @@ def run(options: Options) -> list[Result]:
                 extra={"model_meshes_per_s": model_rate, "model_over_folder": ratio},
                 notes=f"{which}; the model alone {model_rate:.0f} meshes/s ({ratio:.2f}x the folder)", **common))
 
+            results.append(_render_result(model, which, mesh, scratch, 8 if options.quick else RENDER_MESHES,
+                                          list_meshes, render_meshes, common))
+
             _write_folder(scratch / "gallery", _faces(mesh, subjects, seed=1), mesh.triangles, ["neutral"] * subjects)
             _write_folder(scratch / "probes", _faces(mesh, subjects, seed=2), mesh.triangles, ["smile"] * subjects)
             started = time.perf_counter()
@@ -98,3 +110,27 @@ def run(options: Options) -> list[Result]:
                 params={"probes": subjects, "gallery_subjects": subjects, "model": which},
                 notes=f"{which}; probe and gallery files read from disk", **common))
     return results
+
+
+def _render_result(model, which: str, mesh, scratch: Path, count: int, list_meshes, render_meshes,
+                   common: dict) -> Result:
+    """``batch.render_folder``: a folder of subjects' expressive and neutral meshes, the dataset's
+    pairs giving every figure its ground truth (three panels)."""
+    def folder(name: str, meshes: int, seed: int):
+        subjects = [f"s{i // 2:04d}" for i in range(meshes)]
+        _write_folder(scratch / name, _faces(mesh, meshes, seed), mesh.triangles,
+                      ["neutral", "smile"] * (meshes // 2), subjects)
+        return list_meshes(scratch / name, progress=False)
+
+    render_meshes(model, folder("figures-warmup", RENDER_WARMUP, seed=3), scratch / "figures-warmup-out",
+                  progress=False)
+    source = folder("figures-in", count, seed=4)
+    started = time.perf_counter()
+    report = render_meshes(model, source, scratch / "figures-out", progress=False)
+    seconds = time.perf_counter() - started
+    rate = len(report.written) / seconds
+    return Result(name="batch.render_folder", value=rate, unit="figures/s",
+                  ours={"seconds": seconds, "figures": len(report.written), "skipped": len(report.skipped)},
+                  target=RENDER_TARGET if count == RENDER_MESHES else None,
+                  params={"figures": count, "scale": 1.0, "model": which, "with_truth": source.has_truth},
+                  notes=f"{which}; read, predicted, drawn off screen and written as PNG", **common)

@@ -91,7 +91,7 @@ class FaceLabModel:
         self.network.to(self.device).eval()
         self._mean = torch.from_numpy(self.normalisation.mean).to(self.device)
         self._std = torch.from_numpy(self.normalisation.std).to(self.device)
-        self._template = torch.from_numpy(np.asarray(self.template.vertices, dtype=np.float32)).to(self.device)
+        self._template = torch.from_numpy(np.array(self.template.vertices, dtype=np.float32)).to(self.device)  # a writable copy
 
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
