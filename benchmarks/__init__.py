@@ -56,15 +56,22 @@ training steps). Target: <= 2048 MB.
 ``value`` null when the cache is missing: it is never generated here. ``--quick``: the
 100-identity set instead, reported, not judged.
 
+``batch_commands`` (``batch_commands.py``, CPU, meshes up to 10,000 vertices; targets at 5,023):
+``batch.neutralise_folder`` (``value``: meshes/s of a folder of PLY files read, predicted and
+written; target >= 100, and the model alone on the same meshes at most 1.5x faster),
+``batch.render_folder`` (``value``: figures/s of ``facelab render`` on a folder with ground truth,
+scale 1; target >= 5) and ``batch.identify`` (``value``: s for 1,000 probe files against a
+1,000-subject gallery; target <= 20).
+
 ``time_to_quality`` (``time_to_quality.py``, CPU): ``time_to_quality`` reports the committed
 judgement ``docs/results/time_to_quality.json``, written by its own command,
 ``python -m benchmarks.time_to_quality`` (at most 16 minutes: the command, stopped at 15, then
-its scoring; its ``generated_by`` and ``commit`` are in the file and in ``params.commit``):
-``facelab train`` of the bundled model's variant and options from scratch (``--identities 500
---epochs 1 --threads 2``), its clock from the command's start with an empty cache (SynthFaces'
-generation, the linear start and the fits included); each epoch's checkpoint is scored on the
-default test split by ``facelab evaluate`` after the command. ``value``: minutes until the first
-checkpoint within 1.25x the bundled model's test error (read from
+its scoring; its ``generated_by`` and ``commit`` are in the file and in ``params.commit``): the
+bundled model's recipe run from scratch by ``facelab train`` (its command is in that module's
+docstring), its clock from the command's start with an empty cache (SynthFaces' generation, the
+linear start and the fits included); each checkpoint (the start, then each epoch's) is scored on
+the default test split by ``facelab evaluate`` after the command. ``value``: minutes until the
+first checkpoint within 1.25x the bundled model's test error (read from
 ``docs/results/bundled_model.json``; None: not reached). Target: <= 15 min.
 ``extra.checkpoints``: epoch, ``after_s``, validation and test error; ``extra.stages``: the
 command's progress lines with their times. ``time_to_quality.smoke`` runs the same code at 40
