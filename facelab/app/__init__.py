@@ -1,8 +1,9 @@
 """The desktop application (``facelab gui``): three linked views, dataset browsing, identity,
 training in the background and figure export.
 
-Modules without the ``_qt`` prefix hold state and logic that runs without Qt (``session``,
-``identity``, ``files``, ``export``) or wraps Qt services (``settings``, ``workers``); ``_qt_*``
-modules are widgets. Importing this package imports no Qt; ``facelab gui``
+Modules without the ``_qt`` prefix hold state and logic that runs without Qt (``state``, what is
+on show; ``session``, ``startup``, ``identity``, ``files``, ``export``, ``training_run``,
+``threads``) or wrap Qt services (``settings``, ``workers``); ``_qt_*`` modules are widgets and the
+window (``_qt_main_window``, its menus in ``_qt_menus``). Importing this package imports no Qt; ``facelab gui``
 (:func:`facelab.app.launch.run_gui`) starts the app.
 """
