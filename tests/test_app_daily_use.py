@@ -4,6 +4,7 @@ labels, the window title, opening a run folder as a checkpoint and the gallery h
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -428,3 +429,26 @@ def test_the_gallery_header_agrees_with_its_table_and_forgets_the_last_dataset(w
     assert window.session.model is None
     assert subject not in window.identity.gallery_label.text()
     assert window.identity.gallery.rowCount() == 0 and window.identity.top5.rowCount() == 0
+
+
+def test_file_menu_exports_the_mesh_and_statistics_where_the_user_says(window, monkeypatch, message_boxes,
+                                                                        tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from facelab.mesh import read_ply_vertex_property
+
+    answer = {}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda parent, title, start, filters: (answer["name"], filters)))
+    answer["name"] = str(tmp_path / "neutral.ply")
+    _file_action(window, "Export predicted mesh (PLY with error)...").trigger()
+    assert read_ply_vertex_property(tmp_path / "neutral.ply", "error").shape == (window.sample.predicted.shape[0],)
+    assert window.statusBar().currentMessage() == f"Wrote {answer['name']}."
+    answer["name"] = str(tmp_path / "error.json")
+    _file_action(window, "Export error statistics (CSV/JSON)...").trigger()
+    assert json.loads((tmp_path / "error.json").read_text())["mean_error_mm"] > 0
+    # A format that cannot be written: one message box naming what failed, and no file.
+    answer["name"] = str(tmp_path / "error.xlsx")
+    _file_action(window, "Export error statistics (CSV/JSON)...").trigger()
+    assert [c[1] for c in message_boxes.kinds("critical")] == ["Cannot export statistics"]
+    assert not (tmp_path / "error.xlsx").exists()

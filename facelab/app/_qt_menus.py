@@ -113,24 +113,22 @@ class WindowMenus(QObject):
                 self.window.error("Cannot export figure", str(error))
 
     def _ask_export_mesh(self) -> None:
-        name = self._save_name("Export predicted mesh", "export", f"{self._default_stem()}_neutral.ply",
-                               "PLY with per-vertex error (*.ply);;OBJ (*.obj);;OFF (*.off)")
-        if name:
-            try:
-                self.window.export_mesh(name)
-                self.window.status(f"Wrote {name}.")
-            except FacelabError as error:
-                self.window.error("Cannot export mesh", str(error))
+        self._ask_export("Export predicted mesh", "_neutral.ply",
+                         "PLY with per-vertex error (*.ply);;OBJ (*.obj);;OFF (*.off)", self.window.export_mesh, "mesh")
 
     def _ask_export_stats(self) -> None:
-        name = self._save_name("Export error statistics", "export", f"{self._default_stem()}_error.json",
-                               "JSON (*.json);;CSV (*.csv)")
+        self._ask_export("Export error statistics", "_error.json", "JSON (*.json);;CSV (*.csv)",
+                         self.window.export_stats, "statistics")
+
+    def _ask_export(self, title: str, suffix: str, filters: str, export, what: str) -> None:
+        """Ask for a file name, then ``export(name)``; a user error is a message box."""
+        name = self._save_name(title, "export", f"{self._default_stem()}{suffix}", filters)
         if name:
             try:
-                self.window.export_stats(name)
+                export(name)
                 self.window.status(f"Wrote {name}.")
             except FacelabError as error:
-                self.window.error("Cannot export statistics", str(error))
+                self.window.error(f"Cannot export {what}", str(error))
 
     # ---- file dialogs --------------------------------------------------------------------------
     def _ask_open(self, title: str, kind: str, filters: str) -> str | None:
