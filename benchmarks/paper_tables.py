@@ -27,7 +27,7 @@ change to the baselines) and rewrites both files.
 evaluation, its training minutes, the configuration it was trained with and the command and commit
 that wrote it. A later call with the same ``--records`` (on any machine: the files are committed)
 takes a matching record instead of training that run again, so a table of many seeds is built over
-several sessions, each row still traceable to the commit that trained it. A record matches when the
+several sessions, each run still traceable to the call that wrote its record. A record matches when the
 configuration (the data file compared by name) and the test subjects are the same.
 """
 
@@ -140,7 +140,7 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                 record = read_record(record_file, config, split) if record_file else None
                 if record is not None:
                     print(f"{label} {method} seed {seed}: the record {record_file.name} "
-                          f"(trained at commit {record['commit']})")
+                          f"(written at commit {record['commit']})")
                     runs[str(seed)] = {**record["evaluation"], "train_minutes": record["train_minutes"],
                                        "record": {key: record[key] for key in ("generated_by", "commit")}}
                     continue
@@ -295,7 +295,7 @@ def markdown(results: dict) -> str:
     commits = sorted({run["record"]["commit"][:7] for l in labels for row in data[l]["variants"].values()
                       for run in row["seeds"].values() if "record" in run})
     if commits:
-        lines.append(f"- Runs taken from their records (`--records`), trained at commits {', '.join(commits)}; "
+        lines.append(f"- Runs taken from their records (`--records`), written at commits {', '.join(commits)}; "
                      "the JSON names each run's.")
     lines += ["",
              "### Table 1 analogue: mean neutralisation error (mm)", "",
