@@ -4,6 +4,7 @@ training in the background and figure export.
 Modules without the ``_qt`` prefix hold state and logic that runs without Qt (``state``, what is
 on show; ``session``, ``startup``, ``identity``, ``files``, ``export``, ``training_run``,
 ``threads``) or wrap Qt services (``settings``, ``workers``); ``_qt_*`` modules are widgets and the
-window (``_qt_main_window``, its menus in ``_qt_menus``). Importing this package imports no Qt; ``facelab gui``
+window (``_qt_main_window``, its menus in ``_qt_menus``, the listed samples' background predictions
+in ``_qt_listed_predictions``). Importing this package imports no Qt; ``facelab gui``
 (:func:`facelab.app.launch.run_gui`) starts the app.
 """

@@ -21,7 +21,6 @@ import json
 import logging
 import time
 import traceback
-from collections import deque
 from concurrent.futures import Future, wait
 from pathlib import Path
 
@@ -41,11 +40,12 @@ from facelab.app import files
 from facelab.app._qt_dataset_browser import DatasetBrowser
 from facelab.app._qt_display_controls import DisplayControls
 from facelab.app._qt_identity_panel import IdentityPanel
+from facelab.app._qt_listed_predictions import ListedPredictions
 from facelab.app._qt_menus import WindowMenus
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
 from facelab.app.export import render_views_figure
-from facelab.app.session import Entry, model_fits_dataset, predict_entries, sampled_identities, train_on_it_question
+from facelab.app.session import Entry, model_fits_dataset, sampled_identities, train_on_it_question
 from facelab.app.settings import AppSettings, Selection
 from facelab.app.startup import dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
@@ -58,9 +58,6 @@ log = logging.getLogger(__name__)
 
 APP_TITLE = "facelab"
 WINDOW_TITLE = f"{APP_TITLE} - neutralise facial expressions"
-#: Listed samples predicted per background task: a batch long enough to amortise the network's
-#: per-call cost, short enough that a new listing (another model, part or dataset) soon takes over.
-PREDICTION_CHUNK = 32
 
 
 class _Arrival(QObject):
@@ -91,8 +88,8 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._start_meshes: tuple[str | None, str | None] = (None, None)
         self._reading: Future | None = None             # start()'s model and data, being read
-        self._predicting: Call | None = None            # the background prediction of listed samples
-        self._prediction_queue: deque[Entry] = deque()
+        self.predictions = ListedPredictions(self.state, self._pool,
+                                             lambda: not self._closed and not self.training.running, self)
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -423,43 +420,13 @@ class MainWindow(QMainWindow):
         """Predict the listed samples in a worker thread, a chunk at a time from the one on show
         outward, so that a click anywhere in the list shows a known prediction."""
         if self._closed or self.session.model is None or self.session.dataset is None:
-            self._prediction_queue.clear()
+            self.predictions.clear()
             return
-        self._prediction_queue = deque(self.state.nearest_first(self.browser.visible_entries()))
-        self._predict_next()
-
-    @Slot()
-    def _predict_next(self) -> None:
-        if self._closed or self._predicting is not None or self.training.running:
-            return
-        session = self.session
-        chunk = []
-        while self._prediction_queue and len(chunk) < PREDICTION_CHUNK:
-            chunk += session.unpredicted([self._prediction_queue.popleft()])
-        if not chunk:
-            return
-        model, dataset = session.model, session.dataset
-        self._predicting = run_in_thread(self._pool, lambda: (model, dataset, predict_entries(model, dataset, chunk)),
-                                         self._on_predicted, self._on_prediction_failed, self._on_prediction_done)
-
-    @Slot(object)
-    def _on_predicted(self, result) -> None:
-        model, dataset, predictions = result
-        self.session.keep_predictions(predictions, model, dataset)
-
-    @Slot(object)
-    def _on_prediction_failed(self, error: BaseException) -> None:
-        log.warning("predicting the listed samples failed: %s", error_message(error), exc_info=error)
-        self._prediction_queue.clear()     # a click still predicts its own sample (and says why not)
-
-    @Slot()
-    def _on_prediction_done(self) -> None:
-        self._predicting = None
-        self._predict_next()
+        self.predictions.restart(self.state.nearest_first(self.browser.visible_entries()))
 
     def predicting(self) -> bool:
         """Whether listed samples are still to be predicted in the background."""
-        return self._predicting is not None or bool(self.session.unpredicted(list(self._prediction_queue)))
+        return self.predictions.pending()
 
     def select_index(self, index: int) -> bool:
         """Select a dataset mesh in the browser (as a click would)."""
@@ -552,7 +519,7 @@ class MainWindow(QMainWindow):
     def _on_training_running(self, running: bool) -> None:
         if not running:
             self._end_preview()
-            self._predict_next()          # paused while the run had the cores
+            self.predictions.resume()     # paused while the run had the cores
 
     @Slot(object)
     def _on_training_finished(self, result) -> None:
@@ -728,7 +695,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self.training.shutdown()            # stops a run after its current step and waits
-            self._prediction_queue.clear()
+            self.predictions.clear()
             self._pool.clear()                  # work queued but not begun is not needed any more
             self.wait_for_tasks()
             self.settings.save_window(self.saveGeometry(), self.saveState())
