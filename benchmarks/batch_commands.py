@@ -60,7 +60,7 @@ def _faces(mesh, count: int, seed: int) -> np.ndarray:
 
 
 def run(options: Options) -> list[Result]:
-    from facelab.batch import WRITTEN, identify, list_meshes, neutralise_meshes, render_meshes
+    from facelab.batch import WRITTEN, identify, list_meshes, neutralise_meshes
 
     results = []
     folder_meshes = 64 if options.quick else FOLDER_MESHES
@@ -95,8 +95,7 @@ def run(options: Options) -> list[Result]:
                 extra={"model_meshes_per_s": model_rate, "model_over_folder": ratio},
                 notes=f"{which}; the model alone {model_rate:.0f} meshes/s ({ratio:.2f}x the folder)", **common))
 
-            results.append(_render_result(model, which, mesh, scratch, 8 if options.quick else RENDER_MESHES,
-                                          list_meshes, render_meshes, common))
+            results.append(_render_result(model, which, mesh, scratch, 8 if options.quick else RENDER_MESHES, common))
 
             _write_folder(scratch / "gallery", _faces(mesh, subjects, seed=1), mesh.triangles, ["neutral"] * subjects)
             _write_folder(scratch / "probes", _faces(mesh, subjects, seed=2), mesh.triangles, ["smile"] * subjects)
@@ -112,10 +111,11 @@ def run(options: Options) -> list[Result]:
     return results
 
 
-def _render_result(model, which: str, mesh, scratch: Path, count: int, list_meshes, render_meshes,
-                   common: dict) -> Result:
+def _render_result(model, which: str, mesh, scratch: Path, count: int, common: dict) -> Result:
     """``batch.render_folder``: a folder of subjects' expressive and neutral meshes, the dataset's
     pairs giving every figure its ground truth (three panels)."""
+    from facelab.batch import list_meshes, render_meshes
+
     def folder(name: str, meshes: int, seed: int):
         subjects = [f"s{i // 2:04d}" for i in range(meshes)]
         _write_folder(scratch / name, _faces(mesh, meshes, seed), mesh.triangles,
