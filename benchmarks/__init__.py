@@ -79,7 +79,9 @@ identities (16 with ``--quick``): ``value`` the command's minutes; a check of th
 target.
 
 ``app`` (``app.py`` + ``app_session.py`` under ``xvfb-run``, CPU): ``app.start`` (``value``: s from
-process creation to the first frame showing a sample; target <= 3 s on a quiet machine),
+process creation to the first frame showing a sample, its input and ground truth; target <= 3 s
+on a quiet machine; ``ours.window_frame_s`` the window's own first frame), ``app.start_prediction``
+(``value``: s to the first frame showing that sample's prediction; reported),
 ``app.switch`` (ms to show another sample, median of 20; target <= 30 ms), ``app.timer_gaps`` (``value``: 95th percentile of a
 10 ms QTimer's gaps while training runs in the worker; target <= 50 ms).
 

@@ -107,8 +107,8 @@ assert not late, late
 
 
 def test_facelab_gui_begins_reading_before_torch_or_qt_is_imported():
-    """torch's import (about a second) is the longest part of the start: ``facelab gui`` begins it
-    in the reading thread before its main thread imports torch or Qt, so the two overlap."""
+    """``facelab gui`` begins reading its data in a thread before its main thread imports torch or
+    Qt, so the first sample is ready when the window is."""
     code = """
 import sys
 import facelab.app.startup as startup

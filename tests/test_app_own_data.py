@@ -13,6 +13,7 @@ from tests.test_app_fixtures import (  # noqa: F401  (fixtures)
     message_boxes,
     needs_display,
     no_interactor_outlives_the_test,
+    shown,
     tiny_data,
     tiny_model,
     window,
@@ -82,6 +83,47 @@ def test_another_templates_data_offers_to_train_a_new_network_on_it(window, qtbo
     assert request.dataset is opened and request.init_checkpoint is None
     assert Path(request.config.data) == path and request.config.data_options == {"identities": IDENTITIES}
     assert "press Start" in window.statusBar().currentMessage()
+
+
+def test_data_of_another_template_at_start_opens_without_the_bundled_model(qtbot, message_boxes, tmp_path):
+    """``facelab gui --data MY_DATA``: the data asked for open, the bundled model (SynthFaces
+    only) is left closed with the reason said, and the training panel is ready to train on it."""
+    from facelab.app._qt_main_window import MainWindow
+
+    path = morphable_model_file(tmp_path)
+    win = MainWindow()
+    try:
+        win.show()
+        with qtbot.waitSignal(win.started, timeout=60_000):
+            win.start(str(path), data_options={"identities": IDENTITIES})
+        assert not message_boxes.calls
+        assert win.session.model is None and win.session.dataset.layout == "ict-facekit"
+        assert win.sample is not None and shown(win, "input") is not None and shown(win, "predicted") is None
+        assert "No model" in win.viewer.views["predicted"].note.GetInput() and win.model_label.text() == "No model"
+        status = win.statusBar().currentMessage()
+        assert "The bundled model fits its own template only (SynthFaces)" in status and "press Start" in status
+        assert win.training_dock.isVisible() and win.training.source.currentData() == "open"
+        assert win.training.start_button.isEnabled()
+    finally:
+        win.close()
+
+
+def test_a_checkpoint_of_another_template_at_start_is_refused_and_the_data_opens(qtbot, message_boxes, tmp_path,
+                                                                                 tiny_model):
+    from facelab.app._qt_main_window import MainWindow
+
+    path = morphable_model_file(tmp_path)
+    win = MainWindow()
+    try:
+        win.show()
+        with qtbot.waitSignal(win.started, timeout=60_000):
+            win.start(str(path), str(tiny_model.source), data_options={"identities": IDENTITIES})
+        (kind, title, text), = message_boxes.calls
+        assert kind == "critical" and title == "Cannot use this model" and "it expects 162 vertices" in text, text
+        assert win.session.model is None and win.session.dataset.layout == "ict-facekit"
+        assert win.model_label.text() == "No model" and shown(win, "input") is not None
+    finally:
+        win.close()
 
 
 def test_the_message_names_the_bundled_model_and_its_template():

@@ -28,6 +28,22 @@ def test_app_logic_imports_no_qt():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_start_reads_its_data_without_torch(tiny_data):
+    """``facelab gui`` draws the first sample before torch is imported: reading a dataset imports
+    neither torch nor SynthFaces' generator (naming its cache only reads the generator's sources)."""
+    code = f"""
+import sys
+from facelab.app.startup import read_data
+from facelab.data.synth_dataset import synthfaces_cache_path
+read = read_data({str(tiny_root() / "data")!r})
+assert read.dataset is not None and read.error is None, read
+synthfaces_cache_path()
+late = [name for name in ("torch", "facelab.data.synth", "scipy.spatial") if name in sys.modules]
+assert not late, late
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_sample_is_what_the_core_computes(tiny_model, tiny_data):
     pair = tiny_data.pairs[-1]
     expressive, truth = np.asarray(tiny_data.vertices[pair.expressive]), np.asarray(tiny_data.vertices[pair.neutral])

@@ -372,6 +372,62 @@ def test_the_window_shows_before_the_model_and_data_are_read(qtbot, tiny_model):
         win.close()
 
 
+def test_the_first_sample_shows_before_the_model_is_read(qtbot, monkeypatch, tiny_model):
+    """The data are read first and their first sample drawn while the model (torch with it) waits;
+    its prediction follows when the model arrives."""
+    import threading
+
+    from facelab.app import startup
+    from facelab.app._qt_main_window import MainWindow
+
+    gate, asked = threading.Event(), []
+    read_model = startup.read_model
+
+    def gated_read_model(*args):
+        asked.append(win.sample is not None)      # was the sample drawn before the model's read began?
+        gate.wait(60)
+        return read_model(*args)
+
+    monkeypatch.setattr(startup, "read_model", gated_read_model)
+    win = MainWindow()
+    try:
+        win.show()
+        win.start(str(tiny_root() / "data"), str(tiny_root() / "run" / "best"))
+        qtbot.waitUntil(lambda: win.sample is not None and bool(asked), timeout=60000)
+        assert asked == [True], "the model's read begins once the first sample is drawn"
+        assert win.session.model is None and win.entry is not None
+        np.testing.assert_array_equal(shown(win, "input"), np.asarray(win.session.dataset.vertices[win.entry.index]))
+        assert shown(win, "truth") is not None and shown(win, "predicted") is None
+        assert "Loading the model" in win.viewer.views["predicted"].note.GetInput()
+        assert "the model is loading" in win.readout.text() and "Loading" in win.model_label.text()
+        gate.set()
+        qtbot.waitUntil(lambda: win.sample is not None and win.sample.predicted is not None, timeout=60000)
+        assert win.session.model.source == tiny_model.source
+        np.testing.assert_allclose(shown(win, "predicted"),
+                                   tiny_model.neutralise(np.array(win.session.dataset.vertices[win.entry.index])),
+                                   atol=1e-4)
+        assert "Loading" not in win.viewer.views["predicted"].note.GetInput()
+        assert "loading" not in win.readout.text() and "Loading" not in win.model_label.text()
+    finally:
+        gate.set()
+        win.close()
+
+
+def test_closing_while_the_model_waits_for_the_first_sample_does_not_hang(qtbot, monkeypatch):
+    """The model's read waits for the first sample; a window closed before then lets it go."""
+    from facelab.app import startup
+    from facelab.app._qt_main_window import MainWindow
+
+    reading = startup.start_reading(None, str(tiny_root() / "data"))
+    reading.data.result(timeout=60)             # the data are read; the model waits for its release
+    assert not reading.model.done()
+    win = MainWindow()
+    win.show()
+    win.close()                                 # before start(): nothing released the model
+    reading.wait()                              # as the window's close does for its own reading
+    assert reading.model.done()
+
+
 def test_a_bad_checkpoint_still_opens_the_dataset(qtbot, tmp_path, message_boxes):
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "bad.safetensors").write_bytes(b"")

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import traceback
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QObject, Qt, QThreadPool, QTimer, Signal, Slot
@@ -47,7 +47,7 @@ from facelab.app._qt_viewer import KEYS, ThreeViews
 from facelab.app.export import render_views_figure
 from facelab.app.session import Entry, model_fits_dataset, sampled_identities, train_on_it_question
 from facelab.app.settings import AppSettings, Selection
-from facelab.app.startup import dataset_path, start_reading
+from facelab.app.startup import StartReading, dataset_path, start_reading
 from facelab.app.state import AppState, model_summary
 from facelab.app.threads import ui_friendly_threads
 from facelab.app.workers import Call, error_message, run_in_thread
@@ -87,7 +87,9 @@ class MainWindow(QMainWindow):
         self._tasks: list[Call] = []                    # the datasets being loaded
         self._closed = False
         self._start_meshes: tuple[str | None, str | None] = (None, None)
-        self._reading: Future | None = None             # start()'s model and data, being read
+        self._reading: StartReading | None = None       # start()'s data and model, being read
+        self._start_errors: list[tuple[str, str]] = []  # start()'s message boxes, shown once all is read
+        self._start_failed = False                      # a bug while reading: its box was shown
         self.predictions = ListedPredictions(self.state, self._pool,
                                              lambda: not self._closed and not self.training.running, self)
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
@@ -268,7 +270,9 @@ class MainWindow(QMainWindow):
     def _update_model_label(self, source_label: str | None = None) -> None:
         model = self.session.model
         if model is None:
-            if "No model" not in self.model_label.text():
+            if self.loading:
+                self.model_label.setText("Loading the model ...")
+            elif "No model" not in self.model_label.text():
                 self.model_label.setText("No model")
             return
         self.model_label.setText(model_summary(model, source_label))
@@ -301,14 +305,20 @@ class MainWindow(QMainWindow):
         self.browser.focus_list()
         self.training.set_open_dataset(dataset.name, sampled_identities(dataset))
         if reason:
-            self.training.prepare_new_run_on_open_dataset()
-            self.training_dock.show()
-            self.training_dock.raise_()
-            self.status(f"{dataset.name} is open without a model: press Start in the training panel to train one "
-                        "on it.", 0)
+            self._offer_training()
         self._predict_listed()
         self.dataset_opened.emit(dataset)
         return True
+
+    def _offer_training(self, reason: str = "") -> None:
+        """The open dataset has no model (``reason``: why the one at hand does not fit it): the
+        training panel is set up to train one on it."""
+        self.training.prepare_new_run_on_open_dataset()
+        self.training_dock.show()
+        self.training_dock.raise_()
+        why = f"{reason[0].upper()}{reason[1:]} " if reason else ""
+        self.status(f"{why}{self.session.dataset.name} is open without a model: press Start in the training panel "
+                    "to train one on it.", 0)
 
     def _remembered_entry(self) -> Entry | None:
         """The sample on show when the app was last closed, if it belongs to the dataset opening
@@ -617,55 +627,84 @@ class MainWindow(QMainWindow):
 
     def start(self, data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
               ground_truth: str | None = None, data_options: dict | None = None,
-              reading: Future | None = None) -> None:
-        """What ``facelab gui`` opens: the model (bundled by default) and the data, read in a thread
-        of their own while the window shows (``reading``, begun by :func:`~facelab.app.launch.open_main_window`
-        before the window was built, or here), then the meshes asked for. ``started`` is emitted
-        once all of it is open or has said why not."""
+              reading: StartReading | None = None) -> None:
+        """What ``facelab gui`` opens: the data, then the model (bundled by default), read in a
+        thread of their own while the window shows (``reading``, begun by
+        :func:`~facelab.app.launch.open_main_window` before the window was built, or here), then the
+        meshes asked for. The data's first sample shows as soon as the data arrive, its prediction
+        when the model does. ``started`` is emitted once all of it is open or has said why not."""
         label = "SynthFaces" if str(data) == "synth" else str(data) if data else ""
         self.state.set_loading(f"Loading the model{' and ' + label if label else ''} ...")
         self.status(self.loading, 0)
         self._set_busy(True)
         self._start_meshes = (input_mesh, ground_truth)
+        self._start_errors, self._start_failed = [], False
         if reading is None:
             reading = start_reading(checkpoint, data, data_options, ui_friendly_threads())
         self._reading = reading
-        arrival = _Arrival(self)
-        arrival.arrived.connect(self._on_start_arrived)
-        reading.add_done_callback(arrival.deliver)     # at once if it is done already
+        for future, arrived in ((reading.data, self._on_start_data), (reading.model, self._on_start_model)):
+            arrival = _Arrival(self)
+            arrival.arrived.connect(arrived)
+            future.add_done_callback(arrival.deliver)     # at once if it is done already
+
+    def _start_result(self, reading: Future):
+        """The read's result, or None after its failure (a bug) was said."""
+        try:
+            return reading.result()
+        except Exception as error:  # a bug while reading: its message, and the app goes on
+            self._start_failed = True
+            self._on_start_failed(error_message(error), "".join(traceback.format_exception(error)))
+            return None
 
     @Slot(object)
-    def _on_start_arrived(self, reading: Future) -> None:
-        self._set_busy(bool(self._tasks))
+    def _on_start_data(self, reading: Future) -> None:
         try:
-            started = reading.result()
-        except Exception as error:  # a bug while reading: its message, and the app goes on
-            self._on_start_failed(error_message(error), "".join(traceback.format_exception(error)))
-            return
-        self._on_start_read(started)
+            self._show_start_data(reading)
+        finally:
+            self._reading.release_model()       # the first sample is drawn (or none is): torch may come now
 
-    def _on_start_read(self, started) -> None:
-        """Show what the start read: the model first (the split follows it), then the data and the
-        meshes; message boxes last, so the window behind them already shows the data."""
-        if self._closed:
+    def _show_start_data(self, reading: Future) -> None:
+        """The data arrived (the model is not read yet): its first sample shows, unpredicted."""
+        read = self._start_result(reading)
+        if self._closed or self._start_failed:
             return
-        self.state.loading = None               # the views show what was read below
+        if read is None or read.dataset is None:
+            if read is not None and read.error:
+                self._start_errors.append(("Cannot open dataset", read.error))
+            return
+        self.state.loading = "Loading the model ..."         # the prediction view says so
+        self._keep_file_sample = bool(self._start_meshes[0])
+        self._on_dataset_loaded((read.path, read.options, read.dataset))
+        self.status(self.loading, 0)
+
+    @Slot(object)
+    def _on_start_model(self, reading: Future) -> None:
+        """The model arrived (after the data): the sample on show is predicted, then the meshes
+        asked for open; message boxes last, so the window behind them already shows the data."""
+        self._set_busy(bool(self._tasks))
+        read = self._start_result(reading)
+        if self._closed or self._start_failed or read is None:
+            return
+        self.state.loading = None
         self.training.load_choices()
+        errors = self._start_errors
+        reason = model_fits_dataset(read.model, self.session.dataset)
+        if read.model is not None and reason is None:
+            self.set_model(read.model, read.label)
+            dataset = self.session.dataset
+            self.status(f"Opened {dataset.name}." if dataset is not None else model_summary(read.model, read.label))
+        else:
+            self._update_model_label()      # no longer loading
+            if read.model is None and read.bundled:
+                self._say_no_model(read.error)
+            elif read.model is None:
+                errors.append(("Cannot open checkpoint", read.error))
+            elif read.bundled:              # the data asked for wins over the default model
+                self._offer_training(reason)
+            else:
+                errors.append(("Cannot use this model", reason))
+            self._reshow()                  # the views stop saying the model is loading
         input_mesh, ground_truth = self._start_meshes
-        errors = []
-        if started.model is not None:
-            self.set_model(started.model, started.model_label)
-        elif started.bundled:
-            self._say_no_model(started.model_error)
-        else:
-            errors.append(("Cannot open checkpoint", started.model_error))
-        if started.dataset is not None:
-            self._keep_file_sample = bool(input_mesh)
-            self._on_dataset_loaded((started.dataset_path, started.dataset_options, started.dataset))
-        else:
-            if started.dataset_error:
-                errors.append(("Cannot open dataset", started.dataset_error))
-            self._refresh_views()
         if input_mesh and self.open_mesh(input_mesh) and ground_truth and not self._closed:
             self.open_ground_truth(ground_truth)
         for title, message in errors:
@@ -689,7 +728,7 @@ class MainWindow(QMainWindow):
     def wait_for_tasks(self) -> None:
         self._pool.waitForDone()                # the loads under way and those queued behind them
         if self._reading is not None:
-            wait([self._reading])
+            self._reading.wait()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closed:

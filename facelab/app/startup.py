@@ -1,14 +1,16 @@
-"""What ``facelab gui`` reads before its first sample: the model and the dataset. Qt-free.
+"""What ``facelab gui`` reads before its first sample: the data, then the model. Qt-free.
 
-:func:`start_reading` begins :func:`read_start` in a thread of its own, before the window is
-built: torch, the model and the data arrive there while the window and its views come up, and the
-window shows them when they are all read. Each part fails on its own (a bad ``--checkpoint``
-still opens the dataset); a failure is kept as the sentence its message box will show.
+:func:`start_reading` begins reading in a thread of its own, before the window is built: the data
+first (numpy and the files only), then the model (torch, the longest part). The window shows the
+data's first sample as soon as it arrives and its prediction when the model does, so the faces
+appear while torch is still loading. Each part fails on its own (a bad ``--checkpoint`` still
+opens the dataset); a failure is kept as the sentence its message box will show.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,17 +18,55 @@ from facelab.errors import FacelabError, is_path_error, os_error_sentence
 
 
 @dataclass
-class Started:
-    """What the start read: each part, or the sentence saying why it could not be read."""
+class DataRead:
+    """The dataset the start read, or the sentence saying why it could not be read."""
+
+    dataset: object | None = None
+    path: str | None = None                 # "synth", or the folder or file it was read from
+    options: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class ModelRead:
+    """The model the start read, or the sentence saying why it could not be read."""
 
     model: object | None = None
-    model_label: str | None = None          # how the status bar names it ("bundled (synthfaces)")
-    model_error: str | None = None
+    label: str | None = None                # how the status bar names it ("bundled (synthfaces)")
+    error: str | None = None
     bundled: bool = True                    # the bundled model was asked for (no --checkpoint)
-    dataset: object | None = None
-    dataset_path: str | None = None         # "synth", or the folder or file it was read from
-    dataset_options: dict = field(default_factory=dict)
-    dataset_error: str | None = None
+
+
+class StartReading:
+    """The two reads under way, in this order in one thread: ``data`` (a future of a
+    :class:`DataRead`, None when no data was asked for), then ``model`` (of a :class:`ModelRead`).
+
+    The model's read (torch's import, most of the start) waits for :meth:`release_model`: the
+    window calls it once the data's first sample is drawn, so that drawing does not share the
+    interpreter with torch's import.
+    """
+
+    def __init__(self, checkpoint, data, options: dict | None, threads: int | None) -> None:
+        self._released = threading.Event()
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facelab-start")
+        try:
+            self.data: Future = executor.submit(read_data, data, options)
+            self.model: Future = executor.submit(self._read_model_when_released, checkpoint, threads)
+        finally:
+            executor.shutdown(wait=False)       # the thread ends with its two tasks
+
+    def _read_model_when_released(self, checkpoint, threads) -> ModelRead:
+        self._released.wait()
+        return read_model(checkpoint, threads)
+
+    def release_model(self) -> None:
+        """Let the model's read begin (at once if the data are still being read: after them)."""
+        self._released.set()
+
+    def wait(self) -> None:
+        """Wait for both reads (the model's released first)."""
+        self.release_model()
+        wait([self.data, self.model])
 
 
 def dataset_path(source: str | Path) -> str:
@@ -38,55 +78,54 @@ def dataset_path(source: str | Path) -> str:
 
 
 def start_reading(checkpoint: str | Path | None, data: str | Path | None, options: dict | None = None,
-                  threads: int | None = None) -> Future:
-    """:func:`read_start` in a thread begun now; the future holds its :class:`Started`."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facelab-start")
+                  threads: int | None = None) -> StartReading:
+    """:func:`read_data`, then :func:`read_model` (once released), in a thread begun now."""
+    return StartReading(checkpoint, data, options, threads)
+
+
+def read_data(data: str | Path | None, options: dict | None = None) -> DataRead | None:
+    """Read ``data`` (None: none asked for, None returned). torch is not imported here."""
+    if not data:
+        return None
+    read = DataRead(options=dict(options or {}))
     try:
-        return executor.submit(read_start, checkpoint, data, options, threads)
-    finally:
-        executor.shutdown(wait=False)       # the thread ends with its one task
+        from facelab.data.layouts import load_dataset
+
+        read.path = dataset_path(data)
+        read.dataset = load_dataset(read.path, progress=False, **read.options)
+    except FacelabError as error:
+        read.error = str(error)
+    except OSError as error:
+        if not is_path_error(error):
+            raise
+        read.error = os_error_sentence(error)
+    return read
 
 
-def read_start(checkpoint: str | Path | None, data: str | Path | None, options: dict | None = None,
-               threads: int | None = None) -> Started:
-    """Read the model (``checkpoint``, else the bundled one) and then ``data`` (None: none).
+def read_model(checkpoint: str | Path | None, threads: int | None = None) -> ModelRead:
+    """Read the model (``checkpoint``, else the bundled one).
 
-    ``threads``: torch's threads (set here, where torch is imported). The colormaps' colours are
-    read too, so the first heatmap finds them ready.
+    ``threads``: torch's threads (set here, where torch is imported). The training panel's choices
+    and the colormaps' colours are read too, so the UI thread finds them ready.
     """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    started = Started(bundled=not checkpoint)
+    read = ModelRead(bundled=not checkpoint)
     try:
         from facelab.model import FaceLabModel, bundled_model_path
 
         if checkpoint:
-            started.model = FaceLabModel.load(checkpoint)
+            read.model = FaceLabModel.load(checkpoint)
         else:
-            started.model = FaceLabModel.bundled()
-            started.model_label = f"bundled ({bundled_model_path().name})"
+            read.model = FaceLabModel.bundled()
+            read.label = f"bundled ({bundled_model_path().name})"
     except FacelabError as error:
-        started.model_error = str(error)
+        read.error = str(error)
     import facelab.training.config  # noqa: F401  (the training panel's choices, read here rather than in the UI)
-
-    if data:
-        options = dict(options or {})
-        try:
-            from facelab.data.layouts import load_dataset
-
-            started.dataset_path = dataset_path(data)
-            started.dataset_options = options
-            started.dataset = load_dataset(started.dataset_path, progress=False, **options)
-        except FacelabError as error:
-            started.dataset_error = str(error)
-        except OSError as error:
-            if not is_path_error(error):
-                raise
-            started.dataset_error = os_error_sentence(error)
     from facelab.render import COLORMAPS, colormap_table
 
     for name in COLORMAPS:
         colormap_table(name)
-    return started
+    return read

@@ -102,7 +102,7 @@ class AppState:
         self.file_triangles: np.ndarray | None = None   # the topology of meshes opened from files
         self.dataset_source: str | None = None
         self.dataset_options: dict = {}
-        self.loading: str | None = None             # what the app is reading at start (the input view says so)
+        self.loading: str | None = None             # what the app is reading at start (the empty views say so)
 
     @property
     def model(self):
@@ -313,7 +313,7 @@ class AppState:
             notes["input"] = self.loading or NO_SAMPLE_NOTE
             return figure_panels(None, None, None, style, notes=notes)
         if self.session.model is None:
-            notes["predicted"] = NO_MODEL_NOTE
+            notes["predicted"] = self.loading or NO_MODEL_NOTE
         panels = figure_panels(sample.expressive, sample.predicted, sample.truth, style, sample.error, notes=notes)
         panels[0].subtitle = input_subtitle(sample)
         if self.gallery_choice is not None:
@@ -355,7 +355,7 @@ class AppState:
             subject, probability = sample.top5[0]
             parts.append(f"closest training subject {escape(subject, quote=False)} (p = {probability:.2f})")
         elif self.session.model is None:
-            parts.append("no model: no prediction")
+            parts.append("the model is loading" if self.loading else "no model: no prediction")
         reposed = self.session.reposing(sample)
         return " &nbsp;|&nbsp; ".join(parts) + (f"<br>{reposed.sentence}" if reposed else "")
 
@@ -364,7 +364,7 @@ class AppState:
         the sample on show, with a note on what is missing (a recognizer, a dataset's gallery)."""
         sample, model = self.sample, self.session.model
         if sample is None or model is None:
-            return IdentityContent(NO_MODEL_IDENTITY if model is None else "")
+            return IdentityContent((self.loading or NO_MODEL_IDENTITY) if model is None else "")
         note = "" if sample.top5 else f"The {model.variant} model has no recognizer: no top-5."
         matches, rank = self.session.matches(sample, k=5)
         gallery = self.session.gallery_for(sample)

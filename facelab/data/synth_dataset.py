@@ -29,10 +29,10 @@ def _split_pool(subjects: list[str]) -> tuple[str, ...]:
 
 
 def _generator_fingerprint() -> str:
-    import facelab.data.synth as synth
-
+    # The generator's sources are read, not imported: a cached dataset opens without the generator
+    # (and the scipy it brings).
     digest = hashlib.sha256()
-    for source in sorted(Path(synth.__file__).parent.glob("*.py")):
+    for source in sorted(Path(__file__).with_name("synth").glob("*.py")):
         digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -54,8 +54,6 @@ def load_synthfaces(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SE
 
     The arrays are generated once and kept in the cache directory; later calls memory-map them.
     """
-    from facelab.data.synth import generate_synthfaces
-
     if identities < 1:
         raise DatasetError(f"SynthFaces needs at least 1 identity, got {identities}.")
     name = synthfaces_name(identities, seed)
@@ -72,6 +70,8 @@ def load_synthfaces(identities: int = DEFAULT_IDENTITIES, seed: int = DEFAULT_SE
             array_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
     if not use_cache:
+        from facelab.data.synth import generate_synthfaces
+
         data = generate_synthfaces(identities=identities, seed=seed)
         records = [MeshRecord(s, e) for s, e in zip(data.subjects, data.expressions)]
         return FaceDataset(name, "synth", data.vertices, data.triangles, records,
