@@ -151,16 +151,17 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     minutes = (time.perf_counter() - started) / 60
                 else:
                     print(f"{label} {method} seed {seed}: reusing the finished run in {run_dir}")
-                evaluation = saved_evaluation(run_dir, split) if reuse_runs else None
+                key = evaluation_key(run_dir, split)
+                evaluation = saved_evaluation(run_dir, key) if reuse_runs else None
                 if evaluation is None:
                     model = FaceLabModel.load(run_dir / "best")
                     evaluation = evaluate_model(model, dataset, split, baselines=baselines is None, robustness=False)
                     baselines = baselines or evaluation.pop("baselines")
-                    save_evaluation(run_dir, split, evaluation)
+                    save_evaluation(run_dir, key, evaluation)
                 evaluation["train_minutes"] = minutes
                 runs[str(seed)] = evaluation
                 if record_file:
-                    write_record(record_file, config, split, evaluation, run_dir, stamp or {})
+                    write_record(record_file, config, key, evaluation, stamp or {})
                 print(f"{label} {method} seed {seed}: {evaluation['mean_error_mm']:.3f} mm, "
                       f"rank-1 {evaluation['rank1']:.3f}")
             rows[method] = {"seeds": runs, **{f"{key}_over_seeds": _spread([r[key] for r in runs.values()])
@@ -193,7 +194,7 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
     return sum(float(row["seconds"]) for row in rows) / 60
 
 
-def _evaluation_key(run_dir: Path, split) -> dict:
+def evaluation_key(run_dir: Path, split) -> dict:
     """What a saved evaluation was measured on: the checkpoint's bytes and the test subjects."""
     import hashlib
 
@@ -204,21 +205,21 @@ def _evaluation_key(run_dir: Path, split) -> dict:
     return {"checkpoint_sha256": digest.hexdigest(), "test_subjects": sorted(map(str, split.test_subjects))}
 
 
-def saved_evaluation(run_dir: Path, split) -> dict | None:
+def saved_evaluation(run_dir: Path, key: dict) -> dict | None:
     """The test evaluation a previous call saved beside this run's checkpoint, if it was measured
-    on the same checkpoint and test subjects (the test split is then not read again)."""
+    on the same checkpoint and test subjects (``key``, from :func:`evaluation_key`: the test split
+    is then not read again)."""
     try:
         saved = json.loads((run_dir / "table_evaluation.json").read_text())
-        if saved["key"] == _evaluation_key(run_dir, split):
+        if saved["key"] == key:
             return saved["evaluation"]
     except (OSError, ValueError, KeyError):
         pass
     return None
 
 
-def save_evaluation(run_dir: Path, split, evaluation: dict) -> None:
-    atomic_write_text(run_dir / "table_evaluation.json",
-                      json.dumps({"key": _evaluation_key(run_dir, split), "evaluation": evaluation}, indent=1))
+def save_evaluation(run_dir: Path, key: dict, evaluation: dict) -> None:
+    atomic_write_text(run_dir / "table_evaluation.json", json.dumps({"key": key, "evaluation": evaluation}, indent=1))
 
 
 def _comparable_config(config: dict) -> dict:
@@ -241,10 +242,11 @@ def read_record(path: Path, config: TrainConfig, split) -> dict | None:
     return None
 
 
-def write_record(path: Path, config: TrainConfig, split, evaluation: dict, run_dir: Path, stamp: dict) -> None:
+def write_record(path: Path, config: TrainConfig, key: dict, evaluation: dict, stamp: dict) -> None:
+    """One run's record: ``evaluation`` (with its ``train_minutes``) of the checkpoint and test
+    subjects ``key`` names (from :func:`evaluation_key`), trained with ``config``."""
     minutes = evaluation["train_minutes"]
-    evaluation = {key: value for key, value in evaluation.items() if key != "train_minutes"}
-    key = _evaluation_key(run_dir, split)
+    evaluation = {name: value for name, value in evaluation.items() if name != "train_minutes"}
     record = {**stamp, "config": config.to_dict(), "test_subjects": key["test_subjects"],
               "checkpoint_sha256": key["checkpoint_sha256"], "train_minutes": minutes, "evaluation": evaluation}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from benchmarks.paper_tables import (METHODS, ROW_NAMES, finished_run_minutes, markdown, read_record,
-                                     save_evaluation, saved_evaluation, write_record)
+from benchmarks.paper_tables import (METHODS, ROW_NAMES, evaluation_key, finished_run_minutes, markdown,
+                                     read_record, save_evaluation, saved_evaluation, write_record)
 from facelab.training import TrainConfig, Trainer
 from tests.conftest import make_tiny_dataset
 
@@ -36,13 +36,13 @@ def test_a_saved_evaluation_is_read_back_only_for_the_same_checkpoint_and_test_s
     dataset = make_tiny_dataset()
     Trainer(_config(), run, dataset=dataset).run()
     split = dataset.split()
-    assert saved_evaluation(run, split) is None
-    save_evaluation(run, split, {"mean_error_mm": 0.5})
-    assert saved_evaluation(run, split) == {"mean_error_mm": 0.5}
+    assert saved_evaluation(run, evaluation_key(run, split)) is None
+    save_evaluation(run, evaluation_key(run, split), {"mean_error_mm": 0.5})
+    assert saved_evaluation(run, evaluation_key(run, split)) == {"mean_error_mm": 0.5}
     other = dataclasses.replace(split, test_subjects=split.test_subjects[1:])
-    assert saved_evaluation(run, other) is None  # another test split: evaluated again
+    assert saved_evaluation(run, evaluation_key(run, other)) is None  # another test split: evaluated again
     (run / "best.safetensors").write_bytes((run / "best.safetensors").read_bytes() + b" ")
-    assert saved_evaluation(run, split) is None  # the checkpoint changed: evaluated again
+    assert saved_evaluation(run, evaluation_key(run, split)) is None  # the checkpoint changed: evaluated again
 
 
 def test_a_record_stands_for_its_run_in_another_checkout_but_not_for_another_run(tmp_path):
@@ -53,7 +53,7 @@ def test_a_record_stands_for_its_run_in_another_checkout_but_not_for_another_run
     split = dataset.split()
     record = tmp_path / "records" / "X-full-seed0.json"
     stamp = {"generated_by": "python -m benchmarks.paper_tables --records records", "commit": "abc"}
-    write_record(record, config, split, {"mean_error_mm": 0.5, "train_minutes": 2.0}, run, stamp)
+    write_record(record, config, evaluation_key(run, split), {"mean_error_mm": 0.5, "train_minutes": 2.0}, stamp)
     read = read_record(record, _config(data="/elsewhere/shared/model.npz"), split)
     assert read["evaluation"] == {"mean_error_mm": 0.5} and read["train_minutes"] == 2.0
     assert read["commit"] == "abc" and read["generated_by"] == stamp["generated_by"]
