@@ -133,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     # Timer gaps while training runs in the worker.
     panel = window.training
     out = Path(_scratch("facelab-bench-run-")) / "run"
-    panel.source.setCurrentIndex(panel.source.findData("open"))
-    panel.epochs.setValue(1)
-    panel.batch_size.setValue(16)
-    panel.out_dir.setText(str(out))
+    panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    panel.form.epochs.setValue(1)
+    panel.form.batch_size.setValue(16)
+    panel.form.out_dir.setText(str(out))
     steps: list[float] = []
     ticks: list[float] = []
     timer = QTimer()

@@ -90,10 +90,10 @@ def main(argv=None) -> int:
             window.select_index(entry.index)
         if args.train_steps > 0:
             panel = window.training
-            panel.source.setCurrentIndex(panel.source.findData("open"))
-            panel.epochs.setValue(30)
-            panel.preview_every.setValue(0)    # the views keep the trained model's prediction
-            panel.out_dir.setText(str(run_dir))
+            panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+            panel.form.epochs.setValue(30)
+            panel.form.preview_every.setValue(0)    # the views keep the trained model's prediction
+            panel.form.out_dir.setText(str(run_dir))
             steps = []
             if panel.start():
                 panel.worker.step_done.connect(lambda event: steps.append(event.global_step))

@@ -34,12 +34,12 @@ def _titles(win) -> dict[str, str]:
 
 
 def _configure(panel, epochs, preview_every=0, batch=4, out=None):
-    panel.source.setCurrentIndex(panel.source.findData("open"))
-    panel.epochs.setValue(epochs)
-    panel.batch_size.setValue(batch)
-    panel.preview_every.setValue(preview_every)
+    panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    panel.form.epochs.setValue(epochs)
+    panel.form.batch_size.setValue(batch)
+    panel.form.preview_every.setValue(preview_every)
     if out is not None:
-        panel.out_dir.setText(str(out))
+        panel.form.out_dir.setText(str(out))
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ def runs_root(tmp_path, monkeypatch, window):
 
     root = tmp_path / "runs"
     monkeypatch.setattr(training_run, "default_runs_root", lambda: root)
-    window.training.new_output_folder()          # the proposed folder, under the new root
-    assert window.training.out_dir.text().startswith(str(root))
+    window.training.form.new_output_folder()          # the proposed folder, under the new root
+    assert window.training.form.out_dir.text().startswith(str(root))
     return root
 
 
@@ -113,7 +113,7 @@ def test_a_completed_run_says_so_and_the_next_start_gets_a_new_folder(window, qt
                                                                       tiny_model, tmp_path):
     panel = window.training
     _configure(panel, epochs=1, preview_every=2, batch=4)
-    first = panel.out_dir.text()
+    first = panel.form.out_dir.text()
     finished = []
     panel.run_finished.connect(finished.append)
     assert panel.start()
@@ -129,7 +129,7 @@ def test_a_completed_run_says_so_and_the_next_start_gets_a_new_folder(window, qt
     assert "(training" not in _titles(window)["predicted"] and window.session.model is tiny_model   # 4
 
     # 2: the next run gets a new time-stamped folder; Start is not refused.
-    second = panel.out_dir.text()
+    second = panel.form.out_dir.text()
     assert second != first and (runs_root / first.rsplit("/", 1)[-1] / "config.json").is_file()
     assert panel.start()
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
@@ -140,11 +140,11 @@ def test_a_completed_run_says_so_and_the_next_start_gets_a_new_folder(window, qt
 
     # A folder the user chose is theirs: it is kept, and a second run there is refused.
     own = tmp_path / "my-run"
-    panel.out_dir.setText(str(own))
-    panel.epochs.setValue(1)
+    panel.form.out_dir.setText(str(own))
+    panel.form.epochs.setValue(1)
     assert panel.start()
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
-    assert panel.out_dir.text() == str(own)
+    assert panel.form.out_dir.text() == str(own)
     assert not panel.start()
     assert "already holds a run" in message_boxes.kinds("critical")[-1][2]
 
@@ -214,21 +214,21 @@ def test_the_data_box_defaults_to_what_is_open(qtbot, tiny_data, tiny_model):
     qtbot.waitExposed(win)
     try:
         panel = win.training
-        assert panel.source.currentData() == "synth", "no dataset is open: SynthFaces"
-        open_item = panel.source.model().item(panel.source.findData("open"))
+        assert panel.form.source.currentData() == "synth", "no dataset is open: SynthFaces"
+        open_item = panel.form.source.model().item(panel.form.source.findData("open"))
         assert not open_item.isEnabled()
-        assert panel.request().config.data == "synth"          # Start would not fail
+        assert panel.form.request().config.data == "synth"          # Start would not fail
         assert win.set_model(tiny_model) and win.set_dataset(tiny_data)
-        assert panel.source.currentData() == "open" and open_item.isEnabled()
-        assert panel.source.currentText().startswith(f"The open dataset ({tiny_data.name[:20]}")
-        assert panel.source.itemData(panel.source.currentIndex(), Qt.ItemDataRole.ToolTipRole) == tiny_data.name
-        assert panel.request().dataset is tiny_data
+        assert panel.form.source.currentData() == "open" and open_item.isEnabled()
+        assert panel.form.source.currentText().startswith(f"The open dataset ({tiny_data.name[:20]}")
+        assert panel.form.source.itemData(panel.form.source.currentIndex(), Qt.ItemDataRole.ToolTipRole) == tiny_data.name
+        assert panel.form.request().dataset is tiny_data
         # The user's own choice stays when another dataset is opened.
-        synth = panel.source.findData("synth")
-        panel.source.setCurrentIndex(synth)
-        panel.source.activated.emit(synth)
+        synth = panel.form.source.findData("synth")
+        panel.form.source.setCurrentIndex(synth)
+        panel.form.source.activated.emit(synth)
         assert win.set_dataset(make_tiny_dataset(subjects=3, prefix="q"))
-        assert panel.source.currentData() == "synth"
+        assert panel.form.source.currentData() == "synth"
     finally:
         win.close()
 

@@ -53,9 +53,9 @@ def test_another_templates_data_offers_to_train_a_new_network_on_it(window, qtbo
 
     panel = window.training
     path = morphable_model_file(tmp_path)
-    panel.finetune.setChecked(True)
-    panel.source.setCurrentIndex(panel.source.findData("synth"))
-    panel._source_chosen = True
+    panel.form.finetune.setChecked(True)
+    panel.form.source.setCurrentIndex(panel.form.source.findData("synth"))
+    panel.form._source_chosen = True
 
     # Declined: the dataset and model on show stay, and so does the training form.
     dataset, model = window.session.dataset, window.session.model
@@ -66,7 +66,7 @@ def test_another_templates_data_offers_to_train_a_new_network_on_it(window, qtbo
     assert "train a model on it" in text and "new network" in text, text
     assert "open data registered" not in text
     assert window.session.dataset is dataset and window.session.model is model
-    assert panel.source.currentData() == "synth" and panel.finetune.isChecked()
+    assert panel.form.source.currentData() == "synth" and panel.form.finetune.isChecked()
 
     # Accepted: the data is open without a model and the training panel is ready to start on it.
     window.training_dock.hide()
@@ -76,10 +76,10 @@ def test_another_templates_data_offers_to_train_a_new_network_on_it(window, qtbo
     opened = window.session.dataset
     assert opened.layout == "ict-facekit" and window.session.model is None
     assert window.training_dock.isVisible()
-    assert panel.source.currentData() == "open" and panel.scratch.isChecked()
+    assert panel.form.source.currentData() == "open" and panel.form.scratch.isChecked()
     assert panel.start_button.isEnabled()
-    assert panel.identities.isEnabled() and panel.identities.value() == IDENTITIES
-    request = panel.request()
+    assert panel.form.identities.isEnabled() and panel.form.identities.value() == IDENTITIES
+    request = panel.form.request()
     assert request.dataset is opened and request.init_checkpoint is None
     assert Path(request.config.data) == path and request.config.data_options == {"identities": IDENTITIES}
     assert "press Start" in window.statusBar().currentMessage()
@@ -102,7 +102,7 @@ def test_data_of_another_template_at_start_opens_without_the_bundled_model(qtbot
         assert "No model" in win.viewer.views["predicted"].note.GetInput() and win.model_label.text() == "No model"
         status = win.statusBar().currentMessage()
         assert "The bundled model fits its own template only (SynthFaces)" in status and "press Start" in status
-        assert win.training_dock.isVisible() and win.training.source.currentData() == "open"
+        assert win.training_dock.isVisible() and win.training.form.source.currentData() == "open"
         assert win.training.start_button.isEnabled()
     finally:
         win.close()
@@ -145,27 +145,27 @@ def test_the_identities_box_applies_to_every_source_that_samples_identities(wind
     panel = window.training
     path = morphable_model_file(tmp_path)
     # The tiny dataset (a folder of meshes) has its own subjects: nothing to sample.
-    panel.source.setCurrentIndex(panel.source.findData("open"))
-    assert not panel.identities.isEnabled()
-    panel.source.setCurrentIndex(panel.source.findData("synth"))
-    assert panel.identities.isEnabled()
+    panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    assert not panel.form.identities.isEnabled()
+    panel.form.source.setCurrentIndex(panel.form.source.findData("synth"))
+    assert panel.form.identities.isEnabled()
 
     # A morphable-model file given as a path: a first run can be small.
-    panel.source.setCurrentIndex(panel.source.findData("path"))
-    panel.data_path.setText(str(tiny_folder := tmp_path / "folder"))
+    panel.form.source.setCurrentIndex(panel.form.source.findData("path"))
+    panel.form.data_path.setText(str(tiny_folder := tmp_path / "folder"))
     tiny_folder.mkdir()
-    assert not panel.identities.isEnabled()
-    panel.data_path.setText(str(path))
-    assert panel.identities.isEnabled()
-    panel.identities.setValue(3)
-    assert panel.request().config.data_options == {"identities": 3}
+    assert not panel.form.identities.isEnabled()
+    panel.form.data_path.setText(str(path))
+    assert panel.form.identities.isEnabled()
+    panel.form.identities.setValue(3)
+    assert panel.form.request().config.data_options == {"identities": 3}
 
     # The open morphable model: the box starts at its count; another count is sampled by the trainer.
     message_boxes.answer = QMessageBox.StandardButton.Yes
     _open(window, qtbot, message_boxes, path)
     qtbot.waitUntil(lambda: window.session.dataset.layout == "ict-facekit", timeout=10_000)
-    panel.source.setCurrentIndex(panel.source.findData("open"))
-    assert panel.identities.isEnabled() and panel.identities.value() == IDENTITIES
-    panel.identities.setValue(2)
-    request = panel.request()
+    panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    assert panel.form.identities.isEnabled() and panel.form.identities.value() == IDENTITIES
+    panel.form.identities.setValue(2)
+    request = panel.form.request()
     assert request.dataset is None and request.config.data_options == {"identities": 2}

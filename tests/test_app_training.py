@@ -43,11 +43,11 @@ class Ticks:
 
 
 def _configure(panel, out, epochs, preview_every=0, batch=4):
-    panel.source.setCurrentIndex(panel.source.findData("open"))
-    panel.epochs.setValue(epochs)
-    panel.batch_size.setValue(batch)
-    panel.preview_every.setValue(preview_every)
-    panel.out_dir.setText(str(out))
+    panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    panel.form.epochs.setValue(epochs)
+    panel.form.batch_size.setValue(batch)
+    panel.form.preview_every.setValue(preview_every)
+    panel.form.out_dir.setText(str(out))
 
 
 def test_two_epochs_in_the_worker_while_the_ui_keeps_firing(window, qtbot, tmp_path, message_boxes, tiny_data):
@@ -142,9 +142,9 @@ def test_failures_are_shown_as_sentences_and_bugs_with_their_type():
 
 def test_a_failing_run_is_shown_and_the_app_survives(window, qtbot, tmp_path, message_boxes):
     panel = window.training
-    panel.source.setCurrentIndex(panel.source.findData("path"))
-    panel.data_path.setText(str(tmp_path / "no-such-data"))
-    panel.out_dir.setText(str(tmp_path / "run"))
+    panel.form.source.setCurrentIndex(panel.form.source.findData("path"))
+    panel.form.data_path.setText(str(tmp_path / "no-such-data"))
+    panel.form.out_dir.setText(str(tmp_path / "run"))
     failures = []
     panel.run_failed.connect(lambda message, details: failures.append((message, details)))
     assert panel.start()
@@ -158,7 +158,7 @@ def test_a_failing_run_is_shown_and_the_app_survives(window, qtbot, tmp_path, me
 
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "config.json").write_text("{}")
-    panel.out_dir.setText(str(tmp_path / "taken"))
+    panel.form.out_dir.setText(str(tmp_path / "taken"))
     assert not panel.start()
     assert "already holds a run" in message_boxes.kinds("critical")[-1][2]
 
@@ -186,7 +186,7 @@ def test_a_run_trains_on_every_core_while_the_ui_timer_keeps_ticking(window, qtb
 
     panel = window.training
     _configure(panel, tmp_path / "run", epochs=1, batch=4)
-    request = panel.request()
+    request = panel.form.request()
     assert request.config.num_threads == os.cpu_count()
     assert torch.get_num_threads() == os.cpu_count()     # inference in the UI thread too
     ticks = Ticks()
@@ -198,13 +198,13 @@ def test_a_run_trains_on_every_core_while_the_ui_timer_keeps_ticking(window, qtb
 
 def test_fine_tuning_is_offered_only_while_a_model_is_open(window, tiny_model):
     panel = window.training
-    assert panel.finetune.isEnabled()
-    panel.finetune.setChecked(True)
+    assert panel.form.finetune.isEnabled()
+    panel.form.finetune.setChecked(True)
     assert window.set_model(None)
-    assert not panel.finetune.isEnabled() and panel.scratch.isChecked()
-    assert "open a model first" in panel.finetune.toolTip()
+    assert not panel.form.finetune.isEnabled() and panel.form.scratch.isChecked()
+    assert "open a model first" in panel.form.finetune.toolTip()
     assert window.set_model(tiny_model)
-    assert panel.finetune.isEnabled() and panel.scratch.isChecked()
+    assert panel.form.finetune.isEnabled() and panel.form.scratch.isChecked()
 
 
 def test_zero_epochs_fit_the_start_and_offer_it(window, qtbot, tmp_path, message_boxes):
@@ -212,7 +212,7 @@ def test_zero_epochs_fit_the_start_and_offer_it(window, qtbot, tmp_path, message
 
     panel = window.training
     _configure(panel, tmp_path / "fits", epochs=0)
-    assert panel.epochs.text() == "0: fits only"
+    assert panel.form.epochs.text() == "0: fits only"
     finished = []
     panel.run_finished.connect(finished.append)
     message_boxes.answer = QMessageBox.StandardButton.Yes
@@ -231,24 +231,24 @@ def test_the_alignment_is_chosen_in_the_form_and_kept_when_fine_tuning(window, q
     from facelab.training.config import CHOICES
 
     panel = window.training
-    offered = [panel.alignment.itemData(i) for i in range(panel.alignment.count())]
+    offered = [panel.form.alignment.itemData(i) for i in range(panel.form.alignment.count())]
     assert sorted(offered) == sorted(CHOICES["alignment"])
     _configure(panel, tmp_path / "none", epochs=0)
-    assert panel.request().config.alignment == "auto"                  # the training code's default
-    panel.alignment.setCurrentIndex(panel.alignment.findData("none"))
-    assert panel.request().config.alignment == "none"
+    assert panel.form.request().config.alignment == "auto"                  # the training code's default
+    panel.form.alignment.setCurrentIndex(panel.form.alignment.findData("none"))
+    assert panel.form.request().config.alignment == "none"
     finished = []
     panel.run_finished.connect(finished.append)
     assert panel.start()
-    assert not panel.alignment.isEnabled()                             # as every field, while a run runs
+    assert not panel.form.alignment.isEnabled()                             # as every field, while a run runs
     qtbot.waitUntil(lambda: not panel.running, timeout=180_000)
     assert finished and finished[0].status == "completed"
     assert load_checkpoint(tmp_path / "none" / "best").meta["alignment"]["kind"] == "none"
     # Fine-tuning keeps the model's own alignment: the box is off and its choice is not sent.
-    assert panel.alignment.isEnabled()
-    panel.finetune.setChecked(True)
-    assert not panel.alignment.isEnabled()
-    panel.out_dir.setText(str(tmp_path / "tuned"))
-    assert panel.request().config.alignment == "auto"
-    panel.scratch.setChecked(True)
-    assert panel.alignment.isEnabled()
+    assert panel.form.alignment.isEnabled()
+    panel.form.finetune.setChecked(True)
+    assert not panel.form.alignment.isEnabled()
+    panel.form.out_dir.setText(str(tmp_path / "tuned"))
+    assert panel.form.request().config.alignment == "auto"
+    panel.form.scratch.setChecked(True)
+    assert panel.form.alignment.isEnabled()

@@ -214,8 +214,8 @@ class MainWindow(QMainWindow):
             return False
         self._update_model_label(source_label)
         if model is not None:
-            self.training.load_choices()        # torch is imported now
-        self.training.model_changed()
+            self.training.form.load_choices()        # torch is imported now
+        self.training.form.model_changed()
         if self.session.dataset is not None:
             # The split follows the model's training settings: list the entries again.
             self.browser.set_dataset(self.browser.title.text(), self.session.entries)
@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
             else:
                 self.state.show_nothing()   # nothing of the previous dataset stays on show
         self.browser.focus_list()
-        self.training.set_open_dataset(dataset.name, sampled_identities(dataset))
+        self.training.form.set_open_dataset(dataset.name, sampled_identities(dataset))
         if reason:
             self._offer_training()
         self._predict_listed()
@@ -686,7 +686,7 @@ class MainWindow(QMainWindow):
         if self._closed or self._start_failed or read is None:
             return
         self.state.loading = None
-        self.training.load_choices()
+        self.training.form.load_choices()
         errors = self._start_errors
         reason = model_fits_dataset(read.model, self.session.dataset)
         if read.model is not None and reason is None:
