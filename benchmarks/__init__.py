@@ -56,6 +56,11 @@ training steps). Target: <= 2048 MB.
 ``value`` null when the cache is missing: it is never generated here. ``--quick``: the
 100-identity set instead, reported, not judged.
 
+``shared_cores`` (``shared_cores.py``, CPU): ``neutralise.shared_cores`` (``value``: how many times
+slower a batch of 64 is neutralised while a second facelab process does the same on the same
+cores than alone; target <= 3x at 5,023 vertices, 2x being a fair share of 2 cores; the
+reference is the same with libgomp's default spin, see ``facelab/openmp.py``).
+
 ``batch_commands`` (``batch_commands.py``, CPU, meshes up to 10,000 vertices; targets at 5,023):
 ``batch.neutralise_folder`` (``value``: meshes/s of a folder of PLY files read, predicted and
 written; target >= 100, and the model alone on the same meshes at most 1.5x faster),

@@ -24,13 +24,14 @@ BENCHMARKS = {
     "cheb_layer": "benchmarks.cheb_layer",
     "training_step": "benchmarks.training_step",
     "neutralise": "benchmarks.neutralise",
+    "shared_cores": "benchmarks.shared_cores",
     "batch_commands": "benchmarks.batch_commands",
     "training_memory": "benchmarks.training_memory",
     "time_to_quality": "benchmarks.time_to_quality",
     "app": "benchmarks.app",
     "profile": "benchmarks.op_profile",
 }
-CPU_ONLY = {"batch_commands", "training_memory", "time_to_quality", "app", "profile"}
+CPU_ONLY = {"shared_cores", "batch_commands", "training_memory", "time_to_quality", "app", "profile"}
 
 
 def _names(values: list[str] | None) -> list[str]:

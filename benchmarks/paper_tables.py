@@ -110,13 +110,14 @@ def linear_start_error(dataset, config: TrainConfig) -> float:
 def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds: list[int], ict_identities: int,
         weight_init: str = "auto", l1_reduction: str = "mean", variants: tuple[str, ...] = ROW_ORDER,
         ict_area: str = "face", subspace_dims: tuple[int, int] = (50, 200), reuse_runs: bool = False,
-        records: Path | None = None, stamp: dict | None = None) -> dict:
+        records: Path | None = None, stamp: dict | None = None, device: str = "cpu") -> dict:
     """Train every variant once per seed; each row keeps every seed's evaluation and their mean
     and spread (population standard deviation over the seeds). With ``reuse_runs``, a run already
     finished in ``runs_dir`` with the same configuration is evaluated, not trained again. With
     ``records``, a matching record there stands for the run, and every run's record is written
-    there (stamped with ``stamp``, the provenance of this call)."""
-    results: dict = {"epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "weight_init": weight_init,
+    there (stamped with ``stamp``, the provenance of this call). ``device``: where every run trains."""
+    results: dict = {"epochs": epochs, "batch_size": batch_size, "device": device, "seeds": list(seeds),
+                     "weight_init": weight_init,
                      "l1_reduction": l1_reduction, "expression_dims": subspace_dims[0],
                      "identity_dims": subspace_dims[1], "datasets": {}}
     for label, (source, options) in dataset_sources(datasets, ict_identities, ict_area).items():
@@ -131,7 +132,7 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                                      batch_size=batch_size, seed=seed, tensorboard=False, preview_every=0,
                                      weight_init=weight_init, l1_reduction=l1_reduction,
                                      expression_dims=subspace_dims[0], identity_dims=subspace_dims[1],
-                                     **method_options)
+                                     device=device, **method_options)
                 if start is None and config.linear_start:
                     start = linear_start_error(dataset, config)
                     print(f"{label}: the rank-{config.latent} linear start, {start:.3f} mm")
@@ -283,7 +284,8 @@ def markdown(results: dict) -> str:
     variants = [v for v in ROW_ORDER if all(v in data[l]["variants"] for l in labels)]
     seeds = results["seeds"]
     lines = [f"generated_by: `{results['generated_by']}` at commit {results['commit']}", "",
-             f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, seeds "
+             f"Each variant trained {results['epochs']} epochs (batch {results['batch_size']}, "
+             f"{'on ' + results['device'] + ', ' if results.get('device', 'cpu') != 'cpu' else ''}seeds "
              f"{', '.join(map(str, seeds))}, weight initialisation {results.get('weight_init', 'random')}, |.|_1 as a "
              f"{results.get('l1_reduction', 'mean')}) on the same split; errors are mean per-vertex Euclidean "
              f"distances on unseen test subjects, as mean ± standard deviation over the {len(seeds)} seeds.", ""]
@@ -368,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=None,
                         help="take each run from its record in this folder where one matches, and write a record "
                              "of every run there (see the module's docstring)")
+    parser.add_argument("--device", default="cpu", help="where every run trains: cpu (default) or cuda")
     parser.add_argument("--refresh-baselines", action="store_true",
                         help="train nothing: re-measure the do-nothing and linear rows of the tables in --out")
     args = parser.parse_args(argv)
@@ -379,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run(args.epochs, args.datasets, args.runs or Path(tmp), args.batch_size, args.seeds,
                           args.ict_identities, args.weight_init, args.l1_reduction, tuple(args.variants),
                           args.ict_area, (args.expression_dims, args.identity_dims), args.reuse_runs,
-                          args.records, stamp)
+                          args.records, stamp, args.device)
     results.update(stamp)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2))
     atomic_write_text(args.out / f"{args.name}.md", markdown(results))

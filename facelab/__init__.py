@@ -5,6 +5,9 @@ application lives in :mod:`facelab.app` and the command line in :mod:`facelab.cl
 """
 
 from facelab.errors import FacelabError
+from facelab.openmp import short_spin
+
+short_spin()  # before torch is imported anywhere: see facelab.openmp
 
 __version__ = "0.1.0"
 

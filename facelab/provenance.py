@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,8 @@ def provenance(command: str, argv: Sequence[str] | None = None) -> dict[str, str
     """``{"generated_by": command and its arguments, "commit": HEAD of this checkout or None}``.
 
     Call it before the work, so that a commit made while a long run goes on is not recorded as the
-    code that produced it. ``argv`` defaults to this process's arguments.
+    code that produced it. ``argv`` defaults to this process's arguments. A copy of the code without
+    its git history (sent to a GPU machine, say) names its commit in ``FACELAB_COMMIT``.
     """
     arguments = sys.argv[1:] if argv is None else argv
     try:
@@ -22,4 +24,4 @@ def provenance(command: str, argv: Sequence[str] | None = None) -> dict[str, str
                                 timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"generated_by": " ".join([command, *arguments]), "commit": commit}
+    return {"generated_by": " ".join([command, *arguments]), "commit": commit or os.environ.get("FACELAB_COMMIT")}

@@ -8,7 +8,7 @@ on a GPU, and the process's peak resident set (``VmHWM``) on a CPU, which includ
 torch and the data (the ``baseline`` column is the peak before the network is built).
 
     python scripts/large_mesh_memory.py --device cpu --steps 3
-    python scripts/large_mesh_memory.py --device cuda --steps 10 --amp bf16
+    python scripts/large_mesh_memory.py --device cuda --steps 10 --amp bf16 --json memory.json
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 N_VERTICES = 26_317  # FaceScape's registered topology
 ARCHITECTURES = {"paper": [], "downsample 4,4,4,4": [4, 4, 4, 4]}
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--amp", default="off", choices=("off", "bf16"))
     parser.add_argument("--only", choices=tuple(ARCHITECTURES), default=None)
     parser.add_argument("--vertices", type=int, default=N_VERTICES, help=f"template size (default {N_VERTICES:,})")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here, with their provenance")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.vertices < 2 * 163:  # face_like_template's rows of 163: two make the first triangles
@@ -140,6 +142,9 @@ def main() -> None:
         keep_freed_memory()  # what a facelab training process does
         print(json.dumps(measure(args.child, args.device, args.steps, args.amp, args.batch, args.vertices)))
         return
+    from facelab.provenance import provenance
+
+    stamp = provenance("python scripts/large_mesh_memory.py")
     results = []
     for architecture in ([args.only] if args.only else ARCHITECTURES):
         command = [sys.executable, __file__, "--child", architecture, "--device", args.device, "--steps",
@@ -154,6 +159,10 @@ def main() -> None:
         kind = "GPU allocated" if "peak_gpu_mb" in r else f"RSS, baseline {r['baseline_rss_mb']:.0f}"
         print(f"| {r['architecture']} | {r['device']} | {r['amp']} | {r['parameters']:,} | {r['encoder_fc_weights']:,} "
               f"| {peak:,.0f} ({kind}) | {r['step_seconds_after_first']:.2f} |")
+    if args.json:
+        from facelab.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({**stamp, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
