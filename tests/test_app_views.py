@@ -413,6 +413,32 @@ def test_the_first_sample_shows_before_the_model_is_read(qtbot, monkeypatch, tin
         win.close()
 
 
+def test_a_model_the_user_opens_while_the_start_reads_its_own_is_kept(qtbot, monkeypatch, tiny_model):
+    import threading
+
+    from facelab.app import startup
+    from facelab.app._qt_main_window import MainWindow
+    from facelab.model import FaceLabModel
+
+    gate = threading.Event()
+    read_model = startup.read_model
+    monkeypatch.setattr(startup, "read_model", lambda *args: (gate.wait(60), read_model(*args))[1])
+    win = MainWindow()
+    try:
+        win.show()
+        with qtbot.waitSignal(win.started, timeout=60000):
+            win.start(str(tiny_root() / "data"), str(tiny_root() / "run" / "best"))
+            qtbot.waitUntil(lambda: win.sample is not None, timeout=60000)
+            mine = FaceLabModel.load(tiny_root() / "run" / "best")
+            assert win.set_model(mine, "mine")             # as File > Open checkpoint does
+            gate.set()
+        assert win.session.model is mine and "mine" in win.model_label.text()
+        assert win.sample.predicted is not None
+    finally:
+        gate.set()
+        win.close()
+
+
 def test_closing_while_the_model_waits_for_the_first_sample_does_not_hang(qtbot, monkeypatch):
     """The model's read waits for the first sample; a window closed before then lets it go."""
     from facelab.app import startup

@@ -689,7 +689,9 @@ class MainWindow(QMainWindow):
         self.training.form.load_choices()
         errors = self._start_errors
         reason = model_fits_dataset(read.model, self.session.dataset)
-        if read.model is not None and reason is None:
+        if self.session.model is not None:
+            pass                            # the user opened a model while this one was read: theirs stays
+        elif read.model is not None and reason is None:
             self.set_model(read.model, read.label)
             dataset = self.session.dataset
             self.status(f"Opened {dataset.name}." if dataset is not None else model_summary(read.model, read.label))
