@@ -323,3 +323,24 @@ def test_a_config_saved_before_the_experimental_section_reads_its_options_there(
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(FacelabError, match="GAN loss"):
         TrainConfig.from_dict({**saved, "gan_loss": "hinge"}).validate()
+
+
+def test_the_validation_error_is_scored_a_chunk_at_a_time_and_is_the_mean_over_every_pair(tmp_path, tiny_dataset,
+                                                                                         monkeypatch):
+    """Scoring streams the validation pairs (a large dataset's would not fit in memory at once)
+    and still gives the mean per-vertex error over all of them."""
+    import facelab.training.trainer as trainer_module
+    from facelab.evaluation.metrics import per_vertex_error
+
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", dataset=tiny_dataset)
+    trainer.prepare()
+    pairs = trainer.val_pairs
+    assert len(pairs) > 3
+    predicted = trainer.predict(np.array([p.expressive for p in pairs]))
+    expected = per_vertex_error(predicted, tiny_dataset.vertices[np.array([p.neutral for p in pairs])]).mean()
+    chunks = []
+    predict = trainer.predict
+    monkeypatch.setattr(trainer, "predict", lambda rows: chunks.append(len(rows)) or predict(rows))
+    monkeypatch.setattr(trainer_module, "VALIDATION_CHUNK", 3)
+    assert trainer.validation_error() == pytest.approx(expected, rel=1e-6)
+    assert max(chunks) == 3 and sum(chunks) == len(pairs)

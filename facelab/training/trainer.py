@@ -62,6 +62,10 @@ from facelab.training.recognizer_warmup import warm_up_recognizer
 from facelab.training.schedule import make_scheduler, parameter_groups
 from facelab.training.starts import FineTuning, FreshStart, ResumedRun, RunStart, fit_missing_maps
 
+#: Validation pairs predicted and scored at a time (a chunk's predictions and neutrals: ~30 MB at
+#: 5,000 vertices), so that scoring thousands of pairs never holds them all.
+VALIDATION_CHUNK = 256
+
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
@@ -452,17 +456,21 @@ class Trainer:
 
     def validation_error(self) -> float:
         """Mean per-vertex error (mm) over the validation pairs; each process predicts its share
-        and the sums and counts are added over the processes."""
+        a chunk at a time (the whole share's predictions and neutrals would be GBs on a large
+        dataset) and the sums and counts are added over the processes."""
         if not self.val_pairs:
             return float("nan")
         group = self.group
         share = self.val_pairs[group.rank::group.world_size]
-        expressive = np.array([p.expressive for p in share], dtype=np.int64)
-        neutral = np.array([p.neutral for p in share], dtype=np.int64)
-        errors = per_vertex_error(self.predict(expressive), self.dataset.vertices[neutral]) if share else np.zeros(0)
+        error_sum, count = 0.0, 0
+        for start in range(0, len(share), VALIDATION_CHUNK):
+            chunk = share[start:start + VALIDATION_CHUNK]
+            expressive = np.array([p.expressive for p in chunk], dtype=np.int64)
+            neutral = np.array([p.neutral for p in chunk], dtype=np.int64)
+            errors = per_vertex_error(self.predict(expressive), self.dataset.vertices[neutral])
+            error_sum, count = error_sum + float(np.sum(errors, dtype=np.float64)), count + errors.size
         totals = distributed.all_reduce_sum(
-            torch.tensor([float(np.sum(errors, dtype=np.float64)), float(errors.size)], dtype=torch.float64,
-                         device=self.device), group)
+            torch.tensor([error_sum, float(count)], dtype=torch.float64, device=self.device), group)
         error_sum, count = totals.tolist()
         return error_sum / count if count else float("nan")
 
