@@ -18,12 +18,15 @@ off. A no-op where the C library is not glibc.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterator
 
 MMAP_THRESHOLD = 256 * 2**20  # allocations below this come from the heap, and are reused there
+OWN_PAGES_THRESHOLD = 32 * 2**20  # glibc's own default ceiling: see large_arrays_in_own_pages
 TRIM_THRESHOLD = 512 * 2**20  # free memory at the heap's top kept rather than returned
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _applied: bool | None = None
@@ -45,6 +48,28 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _applied
+
+
+@contextlib.contextmanager
+def large_arrays_in_own_pages() -> Iterator[None]:
+    """Within the block, allocations from 32 MB up get pages of their own, returned when freed.
+
+    For a stretch whose large arrays come in sizes the training steps never reuse: the
+    recogniser's warm-up encodes 64 faces at a time, and its activations of tens of MB, served
+    from the heap under :func:`keep_freed_memory`, fragmented it by GBs on the 2,700-identity
+    cache (the ``training_memory`` row's peak, in that stage). A no-op where the tuning is not in
+    effect.
+    """
+    if not _applied:
+        yield
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    libc.mallopt(_M_MMAP_THRESHOLD, OWN_PAGES_THRESHOLD)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def release_freed_memory() -> bool:

@@ -38,7 +38,7 @@ from facelab.data.dataset import FaceDataset, Pair
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.mesh.alignment import align_pairs
-from facelab.cpu_memory import release_freed_memory
+from facelab.cpu_memory import large_arrays_in_own_pages, release_freed_memory
 from facelab.training import distributed
 from facelab.training.amp import autocast, check_amp
 from facelab.training.checkpoint import Checkpoint, checkpoint_exists, save_checkpoint
@@ -207,9 +207,10 @@ class Trainer:
         experimental = self.config.experimental
         if experimental.recognizer_warmup_samples > 0:
             self.emit("on_preparing", Preparing("warming up the recogniser"))
-        return warm_up_recognizer(self.network, self.train_batches, experimental.recognizer_warmup_samples,
-                                  experimental.recognizer_warmup_steps, lr=self.config.recognizer_lr,
-                                  seed=self.config.seed)
+        with large_arrays_in_own_pages():  # its batches of 64 would fragment the heap the steps reuse
+            return warm_up_recognizer(self.network, self.train_batches, experimental.recognizer_warmup_samples,
+                                      experimental.recognizer_warmup_steps, lr=self.config.recognizer_lr,
+                                      seed=self.config.seed)
 
     def _mixture_expressions(self, pairs: list[Pair]) -> tuple[str, ...]:
         if not self.config.fusion_mixture:
