@@ -1,8 +1,8 @@
 """Starting the app: the QApplication, the main window, and the optional screenshot-and-quit mode.
 
-``facelab gui`` calls :func:`run_gui`. The model and the data (torch with them) are read in a
+``facelab gui`` calls :func:`run_gui`. The data, then the model (torch with it), are read in a
 thread begun first of all (:func:`open_main_window`), while the QApplication and the window come
-up; :meth:`MainWindow.start` shows them when they arrive. With ``screenshot=PATH`` the
+up; :meth:`MainWindow.start` shows each as it arrives. With ``screenshot=PATH`` the
 window opens, loads its data, shows the first sample, saves a picture of the whole window (VTK
 views included, grabbed from the screen) and quits: ``make run`` does this on a machine without a
 display, and ``scripts/screenshot_app.py`` builds on it.
@@ -86,14 +86,13 @@ def grab_window(window, path: str | Path) -> Path:
 def open_main_window(data: str | None = "synth", checkpoint: str | None = None, input_mesh: str | None = None,
                      ground_truth: str | None = None, options: dict | None = None,
                      size: tuple[int, int] | None = None):
-    """``facelab gui``'s start: the QApplication and the main window, shown, with the model and the
-    data being read in a thread begun before the window is built (torch loads while the window
-    and its views come up). Returns (app, window); the event loop then fills the window."""
+    """``facelab gui``'s start: the QApplication and the main window, shown, with the data being
+    read in a thread begun before the window is built, and the model after the data's first
+    sample is drawn. Returns (app, window); the event loop then fills the window."""
     from facelab.app.startup import start_reading
     from facelab.app.threads import ui_friendly_threads
 
-    # First of all, before Qt's import: the reading (torch, the model, the data) is the longest
-    # path to a first sample.
+    # First of all, before Qt's import: the data's read overlaps the window's imports.
     choose_platform()
     reading = start_reading(checkpoint, data, options, ui_friendly_threads())
     from PySide6.QtCore import QTimer

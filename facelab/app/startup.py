@@ -3,7 +3,7 @@
 :func:`start_reading` begins reading in a thread of its own, before the window is built: the data
 first (numpy and the files only), then the model (torch, the longest part). The window shows the
 data's first sample as soon as it arrives and its prediction when the model does, so the faces
-appear while torch is still loading. Each part fails on its own (a bad ``--checkpoint`` still
+appear before torch is imported. Each part fails on its own (a bad ``--checkpoint`` still
 opens the dataset); a failure is kept as the sentence its message box will show.
 """
 
