@@ -644,8 +644,9 @@ class MainWindow(QMainWindow):
         self._reading = reading
         for future, arrived in ((reading.data, self._on_start_data), (reading.model, self._on_start_model)):
             arrival = _Arrival(self)
-            arrival.arrived.connect(arrived)
-            future.add_done_callback(arrival.deliver)     # at once if it is done already
+            # Queued even when the read is done already: start() returns before anything is shown.
+            arrival.arrived.connect(arrived, Qt.ConnectionType.QueuedConnection)
+            future.add_done_callback(arrival.deliver)
 
     def _start_result(self, reading: Future):
         """The read's result, or None after its failure (a bug) was said."""
