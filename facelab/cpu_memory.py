@@ -32,6 +32,16 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbe
 _applied: bool | None = None
 
 
+def _mallopt():
+    """glibc's ``mallopt``, ready to call; None where the C library has none (musl)."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
 def keep_freed_memory() -> bool:
     """Tune glibc's allocator as described above (once); True when it is in effect."""
     global _applied
@@ -40,12 +50,9 @@ def keep_freed_memory() -> bool:
     _applied = False
     if os.environ.get("FACELAB_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return _applied
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = _mallopt()
+    if mallopt is None:
         return _applied
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _applied
 
@@ -63,13 +70,12 @@ def large_arrays_in_own_pages() -> Iterator[None]:
     if not _applied:
         yield
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    libc.mallopt(_M_MMAP_THRESHOLD, OWN_PAGES_THRESHOLD)
+    mallopt = _mallopt()
+    mallopt(_M_MMAP_THRESHOLD, OWN_PAGES_THRESHOLD)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def release_freed_memory() -> bool:
