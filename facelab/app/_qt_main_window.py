@@ -5,8 +5,9 @@ Every user error (a bad file, a mesh of another template, a corrupt checkpoint) 
 ``FacelabError``; it is shown in a message box with its one sentence and the window keeps what it
 showed before.
 
-The window shows at once: :meth:`MainWindow.start` reads torch, the model and the data in a worker
-thread and fills the views when they arrive. Once a dataset is open, the listed samples are
+The window shows at once: :meth:`MainWindow.start` reads the data, then torch and the model, in a
+thread of their own and fills the views as they arrive (``_qt_window_start``); a training run's
+previews and end are answered by ``_qt_training_answers``. Once a dataset is open, the listed samples are
 predicted in the background (a chunk at a time, paused while a run trains), so a click shows a
 known prediction and a switch only updates and renders the views.
 
@@ -20,11 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-import traceback
-from concurrent.futures import Future
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QObject, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QMimeData, Qt, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -42,14 +41,15 @@ from facelab.app._qt_display_controls import DisplayControls
 from facelab.app._qt_identity_panel import IdentityPanel
 from facelab.app._qt_listed_predictions import ListedPredictions
 from facelab.app._qt_menus import WindowMenus
+from facelab.app._qt_training_answers import TrainingAnswers
 from facelab.app._qt_training_panel import TrainingPanel
 from facelab.app._qt_viewer import KEYS, ThreeViews
+from facelab.app._qt_window_start import WindowStart
 from facelab.app.export import render_views_figure
 from facelab.app.session import Entry, model_fits_dataset, sampled_identities, train_on_it_question
 from facelab.app.settings import AppSettings, Selection
-from facelab.app.startup import StartReading, dataset_path, start_reading
+from facelab.app.startup import StartReading, dataset_path
 from facelab.app.state import AppState, model_summary
-from facelab.app.threads import ui_friendly_threads
 from facelab.app.workers import Call, error_message, run_in_thread
 from facelab.errors import FacelabError
 from facelab.render import TITLE_TRUTH, DisplayStyle
@@ -58,15 +58,6 @@ log = logging.getLogger(__name__)
 
 APP_TITLE = "facelab"
 WINDOW_TITLE = f"{APP_TITLE} - neutralise facial expressions"
-
-
-class _Arrival(QObject):
-    """Hands a future's result to the UI thread: ``arrived`` is queued there from the reading thread."""
-
-    arrived = Signal(object)      # the done Future
-
-    def deliver(self, future: Future) -> None:
-        self.arrived.emit(future)
 
 
 class MainWindow(QMainWindow):
@@ -86,10 +77,7 @@ class MainWindow(QMainWindow):
         self._pool = QThreadPool(self)                  # the loads below run here; closing waits for exactly them
         self._tasks: list[Call] = []                    # the datasets being loaded
         self._closed = False
-        self._start_meshes: tuple[str | None, str | None] = (None, None)
-        self._reading: StartReading | None = None       # start()'s data and model, being read
-        self._start_errors: list[tuple[str, str]] = []  # start()'s message boxes, shown once all is read
-        self._start_failed = False                      # a bug while reading: its box was shown
+        self._start = WindowStart(self)                 # start()'s data and model, as they arrive
         self.predictions = ListedPredictions(self.state, self._pool,
                                              lambda: not self._closed and not self.training.running, self)
         self._restore: Selection | None = self.settings.selection()   # the sample on show when last closed
@@ -161,11 +149,7 @@ class MainWindow(QMainWindow):
         self.identity.training_subject_clicked.connect(self.show_training_subject)
         self.identity_dock = self._dock("Identity", "identity-dock", self.identity, Qt.DockWidgetArea.RightDockWidgetArea)
         self.training = TrainingPanel(self.state)
-        self.training.preview_ready.connect(self._on_preview)
-        self.training.run_finished.connect(self._on_training_finished)
-        self.training.run_failed.connect(self._on_training_failed)
-        self.training.user_error.connect(lambda message: self.error("Cannot start training", message))
-        self.training.running_changed.connect(self._on_training_running)
+        self.training_answers = TrainingAnswers(self)
         self.training_dock = self._dock("Training", "training-dock", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.browser_dock, self.identity_dock], [270, 260], Qt.Orientation.Horizontal)
         self.resizeDocks([self.training_dock], [300], Qt.Orientation.Vertical)
@@ -508,57 +492,6 @@ class MainWindow(QMainWindow):
         if self.controls.style() != style:
             self.controls.set_style(style)
 
-    # ---- training ------------------------------------------------------------------------------
-    @Slot(object)
-    def _on_preview(self, event) -> None:
-        if self._closed:
-            return
-        if self.viewer.topology_key is not None and len(event.expressive) != self.viewer.topology_key[0]:
-            self.status(f"Training preview at step {event.global_step} (another template than the one shown).")
-            return
-        if self.viewer.topology_key is None:
-            return
-        self.state.show_preview(event)
-
-    def _end_preview(self) -> None:
-        """Back to the loaded model's prediction (a run's previews end with the run)."""
-        if not self._closed:
-            self.state.end_preview()
-
-    @Slot(bool)
-    def _on_training_running(self, running: bool) -> None:
-        if not running:
-            self._end_preview()
-            self.predictions.resume()     # paused while the run had the cores
-
-    @Slot(object)
-    def _on_training_finished(self, result) -> None:
-        if self._closed:
-            return
-        self._end_preview()
-        checkpoint = result.best_checkpoint or result.last_checkpoint
-        summary = self.training.summary(result)
-        self.status(f"{summary} Run folder: {result.run_dir}.")
-        if checkpoint is None:
-            return
-        if checkpoint == result.best_checkpoint and result.epochs_done == 0:
-            which = f"its start, its best model so far ({checkpoint})"
-        elif checkpoint == result.best_checkpoint:
-            which = f"its best model (the lowest validation error, {checkpoint})"
-        else:
-            which = f"the model it saved when it {'stopped' if result.status == 'stopped' else 'ended'} ({checkpoint})"
-        title = "Training finished" if result.status == "completed" else "Training stopped"
-        answer = QMessageBox.question(self, title, f"{summary}\n\nLoad {which}?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.open_checkpoint(checkpoint)
-
-    @Slot(str, str)
-    def _on_training_failed(self, message: str, details: str) -> None:
-        log.warning("training failed:\n%s", details)
-        if not self._closed:
-            self._end_preview()
-            self.error("Training failed", message)
-
     # ---- export --------------------------------------------------------------------------------
     def export_figure(self, path: str | Path, scale: float = 1.0, transparent: bool = False,
                       keys: tuple[str, ...] = KEYS, text: str = "dark") -> tuple[int, int]:
@@ -632,106 +565,13 @@ class MainWindow(QMainWindow):
         thread of their own while the window shows (``reading``, begun by
         :func:`~facelab.app.launch.open_main_window` before the window was built, or here), then the
         meshes asked for. The data's first sample shows as soon as the data arrive, its prediction
-        when the model does. ``started`` is emitted once all of it is open or has said why not."""
-        label = "SynthFaces" if str(data) == "synth" else str(data) if data else ""
-        self.state.set_loading(f"Loading the model{' and ' + label if label else ''} ...")
-        self.status(self.loading, 0)
-        self._set_busy(True)
-        self._start_meshes = (input_mesh, ground_truth)
-        self._start_errors, self._start_failed = [], False
-        if reading is None:
-            reading = start_reading(checkpoint, data, data_options, ui_friendly_threads())
-        self._reading = reading
-        for future, arrived in ((reading.data, self._on_start_data), (reading.model, self._on_start_model)):
-            arrival = _Arrival(self)
-            # Queued even when the read is done already: start() returns before anything is shown.
-            arrival.arrived.connect(arrived, Qt.ConnectionType.QueuedConnection)
-            future.add_done_callback(arrival.deliver)
-
-    def _start_result(self, reading: Future):
-        """The read's result, or None after its failure (a bug) was said."""
-        try:
-            return reading.result()
-        except Exception as error:  # a bug while reading: its message, and the app goes on
-            self._start_failed = True
-            self._on_start_failed(error_message(error), "".join(traceback.format_exception(error)))
-            return None
-
-    @Slot(object)
-    def _on_start_data(self, reading: Future) -> None:
-        try:
-            self._show_start_data(reading)
-        finally:
-            self._reading.release_model()       # the first sample is drawn (or none is): torch may come now
-
-    def _show_start_data(self, reading: Future) -> None:
-        """The data arrived (the model is not read yet): its first sample shows, unpredicted."""
-        read = self._start_result(reading)
-        if self._closed or self._start_failed:
-            return
-        if read is None or read.dataset is None:
-            if read is not None and read.error:
-                self._start_errors.append(("Cannot open dataset", read.error))
-            return
-        self.state.loading = "Loading the model ..."         # the prediction view says so
-        self._keep_file_sample = bool(self._start_meshes[0])
-        self._on_dataset_loaded((read.path, read.options, read.dataset))
-        self.status(self.loading, 0)
-
-    @Slot(object)
-    def _on_start_model(self, reading: Future) -> None:
-        """The model arrived (after the data): the sample on show is predicted, then the meshes
-        asked for open; message boxes last, so the window behind them already shows the data."""
-        self._set_busy(bool(self._tasks))
-        read = self._start_result(reading)
-        if self._closed or self._start_failed or read is None:
-            return
-        self.state.loading = None
-        self.training.form.load_choices()
-        errors = self._start_errors
-        reason = model_fits_dataset(read.model, self.session.dataset)
-        if self.session.model is not None:
-            pass                            # the user opened a model while this one was read: theirs stays
-        elif read.model is not None and reason is None:
-            self.set_model(read.model, read.label)
-            dataset = self.session.dataset
-            self.status(f"Opened {dataset.name}." if dataset is not None else model_summary(read.model, read.label))
-        else:
-            self._update_model_label()      # no longer loading
-            if read.model is None and read.bundled:
-                self._say_no_model(read.error)
-            elif read.model is None:
-                errors.append(("Cannot open checkpoint", read.error))
-            elif read.bundled:              # the data asked for wins over the default model
-                self._offer_training(reason)
-            else:
-                errors.append(("Cannot use this model", reason))
-            self._reshow()                  # the views stop saying the model is loading
-        input_mesh, ground_truth = self._start_meshes
-        if input_mesh and self.open_mesh(input_mesh) and ground_truth and not self._closed:
-            self.open_ground_truth(ground_truth)
-        for title, message in errors:
-            if self._closed:
-                return
-            self.error(title, message)
-        if not self._closed:
-            self.browser.focus_list()
-            self.started.emit()
-            QTimer.singleShot(0, self.training.make_plot)     # the last part of the window, once its data shows
-
-    def _on_start_failed(self, message: str, details: str) -> None:
-        if self._closed:
-            return
-        log.warning("reading the model and data failed:\n%s", details)
-        self.state.set_loading(None)
-        self.error("Cannot start", message)
-        if not self._closed:
-            self.started.emit()
+        when the model does (:class:`~facelab.app._qt_window_start.WindowStart`). ``started`` is
+        emitted once all of it is open or has said why not."""
+        self._start.begin(data, checkpoint, input_mesh, ground_truth, data_options, reading)
 
     def wait_for_tasks(self) -> None:
         self._pool.waitForDone()                # the loads under way and those queued behind them
-        if self._reading is not None:
-            self._reading.wait()
+        self._start.wait()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closed:
