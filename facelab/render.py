@@ -316,6 +316,8 @@ class FaceSurface:
 
     def set_vertices(self, vertices: np.ndarray) -> None:
         vertices = np.asarray(vertices, dtype=np.float32)
+        if np.array_equal(self._points, vertices):
+            return      # the same face (a subject's neutral while its expressions are browsed): no normals, no upload
         self._points[:] = vertices                # in place: the same vtkPoints
         self._normal_values[:] = self.normals(vertices)
         self.mesh.GetPoints().Modified()

@@ -266,6 +266,31 @@ def test_identity_panel_top5_gallery_and_click(window, tiny_model, tiny_data):
     np.testing.assert_allclose(window.viewer.surface("predicted").scalars, sample.error, atol=1e-5)  # still vs the truth
 
 
+def test_the_identity_tables_show_only_the_sample_on_show(qtbot):
+    """A switch refills the tables in place: the true subject's bold, tick and tooltip follow it
+    to its new row, and rows no longer needed go."""
+    from facelab.app._qt_identity_panel import COSINE_COLUMN, SPREAD_ROLE, TRUE_MARK, IdentityPanel
+    from facelab.app.identity import Match
+
+    panel = IdentityPanel()
+    qtbot.addWidget(panel)
+
+    def matches(names):
+        return [Match(rank, name, 1.0 - rank / 10, rank, 0.1, 1.0 - rank / len(names))
+                for rank, name in enumerate(names, start=1)]
+
+    panel.show_identity([("t1", 0.6), ("t2", 0.4)], matches(["a", "b", "c"]), 1, "a", 3)
+    panel.show_identity([("t3", 1.0)], matches(["b", "a"]), 2, "a", 3)
+    gallery = panel.gallery
+    assert gallery.rowCount() == 2 and panel.top5.rowCount() == 1
+    assert [gallery.item(row, 1).text() for row in range(2)] == ["b", "a" + TRUE_MARK]
+    for column in range(gallery.columnCount()):
+        assert not gallery.item(0, column).font().bold() and gallery.item(1, column).font().bold()
+    assert gallery.item(0, 1).toolTip() == "" and "true subject" in gallery.item(1, 1).toolTip()
+    assert gallery.item(1, COSINE_COLUMN).data(SPREAD_ROLE) == pytest.approx(0.0)
+    assert [panel.top5.item(0, column).text() for column in range(2)] == ["t3", "1.000"]
+
+
 @pytest.mark.parametrize("scale,transparent", [(1.0, False), (2.0, True)])
 def test_exported_figure_has_the_requested_size_and_is_not_blank(window, tmp_path, scale, transparent):
     views = window.viewer.views

@@ -59,9 +59,21 @@ def _table(headers: list[str], stretch: int) -> QTableWidget:
     return table
 
 
-def _number(text: str) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+def _cell(table: QTableWidget, row: int, column: int, text: str, number: bool = False,
+          bold: bool = False) -> QTableWidgetItem:
+    """The item at (row, column) showing ``text``, in bold or not. Items are reused, not replaced:
+    each sample switch refills both tables, and a new item costs the view far more than a new text."""
+    item = table.item(row, column)
+    if item is None:
+        item = QTableWidgetItem()
+        if number:
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        table.setItem(row, column, item)
+    item.setText(text)
+    if item.font().bold() != bold:
+        font = QFont()
+        font.setBold(bold)
+        item.setFont(font)
     return item
 
 
@@ -116,27 +128,23 @@ class IdentityPanel(QWidget):
                       true_subject: str | None, gallery_size: int, note: str = "", chosen: str | None = None) -> None:
         """``rank``: where the true subject stands in the same ranked list as ``matches``;
         ``chosen``: the subject whose neutral the right view shows (its row stays selected), else none."""
-        bold = QFont()
-        bold.setBold(True)
         self._top5 = [subject for subject, _probability in top5]
         self.top5.setRowCount(len(top5))
         for row, (subject, probability) in enumerate(top5):
-            self.top5.setItem(row, 0, QTableWidgetItem(subject))
-            self.top5.setItem(row, 1, _number(f"{probability:.3f}"))
+            _cell(self.top5, row, 0, subject)
+            _cell(self.top5, row, 1, f"{probability:.3f}", number=True)
         self._matches = list(matches)
-        self.gallery.setRowCount(len(matches))
+        gallery = self.gallery
+        gallery.setRowCount(len(matches))
         for row, match in enumerate(matches):
             is_true = match.subject == true_subject
-            cells = [_number(str(match.rank)), QTableWidgetItem(match.subject + (TRUE_MARK if is_true else "")),
-                     _number(f"{match.score:.4f}"),
-                     _number("" if match.margin is None else f"+{match.margin:.4f}")]
-            cells[COSINE_COLUMN].setData(SPREAD_ROLE, float(match.spread))
-            if is_true:
-                cells[1].setToolTip(f"{match.subject} is the probe's true subject")
-            for column, item in enumerate(cells):
-                if is_true:
-                    item.setFont(bold)
-                self.gallery.setItem(row, column, item)
+            _cell(gallery, row, 0, str(match.rank), number=True, bold=is_true)
+            name = _cell(gallery, row, 1, match.subject + (TRUE_MARK if is_true else ""), bold=is_true)
+            name.setToolTip(f"{match.subject} is the probe's true subject" if is_true else "")
+            cosine = _cell(gallery, row, COSINE_COLUMN, f"{match.score:.4f}", number=True, bold=is_true)
+            cosine.setData(SPREAD_ROLE, float(match.spread))
+            _cell(gallery, row, MARGIN_COLUMN, "" if match.margin is None else f"+{match.margin:.4f}", number=True,
+                  bold=is_true)
         where = ""
         if rank is not None and true_subject:
             where = f"true subject {true_subject} at " + (rank.sentence if isinstance(rank, TrueRank)
