@@ -7,7 +7,8 @@ showed before.
 
 The window shows at once: :meth:`MainWindow.start` reads the data, then torch and the model, in a
 thread of their own and fills the views as they arrive (``_qt_window_start``); a training run's
-previews and end are answered by ``_qt_training_answers``. Once a dataset is open, the listed samples are
+previews and end are answered by ``_qt_training_answers``. Both are parts of the window, kept in
+files of their own, and call its private steps. Once a dataset is open, the listed samples are
 predicted in the background (a chunk at a time, paused while a run trains), so a click shows a
 known prediction and a switch only updates and renders the views.
 
