@@ -44,11 +44,26 @@ def test_the_fit_recovers_a_random_similarity_transform_exactly():
         assert np.linalg.det(transform.rotation[0].numpy()) == pytest.approx(1.0)
 
 
-def test_the_fit_never_returns_a_reflection():
-    points = torch.from_numpy(np.random.default_rng(1).normal(size=(50, 3)))
-    mirrored = points * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    transform = fit_similarity(mirrored[None], points)
-    assert np.linalg.det(transform.rotation[0].numpy()) == pytest.approx(1.0)
+def test_a_mirrored_face_is_fitted_by_a_mirror_and_a_face_of_the_same_handedness_never_is():
+    rng = np.random.default_rng(1)
+    points = rng.normal(scale=40.0, size=(50, 3))
+    for axis in range(3):
+        scale, rotation, shift = random_similarity(rng, max_degrees=180.0)
+        flip = np.ones(3)
+        flip[axis] = -1.0
+        for mirror, expected in ((flip, True), (np.ones(3), False)):
+            moved = torch.from_numpy(move(points * mirror, scale, rotation, shift)[None].astype(np.float64))
+            transform = fit_similarity(moved, torch.from_numpy(points))
+            assert transform.mirrored().tolist() == [expected]
+            np.testing.assert_allclose(transform.apply(moved)[0].numpy(), points, atol=1e-4)
+            np.testing.assert_allclose(transform.scale.item(), 1 / scale, rtol=1e-6)
+    # Only a turn is reported as a turn: one axis negated is a mirror and no angle, whichever axis.
+    turn = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    for flip in ((-1.0, 1.0, 1.0), (1.0, -1.0, 1.0), (1.0, 1.0, -1.0)):
+        for rotation, degrees in ((np.eye(3), 0.0), (turn, 30.0)):
+            mirrored = torch.from_numpy((points * flip) @ rotation.T)
+            transform = fit_similarity(mirrored[None], torch.from_numpy(points))
+            assert transform.degrees().item() == pytest.approx(degrees, abs=1e-4)
 
 
 def test_a_weighted_fit_follows_the_region_and_ignores_the_rest():
@@ -131,6 +146,20 @@ def test_identification_does_not_change_when_probes_move(aligned_model):
     rng = np.random.default_rng(4)
     moved = np.stack([move(face, *random_similarity(rng)) for face in expressive])
     assert rank_k_identification(model.identity_embedding(moved), labels, gallery, gallery_labels, ks=(1,)) == still
+
+
+def test_a_mirrored_input_comes_back_as_the_mirror_of_its_prediction_and_keeps_its_identity(aligned_model):
+    model, dataset = aligned_model
+    expressive, _, labels = _test_pairs(model, dataset)
+    reference = model.neutralise(expressive)
+    rng = np.random.default_rng(6)
+    for flip in ((-1.0, 1.0, 1.0), (1.0, 1.0, -1.0)):   # the two usual changes of handedness
+        similarity = random_similarity(rng)
+        mirrored = move(expressive * np.float32(flip), *similarity)
+        np.testing.assert_allclose(model.neutralise(mirrored), move(reference * np.float32(flip), *similarity),
+                                   atol=2e-3 * similarity[0] * 50)
+        assert [s for s, _ in model.top_subjects(mirrored[0], k=3)] == [s for s, _ in model.top_subjects(
+            expressive[0], k=3)]
 
 
 def test_align_false_feeds_faces_as_they_are(aligned_model):

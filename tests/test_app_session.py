@@ -100,6 +100,16 @@ def test_samples_predicted_in_a_batch_are_what_the_core_computes_for_each(tiny_m
                 (alone.degrees, alone.shift_mm, alone.scale), abs=1e-3)
 
 
+def test_the_reposing_of_a_mirrored_input_says_mirrored_and_counts_only_the_turn(tiny_model, tiny_data):
+    from facelab.app.session import reposing
+
+    face = np.asarray(tiny_data.vertices[0])
+    assert reposing(tiny_model, face).moves() == []
+    mirrored = reposing(tiny_model, face * np.array([-1.0, 1.0, 1.0], np.float32))
+    assert mirrored.mirrored and mirrored.degrees < 1.0
+    assert mirrored.sentence.endswith("mirrored (its coordinates have the other handedness).")
+
+
 def test_session_refuses_a_model_of_another_template(tiny_model):
     other = make_tiny_dataset(subjects=3)
     small = type(other)("small", "generic", other.vertices[:, :100], other.triangles[other.triangles.max(axis=1) < 100],

@@ -54,13 +54,14 @@ class Reposing:
     degrees: float       # the rotation's angle
     shift_mm: float      # how far the input's centroid moved
     scale: float
+    mirrored: bool = False  # the input's coordinates have the other handedness
 
     @property
     def noticeable(self) -> bool:
         return bool(self.moves())
 
     def moves(self) -> list[str]:
-        moves = []
+        moves = ["mirrored (its coordinates have the other handedness)"] if self.mirrored else []
         if self.degrees >= REPOSE_DEGREES:
             moves.append(f"turned {self.degrees:.0f}\N{DEGREE SIGN}")
         if self.shift_mm >= REPOSE_MM:
@@ -92,7 +93,8 @@ def reposings(model, vertices: np.ndarray) -> list[Reposing | None]:
         return [None] * len(vertices)
     centroid = faces.mean(dim=1, keepdim=True)
     shift = (transform.apply(centroid) - centroid).flatten(1).norm(dim=1)
-    return [Reposing(float(a), float(d), float(k)) for a, d, k in zip(transform.degrees(), shift, transform.scale)]
+    return [Reposing(float(a), float(d), float(k), bool(m))
+            for a, d, k, m in zip(transform.degrees(), shift, transform.scale, transform.mirrored())]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,12 @@
 """The similarity transform of a batch of faces (uniform scale, rotation, translation) and its
 least-squares fit onto one face (Umeyama 1991, the weighted Kabsch fit with scale). Batched in
 torch: ``(B, n, 3)`` faces, on any device.
+
+The fit may return a mirror: a face whose coordinates have the other handedness (an exporter
+that negated one axis) is fitted onto the template by a reflection, so the network sees the
+face it was trained on and the prediction goes back mirrored, like its input. A face of the
+template's handedness is fitted by a proper rotation: a mirror would map its left side onto the
+template's right, a far worse fit.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from torch import Tensor
 class SimilarityTransform:
     """``y = scale * x @ rotation.T + translation`` for each face of a batch.
 
-    Shapes: ``scale`` (B,), ``rotation`` (B, 3, 3) proper rotations, ``translation`` (B, 3).
+    Shapes: ``scale`` (B,), ``rotation`` (B, 3, 3) orthogonal, ``translation`` (B, 3). A
+    ``rotation`` is proper, or a rotation after a mirror for a face of the other handedness
+    (:meth:`mirrored`).
     """
 
     scale: Tensor
@@ -30,9 +38,17 @@ class SimilarityTransform:
         """(B, n, 3) -> (B, n, 3): back into the input's frame (the inverse of :meth:`apply`)."""
         return ((y - self.translation[:, None, :]) @ self.rotation) / self.scale[:, None, None]
 
+    def mirrored(self) -> Tensor:
+        """(B,) True where the transform mirrors the face (its ``rotation`` has determinant -1)."""
+        return torch.linalg.det(self.rotation.to(torch.float64)) < 0
+
     def degrees(self) -> Tensor:
-        """(B,) each rotation's angle in degrees."""
-        cosine = (self.rotation.to(torch.float64).diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2
+        """(B,) each rotation's angle in degrees; for a mirrored face, the smallest turn left once
+        one of its axes is negated (a change of handedness negates one)."""
+        diagonal = self.rotation.to(torch.float64).diagonal(dim1=1, dim2=2)
+        trace = diagonal.sum(-1)
+        # negating axis i first turns R into R diag(..., -1 at i, ...): its trace loses 2 R_ii
+        cosine = torch.where(self.mirrored(), trace - 2 * diagonal.amin(-1) - 1, trace - 1) / 2
         return torch.rad2deg(torch.acos(cosine.clamp(-1.0, 1.0)))
 
     def inverse(self) -> SimilarityTransform:
@@ -57,7 +73,8 @@ def fit_similarity(source: Tensor, target: Tensor, weights: Tensor | None = None
         weights: (n,) non-negative weight of each vertex in the fit (None: all equal).
 
     The fit is computed in float64 (a 3 x 3 SVD per face), so it is exact to rounding whatever
-    the faces' offset from the origin; a reflection is never returned.
+    the faces' offset from the origin. It is the best orthogonal fit: a mirror where the face is
+    mirrored against ``target`` (see the module's docstring), a proper rotation otherwise.
     """
     # Plain (batched) matmuls rather than einsum: at a few thousand points the fit is a handful of
     # small products, and einsum's planning cost more than the arithmetic.
@@ -74,15 +91,11 @@ def fit_similarity(source: Tensor, target: Tensor, weights: Tensor | None = None
     yc = y - mean_y
     covariance = (yc * w[:, None]).T @ xc  # (B, 3, 3): sum w y x^T
     u, singular, vh = torch.linalg.svd(covariance)
-    sign = torch.sign(torch.linalg.det(u @ vh))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    d = torch.ones_like(singular)
-    d[:, 2] = sign
-    rotation = (u * d[:, None, :]) @ vh  # u diag(d) vh
+    rotation = u @ vh
     # sum_n w_n |xc_n|^2 as one matmul over the flattened coordinates: summing the last axis of
     # three first is a reduction over a tiny axis, six times slower at a batch of 64.
     variance = xc.reshape(xc.shape[0], -1).square() @ w.repeat_interleave(3)
-    scale = (singular * d).sum(dim=-1) / variance.clamp_min(torch.finfo(torch.float64).tiny)
+    scale = singular.sum(dim=-1) / variance.clamp_min(torch.finfo(torch.float64).tiny)
     translation = mean_y - scale[:, None] * (rotation @ mean_x[:, :, None])[:, :, 0]
     dtype = source.dtype if source.is_floating_point() else torch.float32
     return SimilarityTransform(scale.to(dtype), rotation.to(dtype), translation.to(dtype))
