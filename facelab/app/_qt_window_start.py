@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QMainWindow
 
 from facelab.app.session import model_fits_dataset
 from facelab.app.startup import StartReading, start_reading
-from facelab.app.state import model_summary
 from facelab.app.threads import ui_friendly_threads
 from facelab.app.workers import error_message
 
@@ -120,7 +119,8 @@ class WindowStart(QObject):
         elif read.model is not None and reason is None:
             window.set_model(read.model, read.label)
             dataset = window.session.dataset
-            window.status(f"Opened {dataset.name}." if dataset is not None else model_summary(read.model, read.label))
+            # the model's summary is the status bar's permanent label already: not repeated here
+            window.status(f"Opened {dataset.name}." if dataset is not None else f"Model {read.label} loaded.")
         else:
             window._update_model_label()    # no longer loading
             if read.model is None and read.bundled:
