@@ -253,11 +253,16 @@ def test_the_loss_plot_ticks_whole_steps_and_epochs(qtbot):
         values, labels = ticks(axis)                  # the empty plot
         assert len(values) >= 2 and all(float(v).is_integer() for v in values), values
         assert all("." not in label for label in labels), labels
+    _values, labels = ticks(plot.loss_plot.getAxis("left"))   # the empty loss axis: whole decades
+    assert {"0.01", "0.1", "1", "10"} <= set(labels), labels
+    assert plot.loss_note.isVisible()
     for step in range(1, 4):
-        plot.add_step(step, {"total": 1.0 / step})
+        plot.add_step(step, {"total": 100.0 / step})
     plot.refresh()
     values, labels = ticks(plot.loss_plot.getAxis("bottom"))
     assert values and all(float(v).is_integer() for v in values) and all("." not in t for t in labels)
+    qtbot.waitUntil(lambda: plot.loss_plot.getAxis("left").range[1] >= 2.0)   # the losses, up to 100, in view
+    assert not plot.loss_note.isVisible()
     plot.add_epoch(1, 3.2)                            # one epoch: no epoch -1 or 0.5 around it
     plot.refresh()
     values, labels = ticks(plot.validation.getPlotItem().getAxis("bottom"))

@@ -21,6 +21,7 @@ TERM_LABELS = {"total": "total", "rec": "rec", "l1": "L1", "l2l": "l2l", "gan": 
 SMOOTHING = 0.8   # exponential moving average of the plotted per-step losses
 EMPTY_STEPS = 10  # the step axis of an empty plot (its labels at 0 and 1 would be hidden at the edges)
 EMPTY_EPOCHS = 5
+EMPTY_DECADES = (-2, 1)  # the loss axis of an empty plot: 0.01 to 10, whole decades (log10)
 
 
 class LogAxis(pg.AxisItem):
@@ -77,6 +78,8 @@ class LossPlot(QWidget):
         self.validation.showGrid(x=True, y=True, alpha=0.2)
         self.validation_curve = self.validation.plot([], [], pen=pg.mkPen((0, 114, 178), width=2), symbol="o",
                                                      symbolSize=6, symbolBrush=(0, 114, 178))
+        self.loss_note = pg.TextItem("each step", color=(120, 120, 120), anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self.loss_note)
         self.validation_note = pg.TextItem("after each epoch", color=(120, 120, 120), anchor=(0.5, 0.5))
         self.validation.addItem(self.validation_note)
         self.validation_note.setPos(0.5, 0.5)
@@ -102,8 +105,11 @@ class LossPlot(QWidget):
         self.curves.clear()
         self.validation_curve.setData([], [])
         self.validation_note.setVisible(True)
+        self.loss_note.setVisible(True)
         # Whole numbers on the empty axes; they range automatically again once there is data.
         self.loss_plot.setXRange(0, EMPTY_STEPS, padding=0)
+        self.loss_plot.setYRange(*EMPTY_DECADES, padding=0)
+        self.loss_note.setPos(EMPTY_STEPS / 2, sum(EMPTY_DECADES) / 2)
         self.validation.setXRange(0, EMPTY_EPOCHS, padding=0)
         self.validation_note.setPos(EMPTY_EPOCHS / 2, 0.5)
         self._ranging = {"steps": False, "epochs": 0}   # the step axis given back to auto-range; epochs ranged
@@ -138,7 +144,8 @@ class LossPlot(QWidget):
         steps = np.asarray(self.steps, dtype=np.float64)
         if self.steps and not self._ranging["steps"]:
             self._ranging["steps"] = True          # once: a zoom of the user's stays
-            self.loss_plot.enableAutoRange(axis="x")
+            self.loss_plot.enableAutoRange()
+            self.loss_note.setVisible(False)
         for key in sorted(self.values, key=lambda k: list(TERM_COLOURS).index(k) if k in TERM_COLOURS else 99):
             values = np.maximum(np.asarray(self.values[key], dtype=np.float64), 1e-8)
             curve = self.curves.get(key)
