@@ -130,6 +130,34 @@ def test_too_few_subjects_to_hold_out_fit_unshrunk_maps(tmp_path, monkeypatch):
     assert fit.accuracy > 0.9
 
 
+def test_blends_of_two_expressions_are_learned_as_an_expression_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(mixture_fit, "STEPS", 600)
+    monkeypatch.setattr(mixture_fit, "MIN_PAIRS", 5)
+    dataset = make_tiny_dataset(subjects=20)
+    config = TrainConfig(data="tiny", variant="identity-preserving", epochs=0, batch_size=4, num_threads=1,
+                         tensorboard=False, preview_every=0, expression_dims=8, identity_dims=20, fusion_mixture=True,
+                         mixture_blends=6)
+    trainer = Trainer(config, tmp_path / "run", dataset=dataset)
+    trainer.prepare()
+    expressions = trainer.network.config.fusion_expressions
+    assert expressions == tuple(sorted({p.expression for p in dataset.pairs})) + ("blend",)
+    # Blends are built in the subspaces' coordinates; meshes blended the same way are told apart
+    # from single expressions by the router (held-out subjects: the test split's).
+    pairs = dataset.pairs_of(trainer.split.test_subjects)
+    singles = np.asarray(dataset.vertices[[p.expressive for p in pairs]])
+    blends = np.stack([dataset.vertices[a.expressive] + dataset.vertices[b.expressive] - dataset.vertices[a.neutral]
+                       for a in pairs for b in pairs if a.subject == b.subject and a.expression < b.expression])
+    fusion = trainer.network.fusion
+
+    @torch.no_grad()
+    def said_blend(faces):
+        x, _ = trainer.train_batches.faces(faces.astype(np.float32))
+        logits = fusion.mixture.expression_logits(fusion.coordinates(x)[0])
+        return (logits.argmax(1) == expressions.index("blend")).float().mean().item()
+
+    assert said_blend(blends) > 0.8 and said_blend(singles) < 0.2
+
+
 def test_rare_expressions_share_one_map():
     pairs = [Pair(i, 0, "s", "smile") for i in range(mixture_fit.MIN_PAIRS)] + [Pair(0, 0, "s", "wink")]
     assert mixture_fit.mixture_expressions(pairs) == ("smile", "other")
@@ -139,6 +167,8 @@ def test_rare_expressions_share_one_map():
 @pytest.mark.parametrize("options, message", [
     ({"variant": "full", "fusion_mixture": True}, "identity-preserving"),
     ({"variant": "identity-preserving", "fusion_mixture": True, "fusion_ridge": True}, "choose one"),
+    ({"variant": "identity-preserving", "mixture_blends": 4}, "without it"),
+    ({"variant": "identity-preserving", "fusion_mixture": True, "mixture_blends": -1}, "blends per subject"),
 ])
 def test_the_mixture_options_are_checked(options, message):
     with pytest.raises(FacelabError, match=message):

@@ -80,6 +80,9 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fusion-mixture", action="store_true",
                         help="identity-preserving: as --fusion-ridge, with one ridge map per training expression, "
                              "weighed by a classifier of the input's expression (the recommended start)")
+    parser.add_argument("--mixture-blends", type=non_negative_int, metavar="N",
+                        help="with --fusion-mixture: also learn N blends of two expressions per training subject "
+                             "(faces doing two things at once) as an expression of their own (default {mixture_blends})")
     parser.add_argument("--laplacian", metavar="LAPLACIAN",
                         help="{choices[laplacian]}: combinatorial L = D - A (the paper's) or normalized (CoMA's code) (default {laplacian})")
     parser.add_argument("--seed", type=int, help="(default {seed})")

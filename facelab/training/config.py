@@ -129,6 +129,9 @@ class TrainConfig:
     # identity-preserving: the same, with one ridge map per training expression and a classifier
     # of the input's expression weighing them (facelab/nn/expression_mixture.py).
     fusion_mixture: bool = False
+    # identity-preserving with the mixture: each training subject also gives this many blends of two
+    # of its expressions (their displacements summed), learned as one more expression (0: none).
+    mixture_blends: int = 0
     # Each training subject's neutral face is also trained as an "expression" of itself this many
     # times (0: the paper's pairs only), so that a neutral face in comes back unchanged.
     neutral_pairs: int = 0
@@ -186,6 +189,9 @@ class TrainConfig:
             raise FacelabError(f"--fusion-ridge belongs to the identity-preserving variant, not '{self.variant}'.")
         if self.fusion_mixture and self.variant != "identity-preserving":
             raise FacelabError(f"--fusion-mixture belongs to the identity-preserving variant, not '{self.variant}'.")
+        if self.mixture_blends < 0 or (self.mixture_blends and not self.fusion_mixture):
+            raise FacelabError("--mixture-blends is a number of blends per subject for --fusion-mixture, "
+                               f"got {self.mixture_blends}" + ("" if self.fusion_mixture else " without it") + ".")
         if self.fusion_mixture and self.fusion_ridge:
             raise FacelabError("--fusion-ridge and --fusion-mixture are two starts inside the expression subspace: "
                                "choose one.")

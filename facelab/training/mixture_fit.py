@@ -21,7 +21,11 @@ combinations, about 80 pairs each), they come together instead of fitting noise.
 
 Expressions are the training pairs' labels (a subject's own neutral face, trained with
 ``neutral_pairs``, is the expression ``neutral``). Labels with fewer than :data:`MIN_PAIRS` pairs
-share one map, ``other``. The run's ``input_noise_mm`` enters both: the maps' normal equations
+share one map, ``other``. With ``blends``, each subject also gives that many *blends*, two of its
+expressions at once (their displacements from the neutral face summed, in the subspaces'
+coordinates, which are linear in the face), as the expression ``blend`` with a map of its own: a
+face doing two things at once is not one expression, and without them the router splits it
+between two maps that each undo only their own part. The run's ``input_noise_mm`` enters both: the maps' normal equations
 get the expected noise covariance (exact for zero-mean noise), so that no map amplifies a
 scanner's noise, and the router trains on noisy coordinates, drawn with the covariance that mesh
 noise has in those coordinates. The neutral map is left without it: a face with no expression
@@ -43,6 +47,7 @@ from facelab.training.linear_init import held_out_subjects
 #: Fewest pairs an expression needs for a map of its own; rarer ones share the map "other".
 MIN_PAIRS = 50
 OTHER = "other"
+BLEND = "blend"
 #: The maps' ridge, relative to the mean eigenvalue of their features' Gram matrix.
 RIDGE = 1e-3
 #: Candidate shrinkages of each expression's map towards the map of all pairs, in pairs' worth
@@ -58,14 +63,16 @@ PEAK_LR = 2e-3
 WEIGHT_DECAY = 0.01
 
 
-def mixture_expressions(pairs: list[Pair]) -> tuple[str, ...]:
+def mixture_expressions(pairs: list[Pair], blends: bool = False) -> tuple[str, ...]:
     """The mixture's expressions for these training pairs: sorted labels with at least
-    :data:`MIN_PAIRS` pairs, then :data:`OTHER` if any pair is left over."""
+    :data:`MIN_PAIRS` pairs, then :data:`OTHER` if any pair is left over, then :data:`BLEND` with
+    ``blends``."""
     counts: dict[str, int] = {}
     for pair in pairs:
         counts[pair.expression] = counts.get(pair.expression, 0) + 1
-    kept = sorted(label for label, count in counts.items() if count >= MIN_PAIRS)
-    return tuple(kept + [OTHER]) if len(kept) < len(counts) else tuple(kept)
+    kept = sorted(label for label, count in counts.items() if count >= MIN_PAIRS and label != BLEND)
+    extra = [OTHER] if len(kept) < len(counts) else []
+    return tuple(kept + extra + ([BLEND] if blends else []))
 
 
 def _coordinates(batches: PairBatches, fusion) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -88,6 +95,46 @@ def _coordinates(batches: PairBatches, fusion) -> tuple[torch.Tensor, torch.Tens
     return features, targets, row_of_pair.reshape(-1)
 
 
+def _blends(batches: PairBatches, fusion, features: torch.Tensor, targets: torch.Tensor, row_of_pair: np.ndarray,
+            per_subject: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``per_subject`` blends of each subject with two expressions of different labels: input
+    coordinates f_a + f_b - f_n (P, e + i), the neutral face's ``U`` coordinates (P, e), and
+    each blend's subject; seeded."""
+    rows_of: dict[str, dict[int, str]] = {}
+    neutral_pair: dict[str, int] = {}
+    for index, pair in enumerate(batches.pairs):
+        neutral_pair.setdefault(pair.subject, index)
+        if pair.expression not in (NEUTRAL, BLEND) and pair.expressive != pair.neutral:
+            rows_of.setdefault(pair.subject, {})[int(row_of_pair[index])] = pair.expression
+    rng = np.random.default_rng([seed, 2])
+    chosen: list[tuple[str, int, int]] = []
+    for subject in sorted(rows_of):
+        rows = sorted(rows_of[subject])
+        if len({rows_of[subject][r] for r in rows}) < 2:
+            continue
+        count = 0
+        while count < per_subject:
+            a, b = rng.choice(rows, size=2, replace=False)
+            if rows_of[subject][a] != rows_of[subject][b]:
+                chosen.append((subject, int(a), int(b)))
+                count += 1
+    subjects = sorted({subject for subject, _, _ in chosen})
+    # The neutral face as an input, in both subspaces: read from any pair of its subject.
+    neutral = {}
+    with torch.no_grad():
+        for start in range(0, len(subjects), 512):
+            names = subjects[start:start + 512]
+            _, x_n, _ = batches.rows(np.array([neutral_pair[name] for name in names]))
+            u, w = fusion.coordinates(x_n)
+            for name, row in zip(names, torch.cat([u, w], dim=1).cpu().double()):
+                neutral[name] = row
+    a = torch.tensor([c[1] for c in chosen], dtype=torch.long)
+    b = torch.tensor([c[2] for c in chosen], dtype=torch.long)
+    base = torch.stack([neutral[c[0]] for c in chosen]) if chosen else torch.empty(0, features.shape[1],
+                                                                                   dtype=features.dtype)
+    return features[a] + features[b] - base, targets[a], [c[0] for c in chosen]
+
+
 @dataclass(frozen=True)
 class MixtureFit:
     """What :func:`fit_mixture` chose and measured."""
@@ -98,19 +145,32 @@ class MixtureFit:
 
 
 def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed: int = 0,
-                input_noise_mm: float = 0.0, steps: int | None = None) -> MixtureFit:
+                input_noise_mm: float = 0.0, steps: int | None = None, blends: int = 0) -> MixtureFit:
     """Fit ``fusion.mixture`` (a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases
     set) on the batches' pairs, whose labels map onto ``expressions`` (from
-    :func:`mixture_expressions`), choosing the maps' shrinkage on held-out subjects."""
+    :func:`mixture_expressions`), choosing the maps' shrinkage on held-out subjects; with
+    ``blends`` (``expressions`` then ends with :data:`BLEND`), on that many blends per subject too."""
     steps = STEPS if steps is None else steps
     mixture = fusion.mixture
     device = mixture.expert_weight.device
     features, targets, row_of_pair = _coordinates(batches, fusion)
     index = {label: k for k, label in enumerate(expressions)}
-    labels = torch.tensor([index.get(pair.expression, index.get(OTHER, 0)) for pair in batches.pairs])
-    pair_targets = targets[torch.from_numpy(row_of_pair)]
-    standardised = features[torch.from_numpy(row_of_pair)]
-    del features, targets  # distinct pairs x (e + i) and x e, float64: the largest arrays of the fit
+    labels = [index.get(pair.expression, index.get(OTHER, 0)) for pair in batches.pairs]
+    subjects = [pair.subject for pair in batches.pairs]
+    blend_features, blend_targets = features[:0], targets[:0]
+    if blends:
+        blend_features, blend_targets, blend_subjects = _blends(batches, fusion, features, targets, row_of_pair,
+                                                                blends, seed)
+        labels += [index[BLEND]] * len(blend_subjects)
+        subjects += blend_subjects
+    labels = torch.tensor(labels)
+    rows = torch.from_numpy(row_of_pair)
+    # Filled in place rather than concatenated: these are the largest arrays of the fit.
+    pair_targets = torch.cat([targets[rows], blend_targets])
+    standardised = torch.empty(len(labels), features.shape[1], dtype=features.dtype)
+    torch.index_select(features, 0, rows, out=standardised[:len(rows)])
+    standardised[len(rows):] = blend_features
+    del features, targets, blend_features, blend_targets
     mean, scale = standardised.mean(0), standardised.std(0) + 1e-6
     standardised.sub_(mean).div_(scale)
 
@@ -125,7 +185,6 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
     router = mixture.router
     router.cpu()
     try:
-        subjects = [pair.subject for pair in batches.pairs]
         held_out = held_out_subjects(sorted(set(subjects)), seed)
         shrinkage, errors = None, {}
         if held_out:

@@ -217,7 +217,7 @@ class Trainer:
             return ()
         from facelab.training.mixture_fit import mixture_expressions
 
-        return mixture_expressions(pairs)
+        return mixture_expressions(pairs, blends=self.config.mixture_blends > 0)
 
     def _training_pairs(self) -> list[Pair]:
         """The fit subjects' pairs, and ``neutral_pairs`` times each one's neutral face as its own pair."""
