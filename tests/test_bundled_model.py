@@ -41,9 +41,14 @@ def test_the_bundled_model_neutralises_unseen_subjects_and_identifies_them(repor
 
 def test_the_bundled_model_follows_a_face_moved_turned_and_scaled(report):
     result, _ = report
-    for move in ("translated_50mm", "rotated_30deg", "scaled_0.8", "scaled_1.25"):
+    for move in ("translated_50mm", "rotated_30deg", "scaled_0.8", "scaled_1.25", "mirrored"):
         assert result["robustness"][move] <= 1.02 * result["mean_error_mm"] + 0.01, move
     assert result["robustness"]["rank1_moved_probes"] == result["rank1"]
+
+
+def test_a_face_doing_two_things_at_once_comes_back_nearer_its_neutral_face(report):
+    result, _ = report
+    assert result["robustness"]["blended_mm"] < 0.5 * result["robustness"]["blended_do_nothing_mm"]
 
 
 def test_a_neutral_face_in_comes_back_as_it_was_and_noise_is_not_amplified(report):

@@ -130,3 +130,25 @@ def test_split_baselines_measure_the_test_pairs_of_the_split():
     do_nothing = per_vertex_error(dataset.vertices[[p.expressive for p in test]], dataset.vertices[[p.neutral for p in test]])
     assert baselines["do_nothing"]["mean_error_mm"] == pytest.approx(float(do_nothing.mean()))
     assert 0 <= baselines["linear"]["rank1"] <= baselines["linear"]["rank5"] <= 1
+
+
+def test_blended_pairs_add_two_expressions_of_one_subject_to_its_neutral_face(monkeypatch):
+    from facelab.evaluation import evaluate
+
+    dataset = _random_pairs_dataset(subjects=4, expressions=3, n=30)
+    pairs = dataset.pairs_of(dataset.subjects)
+    inputs, truth = evaluate.blended_pairs(dataset, pairs)
+    assert inputs.shape == truth.shape == (len(pairs), 30, 3)
+    vertices = np.asarray(dataset.vertices, dtype=np.float32)
+    by_face = {(p.subject, p.expression): vertices[p.expressive] for p in pairs}
+    for face, neutral, pair in zip(inputs, truth, pairs):
+        np.testing.assert_array_equal(neutral, vertices[pair.neutral])
+        other = face - by_face[pair.subject, pair.expression] + neutral   # the second expression's face
+        labels = [e for (s, e), f in by_face.items() if s == pair.subject and np.allclose(f, other, atol=1e-4)]
+        assert labels and pair.expression not in labels
+    again, _ = evaluate.blended_pairs(dataset, pairs)
+    np.testing.assert_array_equal(again, inputs)                        # seeded
+    monkeypatch.setattr(evaluate, "BLENDED_MAX", 5)
+    assert len(evaluate.blended_pairs(dataset, pairs)[0]) == 5
+    one_label = [p for p in pairs if p.expression == pairs[0].expression]
+    assert len(evaluate.blended_pairs(dataset, one_label)[0]) == 0     # nothing to blend with

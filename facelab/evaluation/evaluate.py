@@ -183,22 +183,58 @@ MOVES = {
     "scaled_1.25": (1.25, np.eye(3), np.zeros(3)),
 }
 NOISE_MM = 0.2
+#: At most this many blends (a seeded sample of the test pairs beyond it), to bound the memory.
+BLENDED_MAX = 2000
+
+
+def blended_pairs(dataset: FaceDataset, test_pairs, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Faces doing two things at once: for each test pair, the same subject's face with another
+    expression label added, ``e_a + e_b - n`` (each displacement from the neutral face kept), and
+    the neutral face (inputs (P, n, 3), truth (P, n, 3); seeded; subjects with one label give none;
+    at most :data:`BLENDED_MAX`)."""
+    rng = np.random.default_rng([seed, 3])
+    of_subject: dict[str, list] = {}
+    for pair in test_pairs:
+        of_subject.setdefault(pair.subject, []).append(pair)
+    chosen = []
+    if len(test_pairs) > BLENDED_MAX:
+        test_pairs = [test_pairs[i] for i in np.sort(rng.choice(len(test_pairs), BLENDED_MAX, replace=False))]
+    for pair in test_pairs:
+        others = [o for o in of_subject[pair.subject] if o.expression != pair.expression and o.neutral == pair.neutral]
+        if others:
+            chosen.append((pair, others[rng.integers(len(others))]))
+    if not chosen:
+        empty = np.zeros((0, dataset.n_vertices, 3), np.float32)
+        return empty, empty
+    vertices = dataset.vertices
+    first = np.asarray(vertices[np.array([a.expressive for a, _ in chosen])], dtype=np.float32)
+    second = np.asarray(vertices[np.array([b.expressive for _, b in chosen])], dtype=np.float32)
+    truth = np.asarray(vertices[np.array([a.neutral for a, _ in chosen])], dtype=np.float32)
+    return first + second - truth, truth
 
 
 def robustness_rows(model, dataset: FaceDataset, test_pairs, neutral_faces: np.ndarray, seed: int = 0) -> dict:
     """How the model fares on inputs a user brings: ``neutral_in_mm`` (how far a neutral face in
     comes back from itself), ``noise_0.2mm`` (Gaussian noise of 0.2 mm standard deviation per
-    coordinate on the input), and each move of :data:`MOVES` (mean errors in mm)."""
+    coordinate on the input), each move of :data:`MOVES`, ``mirrored`` (x negated: the other
+    handedness), and ``blended_mm`` with its ``blended_do_nothing_mm`` and
+    ``blended_worse_than_input`` (two expressions at once, :func:`blended_pairs`); mean errors in mm."""
     expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])], dtype=np.float32)
     truth = np.asarray(dataset.vertices[np.array([p.neutral for p in test_pairs])], dtype=np.float32)
     rows = {"neutral_in_mm": float(per_vertex_error(model.neutralise(neutral_faces), neutral_faces).mean())}
     noise = np.random.default_rng(seed).normal(0.0, NOISE_MM, expressive.shape).astype(np.float32)
     rows[f"noise_{NOISE_MM}mm"] = float(per_vertex_error(model.neutralise(expressive + noise), truth).mean())
     center = truth.reshape(-1, 3).mean(axis=0)
-    for name, (scale, rotation, shift) in MOVES.items():
+    for name, (scale, rotation, shift) in {**MOVES, "mirrored": (1.0, np.diag([-1.0, 1.0, 1.0]), np.zeros(3))}.items():
         def moved(faces, scale=scale, rotation=rotation, shift=shift):
             return (scale * (faces - center) @ rotation.T + center + shift).astype(np.float32)
         rows[name] = float(per_vertex_error(model.neutralise(moved(expressive)), moved(truth)).mean() / scale)
+    blended, blended_truth = blended_pairs(dataset, test_pairs, seed)
+    if len(blended):
+        model_errors = per_vertex_error(model.neutralise(blended), blended_truth).mean(axis=1)
+        input_errors = per_vertex_error(blended, blended_truth).mean(axis=1)
+        rows.update(blended_mm=float(model_errors.mean()), blended_do_nothing_mm=float(input_errors.mean()),
+                    blended_worse_than_input=float(np.mean(model_errors > input_errors)))
     return rows
 
 
@@ -217,6 +253,7 @@ def _baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, g
     linear = LinearNeutraliser.fit(dataset, dataset.pairs_of(split.train_subjects))
     predicted = linear.neutralise(expressive)
     linear_errors = _mesh_errors(dataset, test_pairs, predicted)
+    blended, blended_truth = blended_pairs(dataset, test_pairs)
     flat_gallery = np.asarray(dataset.vertices[np.array(gallery)], dtype=np.float64).reshape(len(gallery), -1) - linear.mean_n
     flat_probes = predicted.reshape(len(predicted), -1).astype(np.float64) - linear.mean_n
     ranks = rank_k_identification(flat_probes, probe_labels, flat_gallery, gallery_labels, ks=(1, 5))
@@ -226,7 +263,9 @@ def _baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, g
         "linear": {"mean_error_mm": float(linear_errors.mean()), "rank1": ranks[1], "rank5": ranks[5],
                    "worse_than_input": float(np.mean(linear_errors.mean(axis=1) > do_nothing.mean(axis=1))),
                    "per_expression": _per_expression(test_pairs, linear_errors.mean(axis=1)),
-                   "fitted_on": {"subjects": len(split.train_subjects), "dataset": dataset.name}},
+                   "fitted_on": {"subjects": len(split.train_subjects), "dataset": dataset.name},
+                   **({"blended_mm": float(per_vertex_error(linear.neutralise(blended), blended_truth).mean())}
+                      if len(blended) else {})},
     }, linear_errors
 
 
