@@ -193,6 +193,8 @@ def _run_train(args: argparse.Namespace) -> int:
         args.variant = kept["variant"]
         if not (args.fusion_ridge or args.fusion_mixture):
             args.fusion_ridge, args.fusion_mixture = kept["fusion_ridge"], kept["fusion_mixture"]
+            if args.mixture_blends is None:
+                args.mixture_blends = kept["mixture_blends"]
     control = TrainingControl()
 
     # Under torchrun only rank 0 reports (the trainer emits its events there alone).

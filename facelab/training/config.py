@@ -249,7 +249,7 @@ class TrainConfig:
 def architecture_of(meta: dict) -> dict[str, Any]:
     """The :class:`TrainConfig` fields that fine-tuning a checkpoint keeps, from its meta: the
     variant and, for identity-preserving, which start inside the expression subspace it uses (the
-    mixture is fitted again on the new data's expressions).
+    mixture is fitted again on the new data's expressions, with as many blends per subject).
 
     The network's description (``meta["network"]``) is where a checkpoint records its
     architecture; older checkpoints also kept the variant at the top level, read when the
@@ -257,4 +257,6 @@ def architecture_of(meta: dict) -> dict[str, Any]:
     network = meta.get("network") or {}
     return {"variant": network.get("variant") or meta.get("variant") or "full",
             "fusion_ridge": bool(network.get("fusion_ridge", False)),
-            "fusion_mixture": bool(network.get("fusion_expressions"))}
+            "fusion_mixture": bool(network.get("fusion_expressions")),
+            "mixture_blends": int((meta.get("train_config") or {}).get("mixture_blends", 0))
+            if network.get("fusion_expressions") else 0}
