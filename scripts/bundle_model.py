@@ -3,8 +3,9 @@
     python scripts/bundle_model.py runs/synth/best [--out models/synthfaces]
 
 The bundled model is the only large file in git (keep it under ~50 MB). It is replaced when a
-new one is better on the validation subjects (the ``best`` checkpoint's validation error, or
-``scripts/network_gain.py``); the test split is read afterwards, once, by
+new one is better on the validation subjects (the ``best`` checkpoint's validation error,
+``scripts/network_gain.py``, or for the mixture's blends ``scripts/blend_screen.py``, which weighs
+single expressions and blends alike); the test split is read afterwards, once, by
 ``scripts/bundled_model_report.py``.
 """
 
