@@ -7,8 +7,8 @@ The judgement (at most 16 minutes on 2 cores; writes ``docs/results/time_to_qual
 runs, as a user would, on 2 cores and with a fresh, empty cache directory::
 
     facelab train --data synth --identities 2700 --variant identity-preserving --fusion-mixture \\
-        --neutral-pairs 10 --input-noise 0.1 --alignment similarity --epochs 0 --recognizer-warmup 12800 \\
-        --seed 1 --threads 2 --out RUN
+        --mixture-blends BLENDS --neutral-pairs 10 --input-noise 0.1 --alignment similarity --epochs 0 \\
+        --recognizer-warmup 12800 --seed 1 --threads 2 --out RUN
 
 (the bundled model's recipe, from scratch, with another seed than the bundled run's 0: the
 judgement is whether a user's own run of the recipe gets there, not a replay of the same draws;
@@ -59,8 +59,9 @@ REPO = Path(__file__).resolve().parents[1]
 RESULT_FILE = REPO / "docs" / "results" / "time_to_quality.json"
 BUNDLED_RESULTS = REPO / "docs" / "results" / "bundled_model.json"
 #: The judged recipe: SynthFaces identities, epochs, torch threads, the recogniser's warm-up pairs,
-#: the seed and the alignment of the command above.
+#: the seed, the alignment and the mixture's blends per subject of the command above.
 IDENTITIES, EPOCHS, THREADS, RECOGNIZER_WARMUP, SEED, ALIGNMENT = 2700, 0, 2, 12800, 1, "similarity"
+BLENDS = 2
 #: The quality bar: a test error at most this many times the bundled model's.
 FRACTION = 1.25
 BUDGET_MINUTES = 15.0
@@ -74,7 +75,8 @@ def train_arguments(identities: int, epochs: int, threads: int, out: str | Path,
                     recognizer_warmup: int = RECOGNIZER_WARMUP) -> list[str]:
     """The ``facelab train`` arguments of the judged recipe."""
     return ["train", "--data", "synth", "--identities", str(identities), "--variant", "identity-preserving",
-            "--fusion-mixture", "--neutral-pairs", "10", "--input-noise", "0.1", "--alignment", ALIGNMENT,
+            "--fusion-mixture", "--mixture-blends", str(BLENDS), "--neutral-pairs", "10", "--input-noise", "0.1",
+            "--alignment", ALIGNMENT,
             "--epochs", str(epochs),
             "--recognizer-warmup", str(recognizer_warmup), "--seed", str(SEED), "--threads", str(threads),
             "--out", str(out)]
@@ -261,7 +263,7 @@ def judge(identities: int = IDENTITIES, epochs: int = EPOCHS, threads: int = THR
     return {
         "command": "facelab " + " ".join(train_arguments(identities, epochs, threads, "RUN", recognizer_warmup)),
         "recipe": {"identities": identities, "epochs": epochs, "threads": threads,
-                   "recognizer_warmup": recognizer_warmup, "alignment": ALIGNMENT},
+                   "recognizer_warmup": recognizer_warmup, "alignment": ALIGNMENT, "mixture_blends": BLENDS},
         "budget_minutes": minutes,
         "threshold": {"fraction": fraction, "threshold_mm": threshold_mm,
                       "source": str(BUNDLED_RESULTS.relative_to(REPO)) + " (evaluation.mean_error_mm)"},
@@ -285,7 +287,8 @@ def judge(identities: int = IDENTITIES, epochs: int = EPOCHS, threads: int = THR
 # ---- make bench ------------------------------------------------------------------------------------------
 def _is_judged_recipe(document: dict) -> bool:
     return (document.get("recipe") == {"identities": IDENTITIES, "epochs": EPOCHS, "threads": THREADS,
-                                       "recognizer_warmup": RECOGNIZER_WARMUP, "alignment": ALIGNMENT}
+                                       "recognizer_warmup": RECOGNIZER_WARMUP, "alignment": ALIGNMENT,
+                                       "mixture_blends": BLENDS}
             and document.get("threshold", {}).get("fraction") == FRACTION
             and document.get("budget_minutes", 0) >= BUDGET_MINUTES)
 
