@@ -131,7 +131,8 @@ def _judgement(minutes, recipe=None, errors=(0.3, 0.14), fraction=None):
         "generated_by": "python -m benchmarks.time_to_quality", "commit": "0123456789abcdef",
         "command": "facelab train ...", "budget_minutes": ttq.BUDGET_MINUTES,
         "recipe": recipe or {"identities": ttq.IDENTITIES, "epochs": ttq.EPOCHS, "threads": ttq.THREADS,
-                             "recognizer_warmup": ttq.RECOGNIZER_WARMUP, "alignment": ttq.ALIGNMENT},
+                             "recognizer_warmup": ttq.RECOGNIZER_WARMUP, "alignment": ttq.ALIGNMENT,
+                             "mixture_blends": ttq.BLENDS},
         "threshold": {"fraction": fraction or ttq.FRACTION, "threshold_mm": threshold, "source": "x"},
         "reference": {"bundled_model_mm": 0.13, "do_nothing_mm": 1.4, "linear_mm": 0.33},
         "machine": {"load_average_before": [0.1, 0.1, 0.1]}, "command_s": 700.0, "preparation_s": 100.0,
@@ -179,6 +180,10 @@ def test_the_suite_reports_the_committed_time_to_quality_judgement(tmp_path):
     recipe = {**_judgement(minutes=4.0)["recipe"], "alignment": "auto"}
     path.write_text(json.dumps(_judgement(minutes=4.0, recipe=recipe)))
     assert "NOT the judged recipe" in committed_result(path).notes
+    # Nor is a judgement of the recipe before its mixture learned blends.
+    recipe = {k: v for k, v in _judgement(minutes=4.0)["recipe"].items() if k != "mixture_blends"}
+    path.write_text(json.dumps(_judgement(minutes=4.0, recipe=recipe)))
+    assert "NOT the judged recipe" in committed_result(path).notes
     document = {"machine": {}, "settings": {}, "results": [reached.to_dict()]}
     page = markdown(document)
     assert "### Time to quality" in page and "loading data ..." in page and "| 2 | 10.00 |" in page
@@ -194,8 +199,9 @@ def test_time_to_quality_judgement_runs_the_command_end_to_end(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["recipe"] == {"identities": 12, "epochs": 1, "threads": 2, "recognizer_warmup": 12800,
-                                  "alignment": "similarity"}
+                                  "alignment": "similarity", "mixture_blends": 2}
     assert "--identities 12" in document["command"] and "--fusion-mixture" in document["command"]
+    assert "--mixture-blends 2" in document["command"]
     assert "--alignment similarity" in document["command"]
     assert document["commit"] and document["generated_by"].startswith("python -m benchmarks.time_to_quality")
     # The start (saved as best before the first step), then the epoch's last.

@@ -25,12 +25,13 @@ share one map, ``other``. With ``blends``, each subject also gives that many *bl
 expressions at once (their displacements from the neutral face summed, in the subspaces'
 coordinates, which are linear in the face), as the expression ``blend`` with a map of its own: a
 face doing two things at once is not one expression, and without them the router splits it
-between two maps that each undo only their own part. The run's ``input_noise_mm`` enters both: the maps' normal equations
-get the expected noise covariance (exact for zero-mean noise), so that no map amplifies a
-scanner's noise, and the router trains on noisy coordinates, drawn with the covariance that mesh
-noise has in those coordinates. The neutral map is left without it: a face with no expression
-should come back as it is, not smoothed. Seeded: the same
-pairs and seed give the same mixture.
+between two maps that each undo only their own part.
+
+The run's ``input_noise_mm`` enters both: the maps' normal equations get the expected noise
+covariance (exact for zero-mean noise), so that no map amplifies a scanner's noise, and the router
+trains on noisy coordinates, drawn with the covariance that mesh noise has in those coordinates.
+The neutral map is left without it: a face with no expression should come back as it is, not
+smoothed. Seeded: the same pairs and seed give the same mixture.
 """
 
 from __future__ import annotations
