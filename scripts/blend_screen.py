@@ -28,7 +28,7 @@ import numpy as np
 
 from facelab.atomic import atomic_write_text
 from facelab.data.synth_dataset import load_synthfaces
-from facelab.evaluation.evaluate import NOISE_MM, blended_pairs
+from facelab.evaluation.evaluate import NOISE_MM, blended_rows
 from facelab.evaluation.metrics import per_vertex_error
 from facelab.model import FaceLabModel
 from facelab.provenance import provenance
@@ -45,15 +45,11 @@ def measure(model: FaceLabModel, dataset, pairs) -> dict:
     do_nothing = per_vertex_error(expressive, truth).mean(axis=1)
     neutral_faces = np.asarray(dataset.vertices[np.unique([p.neutral for p in pairs])])
     noise = np.random.default_rng(0).normal(0.0, NOISE_MM, expressive.shape).astype(np.float32)
-    blended, blended_truth = blended_pairs(dataset, pairs)
-    blended_errors = per_vertex_error(model.neutralise(blended), blended_truth).mean(axis=1)
-    blended_inputs = per_vertex_error(blended, blended_truth).mean(axis=1)
     return {"mean_error_mm": float(errors.mean()), "do_nothing_mm": float(do_nothing.mean()),
             "worse_than_input": float(np.mean(errors > do_nothing)),
             "neutral_in_mm": float(per_vertex_error(model.neutralise(neutral_faces), neutral_faces).mean()),
             f"noise_{NOISE_MM}mm": float(per_vertex_error(model.neutralise(expressive + noise), truth).mean()),
-            "blended_mm": float(blended_errors.mean()), "blended_do_nothing_mm": float(blended_inputs.mean()),
-            "blended_worse_than_input": float(np.mean(blended_errors > blended_inputs))}
+            **blended_rows(model, dataset, pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:

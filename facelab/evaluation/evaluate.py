@@ -229,13 +229,20 @@ def robustness_rows(model, dataset: FaceDataset, test_pairs, neutral_faces: np.n
         def moved(faces, scale=scale, rotation=rotation, shift=shift):
             return (scale * (faces - center) @ rotation.T + center + shift).astype(np.float32)
         rows[name] = float(per_vertex_error(model.neutralise(moved(expressive)), moved(truth)).mean() / scale)
-    blended, blended_truth = blended_pairs(dataset, test_pairs, seed)
-    if len(blended):
-        model_errors = per_vertex_error(model.neutralise(blended), blended_truth).mean(axis=1)
-        input_errors = per_vertex_error(blended, blended_truth).mean(axis=1)
-        rows.update(blended_mm=float(model_errors.mean()), blended_do_nothing_mm=float(input_errors.mean()),
-                    blended_worse_than_input=float(np.mean(model_errors > input_errors)))
+    rows.update(blended_rows(model, dataset, test_pairs, seed))
     return rows
+
+
+def blended_rows(model, dataset: FaceDataset, test_pairs, seed: int = 0) -> dict:
+    """``blended_mm``, ``blended_do_nothing_mm`` and ``blended_worse_than_input`` of the faces
+    :func:`blended_pairs` makes (none where it makes none)."""
+    blended, truth = blended_pairs(dataset, test_pairs, seed)
+    if not len(blended):
+        return {}
+    model_errors = per_vertex_error(model.neutralise(blended), truth).mean(axis=1)
+    input_errors = per_vertex_error(blended, truth).mean(axis=1)
+    return {"blended_mm": float(model_errors.mean()), "blended_do_nothing_mm": float(input_errors.mean()),
+            "blended_worse_than_input": float(np.mean(model_errors > input_errors))}
 
 
 def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, gallery_labels, probe_labels) -> dict:
