@@ -19,7 +19,10 @@ ICT-FaceKit is sampled on its face area (9,409 vertices, what ``facelab train`` 
 Runs go to a temporary folder (or ``--runs DIR`` to keep them; ``--reuse-runs`` then evaluates the
 runs a previous call finished there with the same configuration instead of training them again,
 so a long table can be built over several calls; each run's test evaluation is saved beside it as
-``table_evaluation.json`` and read back while its checkpoint and the test subjects are unchanged). ``--refresh-baselines`` trains
+``table_evaluation.json`` and read back while its checkpoint and the test subjects are unchanged;
+a run that a killed call left unfinished is resumed from its ``last`` checkpoint, saved every
+``checkpoint_minutes`` inside an epoch, and its training minutes are then its epochs' own seconds
+from ``metrics.csv``, without the start's fits). ``--refresh-baselines`` trains
 nothing: it re-measures the do-nothing and linear rows of the tables already in ``--out`` (after a
 change to the baselines) and rewrites both files.
 
@@ -147,6 +150,10 @@ def run(epochs: int, datasets: list[str], runs_dir: Path, batch_size: int, seeds
                     continue
                 started = time.perf_counter()
                 minutes = finished_run_minutes(run_dir, config) if reuse_runs else None
+                if minutes is None and reuse_runs and interrupted_run(run_dir, config):
+                    print(f"{label} {method} seed {seed}: resuming the interrupted run in {run_dir}")
+                    Trainer(config, run_dir, [TqdmProgress()], dataset=dataset, resume=True).run()
+                    minutes = finished_run_minutes(run_dir, config)
                 if minutes is None:
                     Trainer(config, run_dir, [TqdmProgress()], dataset=dataset).run()
                     minutes = (time.perf_counter() - started) / 60
@@ -193,6 +200,18 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
     if len(rows) < config.epochs:
         return None
     return sum(float(row["seconds"]) for row in rows) / 60
+
+
+def interrupted_run(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether ``run_dir`` holds a run of ``config`` that stopped before its last epoch with a
+    ``last`` checkpoint to resume from (a mid-epoch one included: ``checkpoint_minutes``)."""
+    from facelab.training.checkpoint import checkpoint_exists
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return TrainConfig.from_dict(saved).to_dict() == config.to_dict() and checkpoint_exists(run_dir / "last")
 
 
 def evaluation_key(run_dir: Path, split) -> dict:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from benchmarks.paper_tables import (METHODS, ROW_NAMES, evaluation_key, finished_run_minutes, markdown,
-                                     read_record, save_evaluation, saved_evaluation, write_record)
-from facelab.training import TrainConfig, Trainer
+import pytest
+
+from benchmarks.paper_tables import (METHODS, ROW_NAMES, evaluation_key, finished_run_minutes, interrupted_run,
+                                     markdown, read_record, save_evaluation, saved_evaluation, write_record)
+from facelab.training import TrainConfig, Trainer, TrainingCallback
 from tests.conftest import make_tiny_dataset
 
 
@@ -29,6 +31,20 @@ def test_a_finished_run_is_reused_only_with_the_same_configuration(tmp_path):
     del saved["fusion_ridge"]  # a run saved before a field existed: the field's default applies
     (run / "config.json").write_text(json.dumps(saved))
     assert finished_run_minutes(run, _config()) == minutes
+
+
+def test_a_run_killed_mid_epoch_is_resumed_not_trained_again(tmp_path):
+    class Killed(TrainingCallback):
+        def on_step(self, event):
+            if event.global_step == 2:
+                raise SystemExit("killed")
+
+    run, config = tmp_path / "run", _config(checkpoint_minutes=1e-9)
+    with pytest.raises(SystemExit):
+        Trainer(config, run, [Killed()], dataset=make_tiny_dataset()).run()
+    assert finished_run_minutes(run, config) is None
+    assert interrupted_run(run, config) and not interrupted_run(run, _config(checkpoint_minutes=1e-9, seed=1))
+    assert not interrupted_run(tmp_path / "nothing", config)
 
 
 def test_a_saved_evaluation_is_read_back_only_for_the_same_checkpoint_and_test_subjects(tmp_path):

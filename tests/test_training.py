@@ -143,6 +143,50 @@ def test_stop_mid_epoch_leaves_a_valid_checkpoint_and_resume_finishes(tmp_path, 
     assert finished.status == "completed" and finished.epochs_done == 3
 
 
+class KilledAtStep(TrainingCallback):
+    """Ends the process's run without a stop request, as a closed session or a crash would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, event):
+        if event.global_step == self.step:
+            raise SystemExit("killed")
+
+
+def test_a_killed_run_resumes_from_its_timed_mid_epoch_checkpoint_as_if_never_killed(tmp_path, tiny_dataset):
+    straight = Trainer(_config(epochs=2), tmp_path / "a", dataset=tiny_dataset)
+    straight.run()
+    steps = straight.train_batches.steps_per_epoch
+    assert steps >= 3, "the tiny dataset must give an epoch of several steps for this test"
+    # A save after every step (a moment's worth of minutes), killed in the first epoch's middle.
+    config = _config(epochs=2, checkpoint_minutes=1e-9)
+    with pytest.raises(SystemExit):
+        Trainer(config, tmp_path / "b", [KilledAtStep(2)], dataset=tiny_dataset).run()
+    saved = load_checkpoint(tmp_path / "b" / "last", with_optimizers=False).meta["position"]
+    assert (saved["epoch"], saved["step"], saved["epoch_loss_steps"]) == (0, 2, 2)
+    resumed = Trainer(config, tmp_path / "b", dataset=tiny_dataset, resume=True)
+    resumed.run()
+    a, b = straight.network.state_dict(), resumed.network.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    # The interrupted epoch's metrics row holds the losses of all its steps, not only the resumed ones.
+    rows = [(tmp_path / run / "metrics.csv").read_text().splitlines() for run in ("a", "b")]
+    header = rows[0][0].split(",")
+    for straight_row, resumed_row in zip(rows[0][1:], rows[1][1:], strict=True):
+        for name, x, y in zip(header, straight_row.split(","), resumed_row.split(",")):
+            if name not in ("seconds", "epoch_seconds"):
+                assert float(x) == pytest.approx(float(y), rel=1e-5, abs=1e-7), name
+
+
+def test_without_timed_checkpoints_a_killed_first_epoch_leaves_nothing_to_resume(tmp_path, tiny_dataset):
+    with pytest.raises(SystemExit):
+        Trainer(_config(epochs=1, checkpoint_minutes=0), tmp_path / "run", [KilledAtStep(2)],
+                dataset=tiny_dataset).run()
+    with pytest.raises(FacelabError, match="no run to resume"):
+        Trainer(_config(epochs=1), tmp_path / "run", dataset=tiny_dataset, resume=True).run()
+
+
 def test_fine_tuning_on_new_subjects_rebuilds_the_recognizer_head(tmp_path, tiny_dataset):
     Trainer(_config(epochs=1), tmp_path / "base", dataset=tiny_dataset).run()
     base = load_checkpoint(tmp_path / "base" / "best")

@@ -89,6 +89,9 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--deterministic", action="store_true", help="use deterministic torch algorithms")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped, to its own number of epochs (a larger "
                              "--epochs extends it; a smaller one, 0 included, is ignored)")
+    parser.add_argument("--checkpoint-minutes", type=float, metavar="MINUTES",
+                        help="also save 'last' inside an epoch every MINUTES minutes, so that a killed run "
+                             "resumes (--resume) from there; 0 saves at epoch ends only (default {checkpoint_minutes:g})")
     parser.add_argument("--init", type=Path, help="fine-tune from this checkpoint")
     parser.add_argument("--device", help="cpu or cuda (default {device})")
     parser.add_argument("--threads", dest="num_threads", type=positive_int, metavar="THREADS",

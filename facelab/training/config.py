@@ -172,6 +172,7 @@ class TrainConfig:
     preview_every: int = 50             # steps between preview predictions (0: never)
     preview_index: int = 0              # which test pair the preview shows
     tensorboard: bool = True            # log to TensorBoard when it is installed
+    checkpoint_minutes: float = 10.0    # minutes between saves of 'last' inside an epoch (0: at epoch ends only)
     amp: str = "off"                    # "bf16": mixed precision (facelab/training/amp.py)
     num_workers: int = 0                # DataLoader processes reading batches (0: in the training process)
     # options that measurements rejected, kept to repeat those measurements
@@ -185,6 +186,9 @@ class TrainConfig:
         if self.expression_dims < 1 or self.identity_dims < 0 or self.neutral_pairs < 0:
             raise FacelabError("the expression subspace needs at least 1 dimension, and the identity subspace and "
                                "the neutral pairs cannot be negative.")
+        if not 0 <= self.checkpoint_minutes < float("inf"):
+            raise FacelabError(f"the minutes between checkpoints must be 0 (at epoch ends only) or more, "
+                               f"got {self.checkpoint_minutes}.")
         if self.fusion_ridge and self.variant != "identity-preserving":
             raise FacelabError(f"--fusion-ridge belongs to the identity-preserving variant, not '{self.variant}'.")
         if self.fusion_mixture and self.variant != "identity-preserving":

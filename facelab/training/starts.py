@@ -213,6 +213,10 @@ class ResumedRun(RunStart):
         saved, position = meta["position"], trainer.position
         position.epoch, position.step, position.global_step = saved["epoch"], saved["step"], saved["global_step"]
         position.best_val = float("inf") if saved.get("best_val") is None else saved["best_val"]
+        if position.step:  # the interrupted epoch's losses and seconds so far (absent before they were kept)
+            position.epoch_losses = dict(saved.get("epoch_losses") or {})
+            position.epoch_loss_steps = int(saved.get("epoch_loss_steps", 0))
+            position.epoch_seconds = float(saved.get("epoch_seconds", 0.0))
         # With another global batch (another number of processes), the epoch continues after the
         # pairs already seen, which the saved step counted in the old batch size.
         old, new = meta.get("global_batch_size"), trainer.train_batches.global_batch_size

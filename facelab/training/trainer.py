@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,11 @@ class _Position:
     step: int = 0           # steps completed within the current epoch
     global_step: int = 0
     best_val: float = float("inf")
+    # The current epoch so far, kept in a mid-epoch checkpoint so that a resumed epoch's
+    # metrics row covers all of its steps: loss sums, how many steps they sum, seconds spent.
+    epoch_losses: dict = field(default_factory=dict)
+    epoch_loss_steps: int = 0
+    epoch_seconds: float = 0.0
 
 
 class Trainer:
@@ -118,6 +123,7 @@ class Trainer:
         # What chose the alignment when the config asked for "auto" (AlignmentChoice.to_dict()).
         self.alignment_choice: dict | None = None
         self._diverged = False
+        self._epoch_started = self._last_saved = time.perf_counter()
 
     # ---- set-up --------------------------------------------------------------------------
     def emit(self, name: str, event) -> None:
@@ -278,9 +284,9 @@ class Trainer:
         started = time.perf_counter()
         steps_this_process = 0
         total_steps = config.epochs * steps
-        epoch_sums: dict[str, float] = {}
+        self._last_saved = time.perf_counter()
         while position.epoch < config.epochs:
-            epoch_started = time.perf_counter()
+            self._epoch_started = time.perf_counter() - position.epoch_seconds
             self.network.train()
             epoch_batches = batches.epoch_batches(position.epoch, position.step)
             while position.step < steps:
@@ -289,10 +295,13 @@ class Trainer:
                     return self._finish("stopped")
                 losses = self.train_step(*next(epoch_batches))
                 for key, value in losses.items():
-                    epoch_sums[key] = epoch_sums.get(key, 0.0) + value
+                    position.epoch_losses[key] = position.epoch_losses.get(key, 0.0) + value
+                position.epoch_loss_steps += 1
                 position.step += 1
                 position.global_step += 1
                 steps_this_process += 1
+                if position.step < steps:
+                    self._save_on_schedule()
                 elapsed = time.perf_counter() - started
                 remaining = total_steps - position.global_step
                 self.emit("on_step", StepDone(position.epoch, position.step - 1, position.global_step, steps,
@@ -301,13 +310,13 @@ class Trainer:
                 if config.preview_every and position.global_step % config.preview_every == 0:
                     self._preview()
             self._agree_to_stop(check_stop=False)  # a divergence in the epoch's last step
-            metrics = self._mean_over_ranks(epoch_sums, steps)
-            epoch_sums = {}
+            metrics = self._mean_over_ranks(position.epoch_losses, position.epoch_loss_steps)
             metrics["val_mean_error_mm"] = self.validation_error()
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
-            metrics["seconds"] = time.perf_counter() - epoch_started
+            metrics["seconds"] = time.perf_counter() - self._epoch_started
             position.epoch += 1
             position.step = 0
+            position.epoch_losses, position.epoch_loss_steps, position.epoch_seconds = {}, 0, 0.0
             is_best = metrics["val_mean_error_mm"] < position.best_val
             if is_best:
                 position.best_val = metrics["val_mean_error_mm"]
@@ -320,6 +329,17 @@ class Trainer:
                 self._metrics_log.append(position.epoch, metrics)
             self.emit("on_epoch", EpochDone(position.epoch - 1, config.epochs, metrics, is_best))
         return self._finish("completed")
+
+    def _save_on_schedule(self) -> None:
+        """Save ``last`` inside an epoch once ``checkpoint_minutes`` have passed since the last
+        save, so that a killed process (a closed session, a crash, no Ctrl-C) loses at most that
+        much: ``--resume`` continues from the saved step as an uninterrupted run would."""
+        minutes = self.config.checkpoint_minutes
+        if not minutes or time.perf_counter() - self._last_saved < minutes * 60:
+            return
+        if self.group.is_main:
+            self._save("last", None)
+        self._last_saved = time.perf_counter()
 
     def _keep_best_consistent(self) -> None:
         """A resumed run whose ``best`` is missing (a run interrupted by an older facelab between its
@@ -374,7 +394,7 @@ class Trainer:
         return stop
 
     def _mean_over_ranks(self, sums: dict[str, float], steps: int) -> dict[str, float]:
-        """Each loss term's mean over the epoch's steps and over the processes."""
+        """Each loss term's mean over the epoch's ``steps`` steps and over the processes."""
         keys = sorted(sums)
         if not keys:
             return {}
@@ -527,6 +547,9 @@ class Trainer:
 
     def _save(self, kind: str, metrics: dict[str, float] | None) -> Path:
         path = self.run_dir / kind
+        if self.position.step:  # mid-epoch: the seconds the epoch has taken so far go with it
+            self.position.epoch_seconds = time.perf_counter() - self._epoch_started
+        self._last_saved = time.perf_counter()
         save_checkpoint(path, self.checkpoint(metrics))
         self.emit("on_checkpoint", CheckpointSaved(path, kind, self.position.epoch))
         return path
