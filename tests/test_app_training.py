@@ -42,8 +42,10 @@ class Ticks:
         return float(np.max(np.diff(times))) if len(times) > 1 else float("inf")
 
 
-def _configure(panel, out, epochs, preview_every=0, batch=4):
+def _configure(panel, out, epochs, preview_every=0, batch=4, method="identity-preserving"):
     panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+    panel.form.load_choices()
+    panel.form.variant.setCurrentIndex(panel.form.variant.findData(method))  # before epochs: it sets its default
     panel.form.epochs.setValue(epochs)
     panel.form.batch_size.setValue(batch)
     panel.form.preview_every.setValue(preview_every)
@@ -129,6 +131,52 @@ def test_pause_resume_and_stop_leave_a_valid_checkpoint(window, qtbot, tmp_path,
     assert checkpoint.meta["position"]["global_step"] == steps[-1]
     assert FaceLabModel.load(tmp_path / "run" / "last").n_vertices == 162
     assert message_boxes.kinds("question"), "the app offers to load the model of a stopped run too"
+
+
+def test_the_recommended_method_is_the_default_and_trains_the_bundled_models_recipe(window, tmp_path):
+    from facelab.training.recipe import RECOMMENDED, recommended_config
+
+    form = window.training.form
+    form.load_choices()
+    form.out_dir.setText(str(tmp_path / "run"))
+    assert form.variant.currentData() == "recommended" and form.epochs.value() == 0
+    config = form.request().config
+    recipe = recommended_config().to_dict()
+    assert {name: config.to_dict()[name] for name in RECOMMENDED} == {name: recipe[name] for name in RECOMMENDED}
+    form.variant.setCurrentIndex(form.variant.findData("full"))
+    assert form.epochs.value() == 30, "another method takes the usual default number of epochs"
+    config = form.request().config
+    assert (config.variant, config.fusion_mixture, config.neutral_pairs, config.epochs) == ("full", False, 0, 30)
+
+
+def test_a_stopped_run_is_continued_from_the_panel_to_its_end(window, qtbot, tmp_path, message_boxes):
+    panel = window.training
+    run = tmp_path / "run"
+    _configure(panel, run, epochs=2, batch=4)
+    assert not panel.form.resume_run.isEnabled(), "an empty folder holds nothing to continue"
+    finished, steps = [], []
+    panel.run_finished.connect(finished.append)
+    assert panel.start()
+    panel.worker.step_done.connect(lambda e: (steps.append(e), panel.stop() if e.global_step == 2 else None))
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert finished[-1].status == "stopped" and finished[-1].epochs_done == 0
+    steps_per_epoch = steps[0].steps_per_epoch
+
+    # The folder is the same: continuing it is offered, with the run's own number of epochs.
+    assert panel.form.resume_run.isEnabled() and "stopped after 0 of 2 epochs" in panel.form.resume_run.toolTip()
+    panel.form.epochs.setValue(1)
+    panel.form.resume_run.setChecked(True)
+    assert panel.form.epochs.value() == 2 and not panel.form.variant.isEnabled()
+    steps.clear()
+    assert panel.start()
+    panel.worker.step_done.connect(steps.append)
+    assert panel.status.text().startswith("Continuing the run in")
+    qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
+    assert not message_boxes.kinds("critical"), message_boxes.calls
+    assert finished[-1].status == "completed" and finished[-1].epochs_done == 2
+    # It went on from the step it stopped at, not from the start.
+    assert steps[0].global_step == 3 and steps[-1].global_step == 2 * steps_per_epoch
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
 
 
 def test_failures_are_shown_as_sentences_and_bugs_with_their_type():

@@ -80,7 +80,8 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     assert model.network.config.fusion_expressions == tuple(labels)
     # fine-tuning it (CLI --init, the app's fine-tune box) keeps the method
     assert architecture_of(model.meta) == {"variant": "identity-preserving", "fusion_ridge": False,
-                                           "fusion_mixture": True, "mixture_blends": 0}
+                                           "fusion_mixture": True, "mixture_blends": 0, "neutral_pairs": 0,
+                                           "input_noise_mm": 0.0}
     predicted = model.neutralise(expressive)
     np.testing.assert_allclose(predicted, trainer.predict(np.array([p.expressive for p in pairs])), atol=1e-3)
     assert per_vertex_error(predicted, truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()

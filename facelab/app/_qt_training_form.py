@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from facelab.app.session import path_samples_identities
 from facelab.app.threads import ui_friendly_threads
-from facelab.app.training_run import TrainingRequest, fresh_run_dir
+from facelab.app.training_run import TrainingRequest, fresh_run_dir, saved_run
 from facelab.errors import FacelabError
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ SOURCE_PATH = "path"
 SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)", SOURCE_PATH: "A folder or file"}
 #: The training code's alignment kinds (its CHOICES["alignment"]), named here so that the form
 #: is built without importing torch.
+#: The method box's first entry: the bundled model's recipe (facelab/training/recipe.py).
+RECOMMENDED = "recommended"
 ALIGNMENTS = {"auto": "auto (a check on validation subjects)", "similarity": "similarity (fit to the template)",
               "canonical": "canonical (similarity, then the data's frame)", "none": "none (faces as they are)"}
 
@@ -80,15 +82,17 @@ class TrainingForm(QWidget):
         form.addRow("Data", data_row)
         form.addRow("", path_row)
         self.variant = QComboBox()       # filled by load_choices()
-        self.variant.setToolTip("full: the paper's model; no-l2l / no-id: ablations; gca: autoencoder baseline; "
-                                "identity-preserving: keeps the person's geometry from the input (the bundled "
-                                "model). Fine-tuning keeps the current model's variant.")
+        self.variant.setToolTip("recommended: the bundled model's recipe (identity-preserving with the expression "
+                                "mixture, its fits and no epoch by default; its fits want identities: the bundled model's had 2,700 SynthFaces "
+                                "identities); identity-preserving: keeps the "
+                                "person's geometry from the input; full: the paper's model; no-l2l / no-id: "
+                                "ablations; gca: autoencoder baseline. Fine-tuning keeps the current model's method.")
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 100000)
         self.epochs.setSpecialValueText("0: fits only")
         self.epochs.setToolTip("0 fits the start only (its closed-form fits, no training step) and saves it: for the "
                                "identity-preserving variant nearly all of a run's quality, in minutes")
-        self.epochs.setValue(30)
+        self.epochs.setValue(30)                   # until load_choices() sets the default method's
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
         self.batch_size.setValue(16)
@@ -107,21 +111,24 @@ class TrainingForm(QWidget):
             "How faces are brought into the model's frame. auto: whichever of similarity and canonical a linear "
             "check on the validation subjects prefers; similarity: fitted onto the template; canonical: then moved "
             "back into the training faces' own frame; none: as they are. Fine-tuning keeps the model's alignment.")
-        form.addRow("Variant", self.variant)
+        form.addRow("Method", self.variant)
         form.addRow("Alignment", self.alignment)
         form.addRow("Run", numbers)
         self.scratch = QRadioButton("from scratch")
         self.scratch.setToolTip("a new network, started as the rank-25 linear neutraliser of the training pairs "
                                 "(see the README's training notes)")
         self.finetune = QRadioButton("fine-tune the current model")
+        self.resume_run = QRadioButton("continue the run in the output folder")
+        self.resume_run.setEnabled(False)
         self.scratch.setChecked(True)
         self._start_group = QButtonGroup(self)
-        self._start_group.addButton(self.scratch)
-        self._start_group.addButton(self.finetune)
+        for button in (self.scratch, self.finetune, self.resume_run):
+            self._start_group.addButton(button)
         start_row = QHBoxLayout()
         start_row.addWidget(self.scratch)
         start_row.addWidget(self.finetune)
         form.addRow("Start", start_row)
+        form.addRow("", self.resume_run)
         self.preview_every = QSpinBox()
         self.preview_every.setRange(0, 100000)
         self.preview_every.setValue(50)
@@ -147,8 +154,13 @@ class TrainingForm(QWidget):
         self.source.activated.connect(self._source_picked)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.finetune.toggled.connect(self._start_changed)
+        self.resume_run.toggled.connect(self._resume_toggled)
+        self.out_dir.textChanged.connect(self._output_changed)
+        self.variant.currentIndexChanged.connect(self._method_changed)
+        self._method_epochs: dict[str, int] = {}   # each method's default epochs (load_choices)
         self.set_open_dataset(None)
         self._source_changed()
+        self._output_changed()
 
     def set_running(self, running: bool) -> None:
         """Lock the form while a run trains (its settings are the run's), and unlock it after."""
@@ -156,12 +168,13 @@ class TrainingForm(QWidget):
         for widget in (self.source, self.data_path, self.identities, self.epochs, self.batch_size,
                        self.scratch, self.finetune, self.preview_every, self.out_dir):
             widget.setEnabled(not running)
-        for widget in (self.variant, self.lr):
-            widget.setEnabled(not running and self.variant.count() > 0)
         self._start_changed()
         if not running:
             self._source_changed()
             self.model_changed()
+            self._output_changed()
+        else:
+            self.resume_run.setEnabled(False)
 
     def load_choices(self) -> None:
         """Fill the variants and the default learning rate from the training code. Importing it
@@ -170,12 +183,14 @@ class TrainingForm(QWidget):
         if self.variant.count():
             return
         from facelab.training.config import VARIANTS, TrainConfig
+        from facelab.training.recipe import RECOMMENDED as RECIPE
 
-        self.variant.addItems(list(VARIANTS))
-        self.variant.setCurrentText(TrainConfig.variant)  # the core defaults
+        self._method_epochs = {RECOMMENDED: RECIPE["epochs"], **{variant: TrainConfig.epochs for variant in VARIANTS}}
+        self.variant.addItem("recommended (the bundled model's recipe)", RECOMMENDED)  # sets its epochs
+        for variant in VARIANTS:
+            self.variant.addItem(variant, variant)
         self.lr.setValue(TrainConfig.lr)
-        for widget in (self.variant, self.lr):
-            widget.setEnabled(not self.running)
+        self._start_changed()
 
     # ---- the data box ------------------------------------------------------------------------
     def set_open_dataset(self, name: str | None, identities: int | None = None) -> None:
@@ -252,6 +267,7 @@ class TrainingForm(QWidget):
     def request(self) -> TrainingRequest:
         """The run the form describes (raises FacelabError for an incomplete form)."""
         from facelab.training.config import TrainConfig, architecture_of
+        from facelab.training.recipe import recommended_config
 
         self.load_choices()
         source = self.source.currentData()
@@ -274,25 +290,35 @@ class TrainingForm(QWidget):
                 options = {"identities": int(self.identities.value())}
         if not str(self.out_dir.text()).strip():
             raise FacelabError("no output folder given: choose where the run's checkpoints go.")
+        if self.resume_run.isChecked():
+            return self._resume_request()
         if self.output_folder_is_automatic and Path(self.out_dir.text().strip()).expanduser().exists():
             self._auto_out_dir = None              # taken since it was proposed: a new one
             self.new_output_folder()
         out = Path(self.out_dir.text().strip()).expanduser()
         if (out / "config.json").exists():
-            raise FacelabError(f"{out} already holds a run: choose another output folder.")
+            raise FacelabError(f"{out} already holds a run: choose another output folder, or continue that run "
+                               "(Start: continue the run in the output folder).")
         init = None
         if self.finetune.isChecked():
             model = self.context.current_model()
             if model is None or model.source is None:
                 raise FacelabError("there is no model to fine-tune: open a checkpoint, or train from scratch.")
             init = Path(model.source)
-        # Fine-tuning keeps the model's method: a variant chosen for a new network does not apply.
-        method = (architecture_of(model.meta) if init is not None else
-                  {"variant": self.variant.currentText(), "alignment": self.alignment.currentData()})
-        config = TrainConfig(data=str(data), data_options=dict(options), **method,
-                             epochs=int(self.epochs.value()), batch_size=int(self.batch_size.value()),
-                             lr=float(self.lr.value()), num_threads=ui_friendly_threads(),
-                             preview_every=int(self.preview_every.value()))
+        # Fine-tuning keeps the model's method (and what its pairs were made of): a method chosen
+        # for a new network does not apply.
+        method = self.variant.currentData()
+        if init is not None:
+            settings = architecture_of(model.meta)
+        elif method == RECOMMENDED:
+            settings = {"alignment": self.alignment.currentData()}
+        else:
+            settings = {"variant": method, "alignment": self.alignment.currentData()}
+        settings.update(data=str(data), data_options=dict(options), epochs=int(self.epochs.value()),
+                        batch_size=int(self.batch_size.value()), lr=float(self.lr.value()),
+                        num_threads=ui_friendly_threads(), preview_every=int(self.preview_every.value()))
+        config = (recommended_config(**settings) if method == RECOMMENDED and init is None
+                  else TrainConfig(**settings))
         if dataset is not None:
             config.preview_index = self._preview_index(dataset, config)
         return TrainingRequest(config.validate(), out, dataset, init)
@@ -305,10 +331,56 @@ class TrainingForm(QWidget):
         test_pairs = dataset.pairs_of(dataset.split(config.train_fraction, config.split_seed).test_subjects)
         return next((i for i, pair in enumerate(test_pairs) if pair.expressive == index), 0)
 
+    def _resume_request(self) -> TrainingRequest:
+        """Continue the run in the output folder: its own data and settings; the epochs box may
+        extend it, and this app's threads run it."""
+        from facelab.training.config import TrainConfig
+
+        out = Path(self.out_dir.text().strip()).expanduser()
+        if saved_run(out) is None:
+            raise FacelabError(f"{out} holds no run to continue: expected the config.json and 'last' checkpoint "
+                               "of a facelab run in it.")
+        config = TrainConfig(epochs=int(self.epochs.value()), num_threads=ui_friendly_threads())
+        return TrainingRequest(config, out, None, None, resume=True)
+
     @Slot()
     def _start_changed(self) -> None:
-        """Fine-tuning keeps the model's alignment (its normalisation was taken in that frame)."""
-        self.alignment.setEnabled(not self.running and not self.finetune.isChecked())
+        """Fine-tuning keeps the model's method and alignment (its normalisation was taken in that
+        frame); continuing a run keeps all of the run's settings but its number of epochs."""
+        new_network = not (self.running or self.finetune.isChecked() or self.resume_run.isChecked())
+        self.alignment.setEnabled(new_network)
+        self.variant.setEnabled(new_network and self.variant.count() > 0)
+        own_settings = not (self.running or self.resume_run.isChecked())
+        self.lr.setEnabled(own_settings and self.variant.count() > 0)
+        for widget in (self.source, self.data_path, self.identities, self.batch_size):
+            widget.setEnabled(own_settings)
+        if own_settings:
+            self._source_changed()
+
+    @Slot()
+    def _method_changed(self) -> None:
+        """A method picked: the epochs box takes its default (the recipe trains none)."""
+        epochs = self._method_epochs.get(self.variant.currentData())
+        if epochs is not None and not self.running:
+            self.epochs.setValue(epochs)
+
+    @Slot()
+    def _output_changed(self) -> None:
+        """Continuing is offered when the output folder holds a run."""
+        run = saved_run(self.out_dir.text().strip()) if self.out_dir.text().strip() else None
+        self.resume_run.setEnabled(run is not None and not self.running)
+        self.resume_run.setToolTip(f"The output folder holds {run.describe()}." if run is not None else
+                                   "Choose an output folder that holds a run (its config.json and 'last' "
+                                   "checkpoint) to continue it where it stopped.")
+        if run is None and self.resume_run.isChecked():
+            self.scratch.setChecked(True)
+
+    @Slot(bool)
+    def _resume_toggled(self, checked: bool) -> None:
+        run = saved_run(self.out_dir.text().strip()) if checked else None
+        if run is not None:
+            self.epochs.setValue(run.epochs)       # its own; a larger number extends it
+        self._start_changed()
 
     def model_changed(self) -> None:
         """The app's model changed: fine-tuning is offered only for a model read from a checkpoint."""

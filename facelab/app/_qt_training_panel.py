@@ -150,7 +150,8 @@ class TrainingPanel(QWidget):
         except FacelabError as error:
             self.user_error.emit(str(error))
             return False
-        self.worker = TrainingWorker(request.config, request.run_dir, request.dataset, request.init_checkpoint)
+        self.worker = TrainingWorker(request.config, request.run_dir, request.dataset, request.init_checkpoint,
+                                     resume=request.resume)
         worker = self.worker
         worker.preparing.connect(self._on_preparing)
         worker.run_started.connect(self._on_run_started)
@@ -169,7 +170,8 @@ class TrainingPanel(QWidget):
         self._started_at = time.perf_counter()
         self.progress.setRange(0, 0)        # busy until the trainer reports its size
         self._set_stage("preparing ...")
-        self.status.setText(f"Training {request.config.variant} into {request.run_dir}")
+        self.status.setText(f"Continuing the run in {request.run_dir}" if request.resume else
+                            f"Training {request.config.variant} into {request.run_dir}")
         self._set_running(True)
         self.runner.start()
         self.timer.start()

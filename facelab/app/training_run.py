@@ -1,5 +1,6 @@
 """A training run started from the app, in plain Python: what it needs (:class:`TrainingRequest`),
-where it goes (a fresh time-stamped folder), and how it ended, in words.
+where it goes (a fresh time-stamped folder), what a folder's earlier run left to continue
+(:func:`saved_run`), and how it ended, in words.
 
 Qt-free: the training panel (``_qt_training_panel``) builds the request from its form and shows
 these texts.
@@ -7,6 +8,7 @@ these texts.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,43 @@ def fresh_run_dir(root: Path | None = None) -> Path:
         number += 1
         candidate = root / f"{stem}-{number}"
     return candidate
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """Where a run in a folder stands, from its ``config.json`` and its ``last`` checkpoint."""
+
+    variant: str
+    epochs: int           # the run's own number of epochs
+    epochs_done: int
+    step: int             # steps done in the epoch under way (0 at an epoch's end)
+
+    @property
+    def finished(self) -> bool:
+        return self.epochs_done >= self.epochs and self.step == 0
+
+    def describe(self) -> str:
+        """Where it stands, in words (the form's tooltip)."""
+        if self.finished:
+            return (f"a finished {self.variant} run of {plural(self.epochs, 'epoch')}: continuing it with more "
+                    f"epochs extends it")
+        where = f", step {self.step} of the next" if self.step else ""
+        return f"a {self.variant} run stopped after {self.epochs_done} of {plural(self.epochs, 'epoch')}{where}"
+
+
+def saved_run(folder: str | Path) -> SavedRun | None:
+    """The run ``folder`` holds, if it has one to continue (its settings and a ``last`` checkpoint);
+    None otherwise. Reads two small JSON files: no torch."""
+    folder = Path(folder).expanduser()
+    if not (folder / "last.safetensors").is_file():
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        position = json.loads((folder / "last.json").read_text(encoding="utf-8"))["position"]
+        return SavedRun(str(config.get("variant", "full")), int(config["epochs"]), int(position["epoch"]),
+                        int(position["step"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def plural(count: int, word: str) -> str:
@@ -76,3 +115,5 @@ class TrainingRequest:
     run_dir: Path
     dataset: object | None = None          # an open FaceDataset, or None to load config.data
     init_checkpoint: Path | None = None
+    resume: bool = False                   # continue the run in run_dir (its own settings; config's
+                                           # epochs extend it, its threads run it)

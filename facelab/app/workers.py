@@ -120,12 +120,13 @@ class TrainingWorker(QObject):
     done = Signal()
 
     def __init__(self, config, run_dir: str | Path, dataset=None, init_checkpoint: str | Path | None = None,
-                 trainer_factory: Callable | None = None) -> None:
+                 trainer_factory: Callable | None = None, resume: bool = False) -> None:
         super().__init__()
         self.config = config
         self.run_dir = Path(run_dir)
         self.dataset = dataset
         self.init_checkpoint = init_checkpoint
+        self.resume = resume
         self.control = TrainingControl()
         self._trainer_factory = trainer_factory
 
@@ -136,7 +137,7 @@ class TrainingWorker(QObject):
         try:
             factory = self._trainer_factory or Trainer
             trainer = factory(self.config, self.run_dir, callbacks=[_Forward(self)], control=self.control,
-                              dataset=self.dataset, init_checkpoint=self.init_checkpoint)
+                              dataset=self.dataset, init_checkpoint=self.init_checkpoint, resume=self.resume)
             result = trainer.run()
             self.finished.emit(result)
         except BaseException as error:  # shown in the UI; the app survives it

@@ -13,6 +13,7 @@ _WHERE = {
     "save_checkpoint": "checkpoint",
     "VARIANTS": "config", "ExperimentalOptions": "config", "LossWeights": "config", "TrainConfig": "config",
     "TrainingCallback": "events", "TrainingControl": "events",
+    "RECOMMENDED": "recipe", "recommended_config": "recipe",
     "Trainer": "trainer",
 }
 

@@ -91,8 +91,9 @@ _EXPERIMENTAL = tuple(f.name for f in dataclasses.fields(ExperimentalOptions))
 class TrainConfig:
     """A training run's settings: what ``facelab train``, the app's Training panel and Python set.
 
-    The defaults are the recipe (the CLI and the app read theirs from here); ``experimental``
-    holds the options measurements rejected.
+    The defaults are a plain identity-preserving run (the CLI and the app read theirs from here);
+    the bundled model's recipe is :func:`facelab.training.recipe.recommended_config`.
+    ``experimental`` holds the options measurements rejected.
     """
 
     # data
@@ -253,14 +254,17 @@ class TrainConfig:
 def architecture_of(meta: dict) -> dict[str, Any]:
     """The :class:`TrainConfig` fields that fine-tuning a checkpoint keeps, from its meta: the
     variant and, for identity-preserving, which start inside the expression subspace it uses (the
-    mixture is fitted again on the new data's expressions, with as many blends per subject).
+    mixture is fitted again on the new data's expressions, with as many blends per subject), and
+    what its training pairs were made of (neutral pairs, input noise), so that fine-tuning does not
+    unlearn what they taught (a neutral face in comes back unchanged, noise does not move it).
 
     The network's description (``meta["network"]``) is where a checkpoint records its
     architecture; older checkpoints also kept the variant at the top level, read when the
     network's lacks it."""
-    network = meta.get("network") or {}
+    network, trained = meta.get("network") or {}, meta.get("train_config") or {}
     return {"variant": network.get("variant") or meta.get("variant") or "full",
             "fusion_ridge": bool(network.get("fusion_ridge", False)),
             "fusion_mixture": bool(network.get("fusion_expressions")),
-            "mixture_blends": int((meta.get("train_config") or {}).get("mixture_blends", 0))
-            if network.get("fusion_expressions") else 0}
+            "mixture_blends": int(trained.get("mixture_blends", 0)) if network.get("fusion_expressions") else 0,
+            "neutral_pairs": int(trained.get("neutral_pairs", 0)),
+            "input_noise_mm": float(trained.get("input_noise_mm", 0.0))}
