@@ -7,11 +7,13 @@ This is what the CLI, the GUI and scripts call::
     mesh = facelab.mesh.read_mesh("smile.ply")
     neutral = model.neutralise_mesh(mesh)              # a FaceMesh, in mm
     model.top_subjects(mesh.vertices, k=5)             # [(subject, probability), ...]
+    model.top_expressions(mesh.vertices, k=3)          # [(expression, probability), ...] (mixture models)
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,28 @@ from facelab.mesh.alignment import Alignment
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template
 from facelab.training.checkpoint import Checkpoint, CheckpointError, checkpoint_exists, load_checkpoint
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """What :meth:`FaceLabModel.analyse` reads from faces: one row per face, or the row alone for one face.
+
+    Attributes:
+        neutral: predicted neutral faces (B, n, 3) in mm, in the inputs' frames.
+        embedding: identity embeddings (B, d).
+        expression_probabilities: (B, k) over :attr:`FaceLabModel.expressions`, or None for a
+            model without the expression mixture.
+    """
+
+    neutral: np.ndarray
+    embedding: np.ndarray
+    expression_probabilities: np.ndarray | None
+
+
+def top_expressions_of(expressions: tuple[str, ...], probabilities: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+    """The k most likely of ``expressions`` under one face's ``probabilities`` (k,)."""
+    order = np.argsort(-np.asarray(probabilities))[:k]
+    return [(expressions[i], float(probabilities[i])) for i in order]
+
 
 #: The model shipped in the repository, trained on the default SynthFaces split.
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "synthfaces"
@@ -128,6 +152,12 @@ class FaceLabModel:
         return self.network.recognizer is not None
 
     @property
+    def expressions(self) -> tuple[str, ...]:
+        """The expressions the model tells apart (its expression mixture's, ``neutral`` and
+        ``blend`` included when it learned them); empty for a model without the mixture."""
+        return tuple(self.network.config.fusion_expressions or ())
+
+    @property
     def training_subjects(self) -> set[str]:
         """Every subject the model learned from or chose its checkpoint on (fit and validation):
         never to be scored or labelled as unseen."""
@@ -231,6 +261,37 @@ class FaceLabModel:
             return back(faces), self.network.embedding_of_code(z)
 
         return self._per_face(both, vertices)
+
+    def analyse(self, vertices: np.ndarray) -> FaceAnalysis:
+        """The neutral face, the identity embedding and the expression reading of the same faces,
+        from one pass: (n, 3) or (B, n, 3), each field one row or a batch of rows (see
+        :class:`FaceAnalysis`)."""
+        reads = bool(self.expressions)
+
+        def all_three(x, back):
+            faces, z = self.network.neutralise(x)
+            embedding = self.network.embedding_of_code(z)
+            if not reads:
+                return back(faces), embedding
+            return back(faces), embedding, self.network.fusion.expression_probabilities(x)
+
+        results = self._per_face(all_three, vertices)
+        return FaceAnalysis(*results) if reads else FaceAnalysis(*results, None)
+
+    def expression_probabilities(self, vertices: np.ndarray) -> np.ndarray:
+        """How likely each of :attr:`expressions` is for each face (its mixture's router): (n, 3) ->
+        (k,), (B, n, 3) -> (B, k). A model without the expression mixture reads none: an error."""
+        if not self.expressions:
+            raise FacelabError(f"this {self.variant} model reads no expressions: only an identity-preserving model "
+                               "with the expression mixture (--fusion-mixture) does.")
+        return self._per_face(lambda x, back: self.network.fusion.expression_probabilities(x), vertices)
+
+    def top_expressions(self, vertices: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+        """The k most likely expressions of one face [(expression, probability)]; empty for a model
+        without the expression mixture."""
+        if not self.expressions:
+            return []
+        return top_expressions_of(self.expressions, self.expression_probabilities(vertices), k)
 
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""

@@ -79,6 +79,7 @@ def test_a_dataset_folder_is_neutralised_into_the_same_layout_with_a_report(trai
     top_subject, top_probability = model.top_subjects(read_mesh(source).vertices, 1)[0]
     assert row["top1_subject"] == top_subject
     assert float(row["top1_probability"]) == pytest.approx(top_probability, abs=1e-3)
+    assert "read_expression" not in row, "a model without the expression mixture reads no expression"
     # a neutral face is in no pair: no error to report
     assert rows["p07/neutral.ply"]["error_mm"] == "" and rows["p07/neutral.ply"]["top1_subject"]
 
@@ -161,7 +162,7 @@ def test_nothing_neutralisable_exits_2_with_one_sentence(trained, tmp_path, caps
 def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="facelab.mesh.io")  # a failure's log shows a parser's own exception
     calls = []
-    original = FaceLabModel.neutralise_and_embed
+    original = FaceLabModel.analyse
 
     def stopped_on_the_second_chunk(self, vertices):
         calls.append(len(vertices))
@@ -169,7 +170,7 @@ def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp
             raise KeyboardInterrupt
         return original(self, vertices)
 
-    monkeypatch.setattr(FaceLabModel, "neutralise_and_embed", stopped_on_the_second_chunk)
+    monkeypatch.setattr(FaceLabModel, "analyse", stopped_on_the_second_chunk)
     out = tmp_path / "out"
     command = ["neutralize", str(trained / "data"), "--out", str(out), "--batch-size", "8", *_checkpoint(trained)]
     assert main(command) == EXIT_INTERRUPTED
@@ -180,7 +181,7 @@ def test_ctrl_c_leaves_complete_files_and_a_rerun_finishes_the_rest(trained, tmp
     rows = _report(out)
     assert [row["status"] for row in rows] == [WRITTEN] * 8, rows  # a failure shows each row's reason
 
-    monkeypatch.setattr(FaceLabModel, "neutralise_and_embed", original)
+    monkeypatch.setattr(FaceLabModel, "analyse", original)
     assert main(command) == 0
     rows = _report(out)
     statuses = [row["status"] for row in rows]

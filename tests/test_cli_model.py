@@ -52,6 +52,7 @@ def test_neutralize_with_ground_truth(trained, tmp_path, capsys):
                  "--checkpoint", str(trained / "run" / "best"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["output"] == str(out) and len(result["top5"]) == 5
+    assert "expressions" not in result, "the paper's network reads no expression"
     predicted = read_mesh(out)
     error = np.linalg.norm(predicted.vertices - read_mesh(truth).vertices, axis=1)
     assert result["mean_error_mm"] == pytest.approx(error.mean(), rel=1e-4)

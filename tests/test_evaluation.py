@@ -152,3 +152,17 @@ def test_blended_pairs_add_two_expressions_of_one_subject_to_its_neutral_face(mo
     assert len(evaluate.blended_pairs(dataset, pairs)[0]) == 5
     one_label = [p for p in pairs if p.expression == pairs[0].expression]
     assert len(evaluate.blended_pairs(dataset, one_label)[0]) == 0     # nothing to blend with
+
+
+def test_expression_recognition_counts_only_the_labels_the_model_knows():
+    from facelab.evaluation.metrics import expression_recognition
+
+    expressions = ("smile", "frown", "neutral")
+    probabilities = np.array([[0.7, 0.2, 0.1],    # smile, read as smile
+                              [0.5, 0.4, 0.1],    # frown, second
+                              [0.1, 0.1, 0.8],    # neutral, read as neutral
+                              [0.9, 0.05, 0.05]])  # a label the model never learned: not counted
+    result = expression_recognition(["smile", "frown", "neutral", "yawn"], expressions, probabilities)
+    assert result == {"pairs": 3, "accuracy": 2 / 3, "top3_accuracy": 1.0}
+    none = expression_recognition(["yawn"], expressions, probabilities[:1])
+    assert none["pairs"] == 0 and np.isnan(none["accuracy"])

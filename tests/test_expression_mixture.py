@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 import torch
 import trimesh
 
+from facelab.cli import main
 from facelab.data.dataset import Pair
+from facelab.data.layouts.generic import write_generic
 from facelab.errors import FacelabError
-from facelab.evaluation.metrics import per_vertex_error
+from facelab.evaluation.metrics import expression_recognition, per_vertex_error
 from facelab.nn import build_network
 from facelab.nn.expression_mixture import ExpressionMixture
 from facelab.training import TrainConfig, Trainer
@@ -59,7 +64,8 @@ def test_the_mixture_fusion_starts_as_its_map_and_the_gates_reach_the_decoder():
     torch.testing.assert_close(fusion(decoded, x).reshape(3, -1), plain, atol=1e-4, rtol=0)
 
 
-def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_checkpoint(tmp_path, monkeypatch):
+def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_checkpoint(tmp_path, monkeypatch,
+                                                                                          capsys):
     from facelab.model import FaceLabModel
 
     monkeypatch.setattr(mixture_fit, "STEPS", 600)
@@ -85,6 +91,45 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     predicted = model.neutralise(expressive)
     np.testing.assert_allclose(predicted, trainer.predict(np.array([p.expressive for p in pairs])), atol=1e-3)
     assert per_vertex_error(predicted, truth).mean() < 0.5 * per_vertex_error(expressive, truth).mean()
+
+    # It reads the expressions it learned, in the same pass as the prediction and the identity.
+    analysis = model.analyse(expressive)
+    np.testing.assert_array_equal(analysis.neutral, predicted)
+    np.testing.assert_allclose(analysis.embedding, model.identity_embedding(expressive), atol=1e-5)
+    assert model.expressions == tuple(labels)
+    np.testing.assert_allclose(analysis.expression_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    read = expression_recognition([p.expression for p in pairs], model.expressions, analysis.expression_probabilities)
+    assert read["pairs"] == len(pairs) and read["accuracy"] > 0.9
+    top = model.top_expressions(expressive[0], k=2)
+    assert top[0][0] == pairs[0].expression and top[0][1] >= top[1][1]
+    # ... which the command line reports for one mesh and in a folder's report
+    write_generic(dataset, tmp_path / "data", "ply", progress=False)
+    pair = pairs[0]
+    source = next((tmp_path / "data").rglob(f"{pair.subject}/{pair.expression}.ply"))
+    assert main(["neutralize", str(source), "--out", str(tmp_path / "one.ply"), "--checkpoint",
+                 str(tmp_path / "run" / "last"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["expressions"][0] == [pair.expression, pytest.approx(top[0][1], abs=1e-4)]
+    assert main(["neutralize", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--checkpoint",
+                 str(tmp_path / "run" / "last")]) == 0
+    rows = {row["input"]: row for row in csv.DictReader((tmp_path / "out" / "neutralize.csv").open())}
+    assert rows[str(source)]["read_expression"] == pair.expression
+    assert float(rows[str(source)]["read_expression_probability"]) == pytest.approx(top[0][1], abs=1e-3)
+    # ... and the app, on a sample it predicted alone or in a listed batch
+    from facelab.app.session import entry_sample, predict_entries
+    from facelab.app.state import AppState
+
+    state = AppState()
+    state.set_model(model)
+    state.set_dataset(dataset, "tiny", {})
+    entry = state.session.entries[0]
+    sample = state.show_entry(entry)
+    expected = model.top_expressions(np.asarray(dataset.vertices[entry.index]), k=3)
+    assert [e for e, _p in sample.expressions] == [e for e, _p in expected]
+    assert f"expression read as {expected[0][0]} (p = {expected[0][1]:.2f})" in state.readout()
+    listed = entry_sample(model, dataset, entry, predict_entries(model, dataset, [entry])[entry.index])
+    assert [e for e, _p in listed.expressions] == [e for e, _p in sample.expressions]
+    np.testing.assert_allclose([p for _e, p in listed.expressions], [p for _e, p in sample.expressions], atol=1e-4)
 
     again = Trainer(config, tmp_path / "again", dataset=dataset)
     again.prepare()  # the fit is seeded: the same data and seed give the same mixture

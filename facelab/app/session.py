@@ -19,7 +19,7 @@ import numpy as np
 
 from facelab.app.identity import Gallery, Match, TrueRank
 from facelab.evaluation.metrics import per_vertex_error
-from facelab.evaluation.sample import Sample, compute_sample
+from facelab.evaluation.sample import Sample, compute_sample, read_expressions
 from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh
@@ -105,6 +105,7 @@ class Prediction:
     predicted: np.ndarray            # (n, 3) mm
     embedding: np.ndarray            # (d,)
     reposing: Reposing | None
+    expression_probabilities: np.ndarray | None = None   # (k,) over model.expressions, if it reads them
 
 
 def predict_entries(model, dataset, entries: list[Entry]) -> dict[int, Prediction]:
@@ -113,9 +114,11 @@ def predict_entries(model, dataset, entries: list[Entry]) -> dict[int, Predictio
     if not entries:
         return {}
     faces = np.array(dataset.vertices[[entry.index for entry in entries]], dtype=np.float32)
-    predicted, embeddings = model.neutralise_and_embed(faces)
+    analysis = model.analyse(faces)
     posed = reposings(model, faces)
-    return {entry.index: Prediction(np.asarray(predicted[i], dtype=np.float32), np.asarray(embeddings[i]), posed[i])
+    read = analysis.expression_probabilities
+    return {entry.index: Prediction(np.asarray(analysis.neutral[i], dtype=np.float32),
+                                    np.asarray(analysis.embedding[i]), posed[i], None if read is None else read[i])
             for i, entry in enumerate(entries)}
 
 
@@ -131,6 +134,7 @@ def entry_sample(model, dataset, entry: Entry, prediction: Prediction | None) ->
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
     sample.embedding = prediction.embedding
     sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
+    sample.expressions = read_expressions(model, prediction.expression_probabilities)
     return sample
 
 

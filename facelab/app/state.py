@@ -325,8 +325,9 @@ class AppState:
         return panels
 
     def readout(self) -> str:
-        """The line under the views (HTML): the sample, its error, its gallery match and closest
-        training subject, and a re-posing the model's alignment made; or the training preview's error."""
+        """The line under the views (HTML): the sample, its error, its gallery match, closest
+        training subject and expression reading, and a re-posing the model's alignment made; or the
+        training preview's error."""
         sample = self.sample
         if self.preview is not None:
             event = self.preview
@@ -354,6 +355,9 @@ class AppState:
             # answer is the nearest of them, not a guess of who it is.
             subject, probability = sample.top5[0]
             parts.append(f"closest training subject {escape(subject, quote=False)} (p = {probability:.2f})")
+        if sample.expressions:
+            expression, probability = sample.expressions[0]
+            parts.append(f"expression read as {escape(expression, quote=False)} (p = {probability:.2f})")
         elif self.session.model is None:
             parts.append("the model is loading" if self.loading else "no model: no prediction")
         reposed = self.session.reposing(sample)

@@ -28,6 +28,7 @@ from facelab.batch.sources import (
 )
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
+from facelab.evaluation.sample import read_expressions
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.io import write_mesh
 
@@ -45,8 +46,10 @@ KEPT = "kept"         # the output existed already (an earlier run) and was left
 SKIPPED = "skipped"   # could not be done; the reason says why
 
 REPORT_COLUMNS = ("input", "output", "status", "subject", "expression", "top1_subject", "top1_probability",
-                  "error_mm", "reason")
-_CARRIED_COLUMNS = ("top1_subject", "top1_probability", "error_mm")
+                  "read_expression", "read_expression_probability", "error_mm", "reason")
+_CARRIED_COLUMNS = ("top1_subject", "top1_probability", "read_expression", "read_expression_probability", "error_mm")
+#: Columns only a model with the expression mixture fills.
+_READING_COLUMNS = ("read_expression", "read_expression_probability")
 
 
 @dataclass
@@ -153,7 +156,8 @@ def neutralise_meshes(model, source: MeshSource, out: str | os.PathLike, fmt: st
     of them at a time. ``out/neutralize.csv`` (atomically, at the end, and on Ctrl-C with the rows
     done so far) holds a row per input: input, output (relative to ``out``), status (written,
     kept or skipped), the true subject and expression when known, the recognizer's top-1 subject
-    and probability, ``error_mm`` (the mean per-vertex error to the ground-truth neutral of the
+    and probability, the expression the model reads and its probability (columns only for a model
+    with the expression mixture), ``error_mm`` (the mean per-vertex error to the ground-truth neutral of the
     dataset's pairs, a column only when the source pairs any mesh) and the reason of a skip.
 
     Args:
@@ -203,7 +207,8 @@ class _NeutralisingRun:
 
     def __init__(self, model, source: MeshSource, out: Path, outputs: list[Path]) -> None:
         self.model, self.source, self.out, self.outputs = model, source, out, outputs
-        self.columns = tuple(c for c in REPORT_COLUMNS if c != "error_mm" or source.has_truth)
+        self.columns = tuple(c for c in REPORT_COLUMNS if (c != "error_mm" or source.has_truth)
+                             and (c not in _READING_COLUMNS or model.expressions))
         self.rows: dict[int, dict] = {}  # by input position
         self.in_flight: deque[tuple[MeshInput, Future, dict]] = deque()  # writes submitted, oldest first
         self.bar = None
@@ -257,13 +262,17 @@ class _NeutralisingRun:
 
     def _predict_chunk(self, ready: list[LoadedMesh], writers: ThreadPoolExecutor) -> None:
         model = self.model
-        predicted, embeddings = model.neutralise_and_embed(np.stack([loaded.vertices for loaded in ready]))
-        for loaded, vertices, embedding in zip(ready, predicted, embeddings):
+        analysis = model.analyse(np.stack([loaded.vertices for loaded in ready]))
+        readings = analysis.expression_probabilities
+        for i, (loaded, vertices, embedding) in enumerate(zip(ready, analysis.neutral, analysis.embedding)):
             top = model.top_subjects_of_embedding(embedding, 1)
+            read = read_expressions(model, None if readings is None else readings[i], 1)
             error = None if loaded.truth is None else per_vertex_error(vertices, loaded.truth)
             row = self.row(loaded.item, WRITTEN, reason=loaded.note,
                            top1_subject=top[0][0] if top else "",
                            top1_probability=f"{top[0][1]:.4f}" if top else "",
+                           read_expression=read[0][0] if read else "",
+                           read_expression_probability=f"{read[0][1]:.4f}" if read else "",
                            error_mm="" if error is None else f"{float(error.mean()):.4f}")
             future = writers.submit(_write_prediction, self.outputs[loaded.item.position], vertices,
                                     model.triangles, error, self.source.unit_scale)

@@ -43,6 +43,7 @@ def add_neutralize(commands: argparse._SubParsersAction) -> None:
 def _run_neutralize(args: argparse.Namespace) -> int:
     from facelab.batch import is_batch_input
     from facelab.evaluation.metrics import per_vertex_error
+    from facelab.evaluation.sample import read_expressions
     from facelab.mesh import read_mesh, write_mesh
 
     if is_batch_input(args.input):
@@ -53,8 +54,12 @@ def _run_neutralize(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, align=not args.no_align)
     mesh = model.check_mesh(read_mesh(args.input))
     truth = model.check_mesh(read_mesh(args.ground_truth)) if args.ground_truth else None
-    predicted = model.neutralise_mesh(mesh)
-    result: dict = {"output": str(args.out), "top5": [[s, p] for s, p in model.top_subjects(mesh.vertices, 5)]}
+    analysis = model.analyse(mesh.vertices)
+    predicted = mesh.with_vertices(analysis.neutral, name=f"{mesh.name} (neutralised)")
+    result: dict = {"output": str(args.out),
+                    "top5": [[s, p] for s, p in model.top_subjects_of_embedding(analysis.embedding, 5)]}
+    if analysis.expression_probabilities is not None:
+        result["expressions"] = [[e, p] for e, p in read_expressions(model, analysis.expression_probabilities)]
     scalars = None
     if truth is not None:
         error = per_vertex_error(predicted.vertices, truth.vertices)
@@ -71,6 +76,8 @@ def _run_neutralize(args: argparse.Namespace) -> int:
         print("top-5 predicted subjects:")
         for subject, probability in result["top5"]:
             print(f"  {subject:<24} {probability:.3f}")
+    if result.get("expressions"):
+        print("expression read as: " + ", ".join(f"{e} {p:.3f}" for e, p in result["expressions"]))
     if truth is not None:
         print(f"error: mean {result['mean_error_mm']:.3f} mm, max {result['max_error_mm']:.3f} mm")
     return 0

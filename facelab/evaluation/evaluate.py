@@ -18,7 +18,7 @@ import numpy as np
 from facelab.data.dataset import DatasetSplit, FaceDataset
 from facelab.errors import FacelabError
 from facelab.evaluation.baselines import LinearNeutraliser
-from facelab.evaluation.metrics import error_summary, per_vertex_error, rank_k_identification
+from facelab.evaluation.metrics import error_summary, expression_recognition, per_vertex_error, rank_k_identification
 
 
 def _mesh_errors(dataset: FaceDataset, pairs, predicted: np.ndarray) -> np.ndarray:
@@ -126,7 +126,8 @@ def _evaluate(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool,
     if not test_pairs:
         raise FacelabError(f"{dataset.name} has no expressive/neutral pairs among its test subjects.")
     expressive_faces = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])])
-    predicted, probe_embeddings = model.neutralise_and_embed(expressive_faces)
+    analysis = model.analyse(expressive_faces)
+    predicted, probe_embeddings = analysis.neutral, analysis.embedding
     errors = _mesh_errors(dataset, test_pairs, predicted)
     summary = error_summary(errors)
     do_nothing_errors = _mesh_errors(dataset, test_pairs, expressive_faces)
@@ -158,6 +159,9 @@ def _evaluate(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool,
         "alignment": model.alignment.kind,
         "excluded_training_subjects": excluded,
     }
+    if analysis.expression_probabilities is not None:
+        result["expression_recognition"] = expression_recognition(
+            [p.expression for p in test_pairs], model.expressions, analysis.expression_probabilities)
     if robustness:
         result["robustness"] = robustness_rows(model, dataset, test_pairs, gallery_vertices)
         # Every probe turned, shifted and scaled at once, against the unmoved gallery.

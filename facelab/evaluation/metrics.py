@@ -65,3 +65,24 @@ def rank_k_identification(
     others[np.arange(len(probe_labels)), true_column] = -np.inf
     rank = 1 + (others >= true_score[:, None]).sum(axis=1)
     return {k: float((rank <= k).mean()) for k in ks}
+
+
+def expression_recognition(labels: list[str], expressions: tuple[str, ...] | list[str],
+                           probabilities: np.ndarray) -> dict[str, float | int]:
+    """How often a model's expression reading names the true label: over the faces whose label is
+    one of ``expressions`` (the model knows no others), the share whose likeliest expression is
+    theirs (``accuracy``) and whose three likeliest include it (``top3_accuracy``).
+
+    Args:
+        labels: each face's true expression label.
+        expressions: what the model tells apart (:attr:`FaceLabModel.expressions`).
+        probabilities: (P, k) readings, one row per face.
+    """
+    index = {expression: i for i, expression in enumerate(expressions)}
+    known = np.array([label in index for label in labels], dtype=bool)
+    if not known.any():
+        return {"pairs": 0, "accuracy": float("nan"), "top3_accuracy": float("nan")}
+    truth = np.array([index[label] for label, ok in zip(labels, known) if ok])
+    order = np.argsort(-np.asarray(probabilities)[known], axis=1)
+    return {"pairs": int(known.sum()), "accuracy": float(np.mean(order[:, 0] == truth)),
+            "top3_accuracy": float(np.mean((order[:, :3] == truth[:, None]).any(axis=1)))}

@@ -2,7 +2,7 @@
 ground truth, and the error and identity figures that go with them.
 
 The app, ``facelab render`` and tests compute samples the same way, through the core
-(``FaceLabModel.neutralise_and_embed``, ``per_vertex_error``, ``error_summary``, ``top_subjects``).
+(``FaceLabModel.analyse``, ``per_vertex_error``, ``error_summary``, ``top_subjects``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Sample:
         top5: the recognizer's most probable training subjects [(subject, probability)].
         embedding: the identity embedding (cosine-compared with a gallery), or None.
         index: the expressive mesh's index in its dataset, or None.
+        expressions: the model's three likeliest expressions for the input [(expression,
+            probability)]; empty for a model without the expression mixture.
     """
 
     label: str
@@ -41,6 +43,7 @@ class Sample:
     top5: list[tuple[str, float]] = field(default_factory=list)
     embedding: np.ndarray | None = None
     index: int | None = None
+    expressions: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def stats(self) -> dict[str, float] | None:
@@ -63,10 +66,18 @@ def compute_sample(model, expressive: np.ndarray, truth: np.ndarray | None = Non
     sample = Sample(label, expressive, truth, subject=subject, part=part, index=index)
     if model is None:
         return sample
-    predicted, embedding = model.neutralise_and_embed(expressive)
-    sample.predicted = np.asarray(predicted, dtype=np.float32)
+    analysis = model.analyse(expressive)
+    sample.predicted = np.asarray(analysis.neutral, dtype=np.float32)
     if truth is not None:
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
-    sample.embedding = np.asarray(embedding)
+    sample.embedding = np.asarray(analysis.embedding)
     sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
+    sample.expressions = read_expressions(model, analysis.expression_probabilities)
     return sample
+
+
+def read_expressions(model, probabilities: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
+    """The k likeliest of ``model``'s expressions under one face's ``probabilities`` (none: [])."""
+    from facelab.model import top_expressions_of
+
+    return [] if probabilities is None else top_expressions_of(model.expressions, probabilities, k)

@@ -95,6 +95,14 @@ class SubspaceFusion(nn.Module):
         x = faces.reshape(faces.shape[0], -1).float() - self.center
         return x @ self.expression_basis, x @ self.identity_basis
 
+    def expression_probabilities(self, inputs: Tensor) -> Tensor:
+        """The expression mixture's reading of input faces (B, n, 3), normalised: how likely each of
+        its expressions is (B, experts), rows summing to 1."""
+        if self.mixture is None:
+            raise ValueError("only a fusion with the expression mixture reads expressions")
+        with torch.autocast(inputs.device.type, enabled=False):
+            return torch.softmax(self.mixture.expression_logits(self.coordinates(inputs)[0]), dim=-1)
+
     def input_map(self, x_u: Tensor, x_w: Tensor) -> Tensor:
         """The neutral face's ``U`` coordinates predicted from the input's alone (the ridge map or
         the expression mixture): (B, e), (B, i) -> (B, e)."""
