@@ -255,3 +255,12 @@ def test_the_comparison_check_catches_a_changed_number(paper_tables: dict):
     changed = row.replace(row.split("|")[2], " 9.999 ")
     with pytest.raises(AssertionError):
         check_comparison_table(text.replace(row, changed), paper_tables)
+
+
+def test_the_expression_reading_quoted_is_the_results_files(bundled_results: dict):
+    read = bundled_results["evaluation"]["expression_recognition"]
+    text = re.sub(r"\s+", " ", (REPO / "docs" / "results.md").read_text())
+    quoted = (f"over the same {read['pairs']:,} test pairs): {_pct(read['accuracy'])}% are read as their own label "
+              f"at the right intensity")
+    assert quoted in text, f"results.md should say {quoted!r}"
+    assert f"and {_pct(read['top3_accuracy'])}% have it among the three likeliest" in text
