@@ -161,8 +161,17 @@ def test_expression_recognition_counts_only_the_labels_the_model_knows():
     probabilities = np.array([[0.7, 0.2, 0.1],    # smile, read as smile
                               [0.5, 0.4, 0.1],    # frown, second
                               [0.1, 0.1, 0.8],    # neutral, read as neutral
-                              [0.9, 0.05, 0.05]])  # a label the model never learned: not counted
-    result = expression_recognition(["smile", "frown", "neutral", "yawn"], expressions, probabilities)
+                              [0.96, 0.02, 0.02]])  # a label the model never learned: not counted
+    labels = ["smile", "frown", "neutral", "yawn"]
+    result = expression_recognition(labels, expressions, probabilities)
     assert result == {"pairs": 3, "accuracy": 2 / 3, "top3_accuracy": 1.0}
+    # with each face's error: the faces read right and wrong, and every face by its reading's confidence
+    result = expression_recognition(labels, expressions, probabilities, np.array([0.1, 0.5, 0.2, 0.9]))
+    assert (result["error_read_right_mm"], result["error_read_wrong_mm"]) == pytest.approx((0.15, 0.5))
+    bands = {(band["from"], band["to"]): (band["share"], band["mean_error_mm"]) for band in result["by_confidence"]}
+    assert bands[(0.5, 0.8)] == pytest.approx((0.5, 0.3))        # 0.7 and 0.5: a band holds its lower end
+    assert bands[(0.8, 0.95)] == pytest.approx((0.25, 0.2))
+    assert bands[(0.95, 1.0)] == pytest.approx((0.25, 0.9))
+    assert bands[(0.0, 0.5)][0] == 0 and np.isnan(bands[(0.0, 0.5)][1])
     none = expression_recognition(["yawn"], expressions, probabilities[:1])
     assert none["pairs"] == 0 and np.isnan(none["accuracy"])

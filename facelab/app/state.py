@@ -22,6 +22,7 @@ from facelab.app.export import export_predicted_mesh, export_statistics
 from facelab.app.identity import Match, TrueRank
 from facelab.app.session import Entry, Session, error_readout, input_subtitle
 from facelab.errors import FacelabError
+from facelab.evaluation.metrics import CONFIDENCE_BANDS
 from facelab.evaluation.sample import Sample
 from facelab.mesh.validation import check_matches_template
 from facelab.render import DisplayStyle, Panel, figure_panels
@@ -357,7 +358,10 @@ class AppState:
             parts.append(f"closest training subject {escape(subject, quote=False)} (p = {probability:.2f})")
         if sample.expressions:
             expression, probability = sample.expressions[0]
-            parts.append(f"expression read as {escape(expression, quote=False)} (p = {probability:.2f})")
+            # An uncertain reading weighs several expressions' maps: such faces are predicted worse
+            # (evaluate's expression_recognition.by_confidence).
+            doubt = ", uncertain: look closely" if probability < CONFIDENCE_BANDS[0] else ""
+            parts.append(f"expression read as {escape(expression, quote=False)} (p = {probability:.2f}{doubt})")
         elif self.session.model is None:
             parts.append("the model is loading" if self.loading else "no model: no prediction")
         reposed = self.session.reposing(sample)

@@ -161,7 +161,8 @@ def _evaluate(model, dataset: FaceDataset, split: DatasetSplit, baselines: bool,
     }
     if analysis.expression_probabilities is not None:
         result["expression_recognition"] = expression_recognition(
-            [p.expression for p in test_pairs], model.expressions, analysis.expression_probabilities)
+            [p.expression for p in test_pairs], model.expressions, analysis.expression_probabilities,
+            errors.mean(axis=1))
     if robustness:
         result["robustness"] = robustness_rows(model, dataset, test_pairs, gallery_vertices)
         # Every probe turned, shifted and scaled at once, against the unmoved gallery.

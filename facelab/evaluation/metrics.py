@@ -1,4 +1,5 @@
-"""Metrics of the paper's protocol: per-vertex error (Sec. 4.1) and rank-k identification (Sec. 4.2)."""
+"""Metrics of the paper's protocol: per-vertex error (Sec. 4.1) and rank-k identification (Sec. 4.2);
+and how well a model reads expressions."""
 
 from __future__ import annotations
 
@@ -67,22 +68,49 @@ def rank_k_identification(
     return {k: float((rank <= k).mean()) for k in ks}
 
 
+#: The upper ends of the reading-confidence bands (the likeliest expression's probability) over
+#: which :func:`expression_recognition` reports the error; below the first, a reading is uncertain.
+CONFIDENCE_BANDS = (0.5, 0.8, 0.95, 1.0)
+
+
 def expression_recognition(labels: list[str], expressions: tuple[str, ...] | list[str],
-                           probabilities: np.ndarray) -> dict[str, float | int]:
+                           probabilities: np.ndarray, errors: np.ndarray | None = None) -> dict:
     """How often a model's expression reading names the true label: over the faces whose label is
     one of ``expressions`` (the model knows no others), the share whose likeliest expression is
-    theirs (``accuracy``) and whose three likeliest include it (``top3_accuracy``).
+    theirs (``accuracy``) and whose three likeliest include it (``top3_accuracy``). With each
+    face's prediction error, also the mean error of the faces read right and read wrong, and
+    ``by_confidence``: per band of the likeliest expression's probability
+    (:data:`CONFIDENCE_BANDS`, over all faces), the share of faces and their mean error.
 
     Args:
         labels: each face's true expression label.
         expressions: what the model tells apart (:attr:`FaceLabModel.expressions`).
         probabilities: (P, k) readings, one row per face.
+        errors: (P,) each face's mean prediction error in mm, or None.
     """
+    probabilities = np.asarray(probabilities)
     index = {expression: i for i, expression in enumerate(expressions)}
     known = np.array([label in index for label in labels], dtype=bool)
-    if not known.any():
-        return {"pairs": 0, "accuracy": float("nan"), "top3_accuracy": float("nan")}
-    truth = np.array([index[label] for label, ok in zip(labels, known) if ok])
-    order = np.argsort(-np.asarray(probabilities)[known], axis=1)
-    return {"pairs": int(known.sum()), "accuracy": float(np.mean(order[:, 0] == truth)),
-            "top3_accuracy": float(np.mean((order[:, :3] == truth[:, None]).any(axis=1)))}
+    result: dict = {"pairs": int(known.sum()), "accuracy": float("nan"), "top3_accuracy": float("nan")}
+    if known.any():
+        truth = np.array([index[label] for label, ok in zip(labels, known) if ok])
+        order = np.argsort(-probabilities[known], axis=1)
+        right = order[:, 0] == truth
+        result.update(accuracy=float(np.mean(right)),
+                      top3_accuracy=float(np.mean((order[:, :3] == truth[:, None]).any(axis=1))))
+    if errors is None:
+        return result
+    errors = np.asarray(errors, dtype=np.float64)
+    if known.any():
+        known_errors = errors[known]
+        result["error_read_right_mm"] = float(known_errors[right].mean()) if right.any() else float("nan")
+        result["error_read_wrong_mm"] = float(known_errors[~right].mean()) if (~right).any() else float("nan")
+    confidence = probabilities.max(axis=1)
+    bands, low = [], 0.0
+    for high in CONFIDENCE_BANDS:
+        inside = (confidence >= low) & ((confidence < high) if high < 1.0 else (confidence <= high))
+        bands.append({"from": low, "to": high, "share": float(inside.mean()),
+                      "mean_error_mm": float(errors[inside].mean()) if inside.any() else float("nan")})
+        low = high
+    result["by_confidence"] = bands
+    return result
