@@ -157,13 +157,17 @@ def test_a_stopped_run_is_continued_from_the_panel_to_its_end(window, qtbot, tmp
     finished, steps = [], []
     panel.run_finished.connect(finished.append)
     assert panel.start()
-    panel.worker.step_done.connect(lambda e: (steps.append(e), panel.stop() if e.global_step == 2 else None))
+    # stopped at the second step of the second epoch
+    panel.worker.step_done.connect(lambda e: (steps.append(e), panel.stop() if e.global_step == e.steps_per_epoch + 2
+                                              else None))
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
-    assert finished[-1].status == "stopped" and finished[-1].epochs_done == 0
+    assert finished[-1].status == "stopped" and finished[-1].epochs_done == 1
     steps_per_epoch = steps[0].steps_per_epoch
+    first_epoch = list(panel.plot.val_errors)
 
     # The folder is the same: continuing it is offered, with the run's own number of epochs.
-    assert panel.form.resume_run.isEnabled() and "stopped after 0 of 2 epochs" in panel.form.resume_run.toolTip()
+    assert panel.form.resume_run.isEnabled()
+    assert "stopped after 1 of 2 epochs, step 2 of the next" in panel.form.resume_run.toolTip()
     panel.form.epochs.setValue(1)
     panel.form.resume_run.setChecked(True)
     assert panel.form.epochs.value() == 2 and not panel.form.variant.isEnabled()
@@ -171,11 +175,14 @@ def test_a_stopped_run_is_continued_from_the_panel_to_its_end(window, qtbot, tmp
     assert panel.start()
     panel.worker.step_done.connect(steps.append)
     assert panel.status.text().startswith("Continuing the run in")
+    assert panel.plot.epochs == [1] and panel.plot.val_errors == pytest.approx(first_epoch, abs=1e-6), \
+        "the validation plot starts with the epoch done before"
     qtbot.waitUntil(lambda: not panel.running, timeout=120_000)
     assert not message_boxes.kinds("critical"), message_boxes.calls
     assert finished[-1].status == "completed" and finished[-1].epochs_done == 2
     # It went on from the step it stopped at, not from the start.
-    assert steps[0].global_step == 3 and steps[-1].global_step == 2 * steps_per_epoch
+    assert steps[0].global_step == steps_per_epoch + 3 and steps[-1].global_step == 2 * steps_per_epoch
+    assert panel.plot.epochs == [1, 2]
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
 
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from facelab.app._qt_training_form import TrainingForm
-from facelab.app.training_run import TrainingRequest, format_duration, plural, run_summary
+from facelab.app.training_run import TrainingRequest, format_duration, plural, run_summary, validation_history
 from facelab.app.workers import TrainingWorker, WorkerThread
 from facelab.errors import FacelabError
 
@@ -164,6 +164,9 @@ class TrainingPanel(QWidget):
         worker.done.connect(self._on_done)
         self.runner = WorkerThread(worker, self)
         self.make_plot().reset()
+        if request.resume:                  # the epochs the run completed before
+            for epoch, error in validation_history(request.run_dir):
+                self.plot.add_epoch(epoch, error)
         self._last_step = None
         self._run_info = None
         self._final_text = None

@@ -72,6 +72,19 @@ def saved_run(folder: str | Path) -> SavedRun | None:
         return None
 
 
+def validation_history(folder: str | Path) -> list[tuple[int, float]]:
+    """The (epoch, validation error in mm) of each epoch a run in ``folder`` completed, from its
+    ``metrics.csv`` (empty without one): what the validation plot shows of a run continued."""
+    import csv
+
+    try:
+        with open(Path(folder) / "metrics.csv", newline="", encoding="utf-8") as handle:
+            return [(int(row["epoch"]), float(row["val_mean_error_mm"])) for row in csv.DictReader(handle)
+                    if row.get("val_mean_error_mm")]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
