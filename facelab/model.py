@@ -42,12 +42,6 @@ class FaceAnalysis:
     expression_probabilities: np.ndarray | None
 
 
-def top_expressions_of(expressions: tuple[str, ...], probabilities: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
-    """The k most likely of ``expressions`` under one face's ``probabilities`` (k,)."""
-    order = np.argsort(-np.asarray(probabilities))[:k]
-    return [(expressions[i], float(probabilities[i])) for i in order]
-
-
 #: The model shipped in the repository, trained on the default SynthFaces split.
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "synthfaces"
 
@@ -291,7 +285,14 @@ class FaceLabModel:
         without the expression mixture."""
         if not self.expressions:
             return []
-        return top_expressions_of(self.expressions, self.expression_probabilities(vertices), k)
+        return self.top_expressions_of_reading(self.expression_probabilities(vertices), k)
+
+    def top_expressions_of_reading(self, probabilities: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+        """:meth:`top_expressions` from one face's reading (:meth:`expression_probabilities`, or
+        :meth:`analyse`'s), for a caller that has it and should not run the network again."""
+        probabilities = np.asarray(probabilities)
+        order = np.argsort(-probabilities)[:k]
+        return [(self.expressions[i], float(probabilities[i])) for i in order]
 
     def identity_embedding(self, vertices: np.ndarray) -> np.ndarray:
         """The identity representation (paper 4.2): (B, n, 3) -> (B, d); (n, 3) -> (d,)."""

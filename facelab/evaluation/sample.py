@@ -78,6 +78,4 @@ def compute_sample(model, expressive: np.ndarray, truth: np.ndarray | None = Non
 
 def read_expressions(model, probabilities: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
     """The k likeliest of ``model``'s expressions under one face's ``probabilities`` (none: [])."""
-    from facelab.model import top_expressions_of
-
-    return [] if probabilities is None else top_expressions_of(model.expressions, probabilities, k)
+    return [] if probabilities is None else model.top_expressions_of_reading(probabilities, k)
