@@ -264,3 +264,20 @@ def test_the_expression_reading_quoted_is_the_results_files(bundled_results: dic
               f"at the right intensity")
     assert quoted in text, f"results.md should say {quoted!r}"
     assert f"and {_pct(read['top3_accuracy'])}% have it among the three likeliest" in text
+
+
+def test_the_expression_reading_warnings_quoted_are_the_results_files(bundled_results: dict):
+    read = bundled_results["evaluation"]["expression_recognition"]
+    text = (REPO / "docs" / "results.md").read_text()
+    flat = re.sub(r"\s+", " ", text)
+    assert (f"pairs read right come back {_mm(read['error_read_right_mm'])} mm from the truth on average, pairs "
+            f"read wrong {_mm(read['error_read_wrong_mm'])} mm") in flat
+    lines = text.splitlines()
+    header = lines.index("| confidence | share of test pairs | mean error |")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[header + 2:header + 6]]
+    assert len(rows) == len(read["by_confidence"])
+    for (label, share, error), band in zip(rows, read["by_confidence"]):
+        expected = (f"below {band['to']:g}" if band["from"] == 0 else f"{band['from']:g} and above"
+                    if band["to"] == 1 else f"{band['from']:g} to {band['to']:g}")
+        assert label.startswith(expected), (label, expected)
+        assert share == f"{_pct(band['share'])}%" and error == f"{_mm(band['mean_error_mm'])} mm", (label, band)
