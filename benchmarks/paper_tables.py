@@ -203,8 +203,9 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
 
 
 def interrupted_run(run_dir: Path, config: TrainConfig) -> bool:
-    """Whether ``run_dir`` holds a run of ``config`` that stopped before its last epoch with a
-    ``last`` checkpoint to resume from (a mid-epoch one included: ``checkpoint_minutes``)."""
+    """Whether ``run_dir`` holds a run of ``config`` with a ``last`` checkpoint to resume from (a
+    mid-epoch one included: ``checkpoint_minutes``). Asked only of a run that
+    :func:`finished_run_minutes` did not find finished, so it is one that stopped early."""
     from facelab.training.checkpoint import checkpoint_exists
 
     try:

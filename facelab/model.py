@@ -258,7 +258,8 @@ class FaceLabModel:
 
     def analyse(self, vertices: np.ndarray) -> FaceAnalysis:
         """The neutral face, the identity embedding and the expression reading of the same faces,
-        from one pass: (n, 3) or (B, n, 3), each field one row or a batch of rows (see
+        from one alignment and one pass of the network (the reading is a small product of the same
+        aligned input): (n, 3) or (B, n, 3), each field one row or a batch of rows (see
         :class:`FaceAnalysis`)."""
         reads = bool(self.expressions)
 

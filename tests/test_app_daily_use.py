@@ -36,7 +36,7 @@ def _titles(win) -> dict[str, str]:
 def _configure(panel, epochs, preview_every=0, batch=4, out=None, method="identity-preserving"):
     panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
     panel.form.load_choices()
-    panel.form.variant.setCurrentIndex(panel.form.variant.findData(method))  # before epochs: it sets its default
+    panel.form.variant.setCurrentIndex(panel.form.variant.findData(method))
     panel.form.epochs.setValue(epochs)
     panel.form.batch_size.setValue(batch)
     panel.form.preview_every.setValue(preview_every)

@@ -45,7 +45,7 @@ class Ticks:
 def _configure(panel, out, epochs, preview_every=0, batch=4, method="identity-preserving"):
     panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
     panel.form.load_choices()
-    panel.form.variant.setCurrentIndex(panel.form.variant.findData(method))  # before epochs: it sets its default
+    panel.form.variant.setCurrentIndex(panel.form.variant.findData(method))
     panel.form.epochs.setValue(epochs)
     panel.form.batch_size.setValue(batch)
     panel.form.preview_every.setValue(preview_every)
@@ -143,7 +143,9 @@ def test_the_recommended_method_is_the_default_and_trains_the_bundled_models_rec
     config = form.request().config
     recipe = recommended_config().to_dict()
     assert {name: config.to_dict()[name] for name in RECOMMENDED} == {name: recipe[name] for name in RECOMMENDED}
-    form.variant.setCurrentIndex(form.variant.findData("full"))
+    full = form.variant.findData("full")
+    form.variant.setCurrentIndex(full)
+    form.variant.activated.emit(full)                  # as the user's pick does
     assert form.epochs.value() == 30, "another method takes the usual default number of epochs"
     config = form.request().config
     assert (config.variant, config.fusion_mixture, config.neutral_pairs, config.epochs) == ("full", False, 0, 30)
@@ -171,6 +173,7 @@ def test_a_stopped_run_is_continued_from_the_panel_to_its_end(window, qtbot, tmp
     panel.form.epochs.setValue(1)
     panel.form.resume_run.setChecked(True)
     assert panel.form.epochs.value() == 2 and not panel.form.variant.isEnabled()
+    assert not panel.form.identities.isEnabled() and not panel.form.preview_every.isEnabled(), "the run's own"
     steps.clear()
     assert panel.start()
     panel.worker.step_done.connect(steps.append)
@@ -183,6 +186,10 @@ def test_a_stopped_run_is_continued_from_the_panel_to_its_end(window, qtbot, tmp
     # It went on from the step it stopped at, not from the start.
     assert steps[0].global_step == steps_per_epoch + 3 and steps[-1].global_step == 2 * steps_per_epoch
     assert panel.plot.epochs == [1, 2]
+    # Finished: continuing it again asks for more epochs than it has.
+    assert panel.form.resume_run.isChecked() and "a finished" in panel.form.resume_run.toolTip()
+    assert not panel.start()
+    assert "set the epochs above 2 to extend it" in message_boxes.kinds("critical")[-1][2]
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
 
 

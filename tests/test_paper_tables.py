@@ -33,7 +33,7 @@ def test_a_finished_run_is_reused_only_with_the_same_configuration(tmp_path):
     assert finished_run_minutes(run, _config()) == minutes
 
 
-def test_a_run_killed_mid_epoch_is_resumed_not_trained_again(tmp_path):
+def test_a_run_killed_mid_epoch_counts_as_interrupted_not_finished(tmp_path):
     class Killed(TrainingCallback):
         def on_step(self, event):
             if event.global_step == 2:

@@ -38,6 +38,13 @@ def test_recommended_sets_the_recipe_and_the_options_given_override_it(tmp_path)
                                       "--out", str(tmp_path / "run")])
     config = train_config_from_args(args)
     assert (config.epochs, config.neutral_pairs, config.fusion_mixture, config.mixture_blends) == (5, 0, True, 2)
+    # another method given replaces the recipe's mixture (and keeps its pairs, noise and warm-up)
+    for method, expected in ((["--variant", "full"], ("full", False, False, 0)),
+                             (["--fusion-ridge"], ("identity-preserving", True, False, 0))):
+        args = build_parser().parse_args(["train", "--recommended", *method, "--out", str(tmp_path / "run")])
+        other = train_config_from_args(args).validate()
+        assert (other.variant, other.fusion_ridge, other.fusion_mixture, other.mixture_blends) == expected
+        assert (other.neutral_pairs, other.input_noise_mm) == (10, 0.1)
     # each config has its own experimental options: changing one leaves the recipe as it was
     config.experimental.recognizer_warmup_samples = 1
     assert recommended_config().experimental.recognizer_warmup_samples == 12800

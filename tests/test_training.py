@@ -164,7 +164,7 @@ def test_a_killed_run_resumes_from_its_timed_mid_epoch_checkpoint_as_if_never_ki
     with pytest.raises(SystemExit):
         Trainer(config, tmp_path / "b", [KilledAtStep(2)], dataset=tiny_dataset).run()
     saved = load_checkpoint(tmp_path / "b" / "last", with_optimizers=False).meta["position"]
-    assert (saved["epoch"], saved["step"], saved["epoch_loss_steps"]) == (0, 2, 2)
+    assert (saved["epoch"], saved["step"], saved["epoch_loss_steps"]) == (0, 2, 2) and saved["epoch_seconds"] > 0
     resumed = Trainer(config, tmp_path / "b", dataset=tiny_dataset, resume=True)
     resumed.run()
     a, b = straight.network.state_dict(), resumed.network.state_dict()
@@ -175,8 +175,27 @@ def test_a_killed_run_resumes_from_its_timed_mid_epoch_checkpoint_as_if_never_ki
     header = rows[0][0].split(",")
     for straight_row, resumed_row in zip(rows[0][1:], rows[1][1:], strict=True):
         for name, x, y in zip(header, straight_row.split(","), resumed_row.split(",")):
-            if name not in ("seconds", "epoch_seconds"):
+            if name != "seconds":
                 assert float(x) == pytest.approx(float(y), rel=1e-5, abs=1e-7), name
+    # ... and its seconds include those spent before the kill
+    seconds = float(rows[1][1].split(",")[header.index("seconds")])
+    assert seconds >= saved["epoch_seconds"]
+
+
+def test_a_timed_save_never_stores_weights_that_are_not_finite(tmp_path, tiny_dataset):
+    trainer = Trainer(_config(epochs=1, checkpoint_minutes=1e-9), tmp_path / "run", dataset=tiny_dataset)
+    trainer.prepare()
+    trainer.run_dir.mkdir(parents=True)
+    trainer._last_saved = 0.0
+    with torch.no_grad():
+        next(trainer.network.parameters()).view(-1)[0] = float("nan")   # a step's infinite gradient did this
+    trainer._save_on_schedule()
+    assert not (tmp_path / "run" / "last.json").exists()
+    with torch.no_grad():
+        next(trainer.network.parameters()).view(-1)[0] = 0.0
+    trainer._last_saved = 0.0
+    trainer._save_on_schedule()
+    assert (tmp_path / "run" / "last.json").exists()
 
 
 def test_without_timed_checkpoints_a_killed_first_epoch_leaves_nothing_to_resume(tmp_path, tiny_dataset):

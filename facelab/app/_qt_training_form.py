@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from facelab.app.session import path_samples_identities
 from facelab.app.threads import ui_friendly_threads
-from facelab.app.training_run import TrainingRequest, fresh_run_dir, saved_run
+from facelab.app.training_run import TrainingRequest, fresh_run_dir, plural, saved_run
 from facelab.errors import FacelabError
 
 if TYPE_CHECKING:
@@ -39,10 +39,12 @@ SOURCE_OPEN = "open"
 SOURCE_SYNTH = "synth"
 SOURCE_PATH = "path"
 SOURCES = {SOURCE_OPEN: "The open dataset", SOURCE_SYNTH: "SynthFaces (built-in)", SOURCE_PATH: "A folder or file"}
+#: The method box's first entry: the bundled model's recipe (facelab/training/recipe.py).
+RECOMMENDED_METHOD = "recommended"
+#: The epochs box before the methods are read (TrainConfig's default, named here without torch).
+INITIAL_EPOCHS = 30
 #: The training code's alignment kinds (its CHOICES["alignment"]), named here so that the form
 #: is built without importing torch.
-#: The method box's first entry: the bundled model's recipe (facelab/training/recipe.py).
-RECOMMENDED = "recommended"
 ALIGNMENTS = {"auto": "auto (a check on validation subjects)", "similarity": "similarity (fit to the template)",
               "canonical": "canonical (similarity, then the data's frame)", "none": "none (faces as they are)"}
 
@@ -92,7 +94,7 @@ class TrainingForm(QWidget):
         self.epochs.setSpecialValueText("0: fits only")
         self.epochs.setToolTip("0 fits the start only (its closed-form fits, no training step) and saves it: for the "
                                "identity-preserving variant nearly all of a run's quality, in minutes")
-        self.epochs.setValue(30)                   # until load_choices() sets the default method's
+        self.epochs.setValue(INITIAL_EPOCHS)       # until load_choices() sets the default method's
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
         self.batch_size.setValue(16)
@@ -154,9 +156,10 @@ class TrainingForm(QWidget):
         self.source.activated.connect(self._source_picked)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.finetune.toggled.connect(self._start_changed)
+        self.finetune.toggled.connect(self._finetune_toggled)
         self.resume_run.toggled.connect(self._resume_toggled)
         self.out_dir.textChanged.connect(self._output_changed)
-        self.variant.currentIndexChanged.connect(self._method_changed)
+        self.variant.activated.connect(self._method_changed)      # a method the user picks
         self._method_epochs: dict[str, int] = {}   # each method's default epochs (load_choices)
         self.set_open_dataset(None)
         self._source_changed()
@@ -185,10 +188,13 @@ class TrainingForm(QWidget):
         from facelab.training.config import VARIANTS, TrainConfig
         from facelab.training.recipe import RECOMMENDED as RECIPE
 
-        self._method_epochs = {RECOMMENDED: RECIPE["epochs"], **{variant: TrainConfig.epochs for variant in VARIANTS}}
-        self.variant.addItem("recommended (the bundled model's recipe)", RECOMMENDED)  # sets its epochs
+        self._method_epochs = {RECOMMENDED_METHOD: RECIPE["epochs"],
+                               **{variant: TrainConfig.epochs for variant in VARIANTS}}
+        self.variant.addItem("recommended (the bundled model's recipe)", RECOMMENDED_METHOD)
         for variant in VARIANTS:
             self.variant.addItem(variant, variant)
+        if self.epochs.value() == INITIAL_EPOCHS and not self.resume_run.isChecked():
+            self.epochs.setValue(RECIPE["epochs"])  # the default method's, unless the user set one
         self.lr.setValue(TrainConfig.lr)
         self._start_changed()
 
@@ -239,8 +245,8 @@ class TrainingForm(QWidget):
 
     def _source_changed(self) -> None:
         source = self.source.currentData()
-        if self.running:
-            return
+        if self.running or self.resume_run.isChecked():
+            return                                 # the run's own data
         self.identities.setEnabled(self._samples_identities(source))
         self.data_path.setEnabled(source == SOURCE_PATH)
 
@@ -270,6 +276,8 @@ class TrainingForm(QWidget):
         from facelab.training.recipe import recommended_config
 
         self.load_choices()
+        if self.resume_run.isChecked():
+            return self._resume_request()
         source = self.source.currentData()
         dataset, data, options = None, "synth", {}
         if source == SOURCE_OPEN:
@@ -290,8 +298,6 @@ class TrainingForm(QWidget):
                 options = {"identities": int(self.identities.value())}
         if not str(self.out_dir.text()).strip():
             raise FacelabError("no output folder given: choose where the run's checkpoints go.")
-        if self.resume_run.isChecked():
-            return self._resume_request()
         if self.output_folder_is_automatic and Path(self.out_dir.text().strip()).expanduser().exists():
             self._auto_out_dir = None              # taken since it was proposed: a new one
             self.new_output_folder()
@@ -310,14 +316,14 @@ class TrainingForm(QWidget):
         method = self.variant.currentData()
         if init is not None:
             settings = architecture_of(model.meta)
-        elif method == RECOMMENDED:
+        elif method == RECOMMENDED_METHOD:
             settings = {"alignment": self.alignment.currentData()}
         else:
             settings = {"variant": method, "alignment": self.alignment.currentData()}
         settings.update(data=str(data), data_options=dict(options), epochs=int(self.epochs.value()),
                         batch_size=int(self.batch_size.value()), lr=float(self.lr.value()),
                         num_threads=ui_friendly_threads(), preview_every=int(self.preview_every.value()))
-        config = (recommended_config(**settings) if method == RECOMMENDED and init is None
+        config = (recommended_config(**settings) if method == RECOMMENDED_METHOD and init is None
                   else TrainConfig(**settings))
         if dataset is not None:
             config.preview_index = self._preview_index(dataset, config)
@@ -337,9 +343,13 @@ class TrainingForm(QWidget):
         from facelab.training.config import TrainConfig
 
         out = Path(self.out_dir.text().strip()).expanduser()
-        if saved_run(out) is None:
+        run = saved_run(out)
+        if run is None:
             raise FacelabError(f"{out} holds no run to continue: expected the config.json and 'last' checkpoint "
                                "of a facelab run in it.")
+        if run.finished and int(self.epochs.value()) <= run.epochs:
+            raise FacelabError(f"the run in {out} has finished its {plural(run.epochs, 'epoch')}: set the epochs "
+                               f"above {run.epochs} to extend it.")
         config = TrainConfig(epochs=int(self.epochs.value()), num_threads=ui_friendly_threads())
         return TrainingRequest(config, out, None, None, resume=True)
 
@@ -352,7 +362,7 @@ class TrainingForm(QWidget):
         self.variant.setEnabled(new_network and self.variant.count() > 0)
         own_settings = not (self.running or self.resume_run.isChecked())
         self.lr.setEnabled(own_settings and self.variant.count() > 0)
-        for widget in (self.source, self.data_path, self.identities, self.batch_size):
+        for widget in (self.source, self.data_path, self.identities, self.batch_size, self.preview_every):
             widget.setEnabled(own_settings)
         if own_settings:
             self._source_changed()
@@ -374,6 +384,14 @@ class TrainingForm(QWidget):
                                    "checkpoint) to continue it where it stopped.")
         if run is None and self.resume_run.isChecked():
             self.scratch.setChecked(True)
+        elif run is not None and self.resume_run.isChecked():
+            self.epochs.setValue(run.epochs)       # this folder's run's own
+
+    @Slot(bool)
+    def _finetune_toggled(self, checked: bool) -> None:
+        """Fine-tuning trains epochs: the recipe's none would leave the model as it is."""
+        if checked and self.epochs.value() == 0:
+            self.epochs.setValue(INITIAL_EPOCHS)
 
     @Slot(bool)
     def _resume_toggled(self, checked: bool) -> None:

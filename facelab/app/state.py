@@ -22,7 +22,7 @@ from facelab.app.export import export_predicted_mesh, export_statistics
 from facelab.app.identity import Match, TrueRank
 from facelab.app.session import Entry, Session, error_readout, input_subtitle
 from facelab.errors import FacelabError
-from facelab.evaluation.metrics import CONFIDENCE_BANDS
+from facelab.evaluation.metrics import UNCERTAIN_BELOW
 from facelab.evaluation.sample import Sample
 from facelab.mesh.validation import check_matches_template
 from facelab.render import DisplayStyle, Panel, figure_panels
@@ -360,7 +360,7 @@ class AppState:
             expression, probability = sample.expressions[0]
             # An uncertain reading weighs several expressions' maps: such faces are predicted worse
             # (evaluate's expression_recognition.by_confidence).
-            doubt = ", uncertain: look closely" if probability < CONFIDENCE_BANDS[0] else ""
+            doubt = ", uncertain: look closely" if probability < UNCERTAIN_BELOW else ""
             parts.append(f"expression read as {escape(expression, quote=False)} (p = {probability:.2f}{doubt})")
         elif self.session.model is None:
             parts.append("the model is loading" if self.loading else "no model: no prediction")

@@ -71,6 +71,8 @@ def rank_k_identification(
 #: The upper ends of the reading-confidence bands (the likeliest expression's probability) over
 #: which :func:`expression_recognition` reports the error; below the first, a reading is uncertain.
 CONFIDENCE_BANDS = (0.5, 0.8, 0.95, 1.0)
+#: A reading whose likeliest expression is less probable than this is uncertain (the app says so).
+UNCERTAIN_BELOW = CONFIDENCE_BANDS[0]
 
 
 def expression_recognition(labels: list[str], expressions: tuple[str, ...] | list[str],

@@ -34,8 +34,14 @@ RECOMMENDED: dict[str, Any] = {
 
 
 def recommended_config(**fields: Any) -> TrainConfig:
-    """The recommended recipe as a :class:`TrainConfig`, with ``fields`` set on top of it."""
-    values = {**RECOMMENDED, **fields}
+    """The recommended recipe as a :class:`TrainConfig`, with ``fields`` set on top of it. A
+    method named in ``fields`` (another variant, or the one ridge map) replaces the recipe's
+    expression mixture and its blends, unless ``fields`` keeps them too."""
+    recipe = dict(RECOMMENDED)
+    if fields.get("variant", recipe["variant"]) != recipe["variant"] or fields.get("fusion_ridge"):
+        for name in ("fusion_mixture", "mixture_blends"):
+            recipe.pop(name)
+    values = {**recipe, **fields}
     if values["experimental"] is RECOMMENDED["experimental"]:  # each config its own copy
         values["experimental"] = dataclasses.replace(values["experimental"])
     return TrainConfig(**values)

@@ -148,8 +148,9 @@ class ResumedRun(RunStart):
 
     Args:
         run_dir: the run to continue.
-        requested: this session's settings; the saved run's are kept except where it runs
-            (device, threads, data workers) and a larger number of epochs, which extends it.
+        requested: this session's settings; the saved run's are kept except where and how it
+            runs (device, threads, data workers, minutes between checkpoints) and a larger number
+            of epochs, which extends it.
     """
 
     fits_maps = False  # they are in the checkpoint
@@ -167,6 +168,7 @@ class ResumedRun(RunStart):
         # Where and how fast it runs is this session's choice (a GPU run may resume on a CPU and
         # back); what it learns (data, model, optimiser, batch) is the saved run's.
         saved.device, saved.num_threads, saved.num_workers = requested.device, requested.num_threads, requested.num_workers
+        saved.checkpoint_minutes = requested.checkpoint_minutes
         self.config = saved
         self.checkpoint = load_checkpoint(run_dir / "last")
 
@@ -213,15 +215,15 @@ class ResumedRun(RunStart):
         saved, position = meta["position"], trainer.position
         position.epoch, position.step, position.global_step = saved["epoch"], saved["step"], saved["global_step"]
         position.best_val = float("inf") if saved.get("best_val") is None else saved["best_val"]
-        if position.step:  # the interrupted epoch's losses and seconds so far (absent before they were kept)
-            position.epoch_losses = dict(saved.get("epoch_losses") or {})
-            position.epoch_loss_steps = int(saved.get("epoch_loss_steps", 0))
-            position.epoch_seconds = float(saved.get("epoch_seconds", 0.0))
         # With another global batch (another number of processes), the epoch continues after the
         # pairs already seen, which the saved step counted in the old batch size.
         old, new = meta.get("global_batch_size"), trainer.train_batches.global_batch_size
         if old and old != new and position.step:
             position.step = min(position.step * old // new, trainer.train_batches.steps_per_epoch)
+        elif position.step:  # the interrupted epoch's losses and seconds so far (absent before they were kept)
+            position.epoch_losses = dict(saved.get("epoch_losses") or {})
+            position.epoch_loss_steps = int(saved.get("epoch_loss_steps", 0))
+            position.epoch_seconds = float(saved.get("epoch_seconds", 0.0))
         trainer.scheduler.load_state_dict(meta["scheduler"])
         # Building the schedule set every group's rate for step 0; the saved one is the current.
         for group, rate in zip(trainer.optimizer.param_groups, trainer.scheduler.get_last_lr()):

@@ -337,9 +337,15 @@ class Trainer:
         minutes = self.config.checkpoint_minutes
         if not minutes or time.perf_counter() - self._last_saved < minutes * 60:
             return
-        if self.group.is_main:
+        # Never over a good 'last' with broken weights: a step can leave non-finite weights (its
+        # gradients) before any loss shows it, and under torchrun the ranks agree on a divergence
+        # only at the next step. The weights are the same on every rank, so rank 0's check holds.
+        if self.group.is_main and not self._diverged and self._weights_are_finite():
             self._save("last", None)
         self._last_saved = time.perf_counter()
+
+    def _weights_are_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.network.parameters())
 
     def _keep_best_consistent(self) -> None:
         """A resumed run whose ``best`` is missing (a run interrupted by an older facelab between its
