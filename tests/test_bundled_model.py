@@ -56,3 +56,15 @@ def test_a_neutral_face_in_comes_back_as_it_was_and_noise_is_not_amplified(repor
     result, _ = report
     assert result["robustness"]["neutral_in_mm"] <= 0.05
     assert result["robustness"]["noise_0.2mm"] <= result["mean_error_mm"] + 0.1
+
+
+def test_the_bundled_model_reads_expressions_and_an_uncertain_reading_warns(report):
+    # What the app's readout relies on: a neutral face read as neutral, and a reading it calls
+    # uncertain (below p = 0.5) marking faces predicted worse than the confident ones.
+    result, _ = report
+    read = result["expression_recognition"]
+    assert read["pairs"] == result["test_pairs"] and read["top3_accuracy"] > read["accuracy"] > 0.5
+    assert result["robustness"]["neutral_in_read_as_neutral"] >= 0.95
+    uncertain, confident = read["by_confidence"][0], read["by_confidence"][-1]
+    assert uncertain["to"] == 0.5 and uncertain["mean_error_mm"] > confident["mean_error_mm"]
+    assert read["error_read_wrong_mm"] > read["error_read_right_mm"]

@@ -223,10 +223,14 @@ def robustness_rows(model, dataset: FaceDataset, test_pairs, neutral_faces: np.n
     comes back from itself), ``noise_0.2mm`` (Gaussian noise of 0.2 mm standard deviation per
     coordinate on the input), each move of :data:`MOVES`, ``mirrored`` (x negated: the other
     handedness), and ``blended_mm`` with its ``blended_do_nothing_mm`` and
-    ``blended_worse_than_input`` (two expressions at once, :func:`blended_pairs`); mean errors in mm."""
+    ``blended_worse_than_input`` (two expressions at once, :func:`blended_pairs`); mean errors in mm.
+    A model that reads expressions and learned ``neutral`` (or ``blend``) also gives the share of
+    neutral faces read as ``neutral`` (of blends read as ``blend``)."""
     expressive = np.asarray(dataset.vertices[np.array([p.expressive for p in test_pairs])], dtype=np.float32)
     truth = np.asarray(dataset.vertices[np.array([p.neutral for p in test_pairs])], dtype=np.float32)
-    rows = {"neutral_in_mm": float(per_vertex_error(model.neutralise(neutral_faces), neutral_faces).mean())}
+    neutral_in = model.analyse(neutral_faces)
+    rows = {"neutral_in_mm": float(per_vertex_error(neutral_in.neutral, neutral_faces).mean())}
+    rows.update(_read_as(model, neutral_in.expression_probabilities, "neutral", "neutral_in_read_as_neutral"))
     noise = np.random.default_rng(seed).normal(0.0, NOISE_MM, expressive.shape).astype(np.float32)
     rows[f"noise_{NOISE_MM}mm"] = float(per_vertex_error(model.neutralise(expressive + noise), truth).mean())
     center = truth.reshape(-1, 3).mean(axis=0)
@@ -244,10 +248,20 @@ def blended_rows(model, dataset: FaceDataset, test_pairs, seed: int = 0) -> dict
     blended, truth = blended_pairs(dataset, test_pairs, seed)
     if not len(blended):
         return {}
-    model_errors = per_vertex_error(model.neutralise(blended), truth).mean(axis=1)
+    analysis = model.analyse(blended)
+    model_errors = per_vertex_error(analysis.neutral, truth).mean(axis=1)
     input_errors = per_vertex_error(blended, truth).mean(axis=1)
     return {"blended_mm": float(model_errors.mean()), "blended_do_nothing_mm": float(input_errors.mean()),
-            "blended_worse_than_input": float(np.mean(model_errors > input_errors))}
+            "blended_worse_than_input": float(np.mean(model_errors > input_errors)),
+            **_read_as(model, analysis.expression_probabilities, "blend", "blended_read_as_blend")}
+
+
+def _read_as(model, probabilities: np.ndarray | None, expression: str, key: str) -> dict:
+    """``{key: share of faces whose likeliest expression is expression}``, or {} for a model that
+    does not read that expression."""
+    if probabilities is None or expression not in model.expressions:
+        return {}
+    return {key: float(np.mean(np.argmax(probabilities, axis=1) == model.expressions.index(expression)))}
 
 
 def evaluate_baselines(dataset: FaceDataset, split: DatasetSplit, test_pairs, gallery, gallery_labels, probe_labels) -> dict:
