@@ -281,3 +281,11 @@ def test_the_expression_reading_warnings_quoted_are_the_results_files(bundled_re
                     if band["to"] == 1 else f"{band['from']:g} to {band['to']:g}")
         assert label.startswith(expected), (label, expected)
         assert share == f"{_pct(band['share'])}%" and error == f"{_mm(band['mean_error_mm'])} mm", (label, band)
+
+
+def test_the_neutral_and_blend_readings_quoted_are_the_results_files(bundled_results: dict):
+    rob = bundled_results["evaluation"]["robustness"]
+    text = re.sub(r"\s+", " ", (REPO / "docs" / "results.md").read_text())
+    assert (f"A neutral face in is read as `neutral` in {_pct(rob['neutral_in_read_as_neutral'], 0)}% of the test "
+            f"subjects' neutral faces, and a face doing two expressions at once as `blend` in "
+            f"{_pct(rob['blended_read_as_blend'])}% of the blends") in text
