@@ -91,6 +91,9 @@ def main(argv=None) -> int:
         if args.train_steps > 0:
             panel = window.training
             panel.form.source.setCurrentIndex(panel.form.source.findData("open"))
+            # a method that trains epochs, so that the curves are live (the recipe's default trains none)
+            panel.form.load_choices()
+            panel.form.variant.setCurrentIndex(panel.form.variant.findData("identity-preserving"))
             panel.form.epochs.setValue(30)
             panel.form.preview_every.setValue(0)    # the views keep the trained model's prediction
             panel.form.out_dir.setText(str(run_dir))
