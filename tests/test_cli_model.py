@@ -99,7 +99,12 @@ def test_evaluate_json_contract(trained, tmp_path, capsys):
     assert set(result["per_expression"]) == {"expr_0", "expr_1", "expr_2", "expr_3"}
     assert result["baselines"]["do_nothing"]["mean_error_mm"] > 0
     assert {"mean_error_mm", "rank1"} <= set(result["baselines"]["linear"])
-    assert "facelab" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "facelab" in printed
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith("  ")}
+    assert lines["neutral_in_mm"].endswith(" mm") and lines["rank1_moved_probes"].endswith("%"), lines
+    assert lines["blended_worse_than_input"].endswith("%")
+    assert "expression read right" not in printed, "the paper's network reads no expression"
 
 
 def test_evaluate_with_more_synthfaces_identities_keeps_the_test_pairs(tmp_path, monkeypatch):

@@ -112,6 +112,10 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     assert result["expressions"][0] == [pair.expression, pytest.approx(top[0][1], abs=1e-4)]
     assert main(["neutralize", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--checkpoint",
                  str(tmp_path / "run" / "last")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "last"), "--data", str(tmp_path / "data"),
+                 "--no-baselines", "--no-robustness"]) == 0
+    assert "expression read right: " in capsys.readouterr().out
     rows = {row["input"]: row for row in csv.DictReader((tmp_path / "out" / "neutralize.csv").open())}
     assert rows[str(source)]["read_expression"] == pair.expression
     assert float(rows[str(source)]["read_expression_probability"]) == pytest.approx(top[0][1], abs=1e-3)
