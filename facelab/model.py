@@ -26,6 +26,7 @@ from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.validation import check_matches_template
 from facelab.training.checkpoint import Checkpoint, CheckpointError, checkpoint_exists, load_checkpoint
 
+
 @dataclass(frozen=True)
 class FaceAnalysis:
     """What :meth:`FaceLabModel.analyse` reads from faces: one row per face, or the row alone for one face.
@@ -247,14 +248,11 @@ class FaceLabModel:
         return mesh.with_vertices(self.neutralise(mesh.vertices), name=f"{mesh.name} (neutralised)")
 
     def neutralise_and_embed(self, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`neutralise` and :meth:`identity_embedding` of the same faces from one pass of the
-        encoder and G (the app shows both for every sample): (n, 3) -> ((n, 3), (d,)), or
+        """:meth:`neutralise` and :meth:`identity_embedding` of the same faces from one pass
+        (:meth:`analyse` without the expression reading): (n, 3) -> ((n, 3), (d,)), or
         (B, n, 3) -> ((B, n, 3), (B, d))."""
-        def both(x, back):
-            faces, z = self.network.neutralise(x)
-            return back(faces), self.network.embedding_of_code(z)
-
-        return self._per_face(both, vertices)
+        analysis = self.analyse(vertices)
+        return analysis.neutral, analysis.embedding
 
     def analyse(self, vertices: np.ndarray) -> FaceAnalysis:
         """The neutral face, the identity embedding and the expression reading of the same faces,
@@ -288,9 +286,12 @@ class FaceLabModel:
             return []
         return self.top_expressions_of_reading(self.expression_probabilities(vertices), k)
 
-    def top_expressions_of_reading(self, probabilities: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+    def top_expressions_of_reading(self, probabilities: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
         """:meth:`top_expressions` from one face's reading (:meth:`expression_probabilities`, or
-        :meth:`analyse`'s), for a caller that has it and should not run the network again."""
+        :meth:`analyse`'s), for a caller that has it and should not run the network again; empty
+        for no reading (None: a model without the expression mixture)."""
+        if probabilities is None:
+            return []
         probabilities = np.asarray(probabilities)
         order = np.argsort(-probabilities)[:k]
         return [(self.expressions[i], float(probabilities[i])) for i in order]

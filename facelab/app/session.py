@@ -19,7 +19,7 @@ import numpy as np
 
 from facelab.app.identity import Gallery, Match, TrueRank
 from facelab.evaluation.metrics import per_vertex_error
-from facelab.evaluation.sample import Sample, compute_sample, read_expressions
+from facelab.evaluation.sample import Sample, compute_sample
 from facelab.data.dataset import DatasetSplit
 from facelab.errors import FacelabError, TopologyMismatchError
 from facelab.mesh.face_mesh import FaceMesh
@@ -134,7 +134,7 @@ def entry_sample(model, dataset, entry: Entry, prediction: Prediction | None) ->
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
     sample.embedding = prediction.embedding
     sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
-    sample.expressions = read_expressions(model, prediction.expression_probabilities)
+    sample.expressions = model.top_expressions_of_reading(prediction.expression_probabilities)
     return sample
 
 

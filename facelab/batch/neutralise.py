@@ -28,7 +28,6 @@ from facelab.batch.sources import (
 )
 from facelab.errors import FacelabError
 from facelab.evaluation.metrics import per_vertex_error
-from facelab.evaluation.sample import read_expressions
 from facelab.mesh.face_mesh import FaceMesh
 from facelab.mesh.io import write_mesh
 
@@ -266,7 +265,7 @@ class _NeutralisingRun:
         readings = analysis.expression_probabilities
         for i, (loaded, vertices, embedding) in enumerate(zip(ready, analysis.neutral, analysis.embedding)):
             top = model.top_subjects_of_embedding(embedding, 1)
-            read = read_expressions(model, None if readings is None else readings[i], 1)
+            read = model.top_expressions_of_reading(None if readings is None else readings[i], 1)
             error = None if loaded.truth is None else per_vertex_error(vertices, loaded.truth)
             row = self.row(loaded.item, WRITTEN, reason=loaded.note,
                            top1_subject=top[0][0] if top else "",

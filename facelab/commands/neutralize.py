@@ -43,7 +43,6 @@ def add_neutralize(commands: argparse._SubParsersAction) -> None:
 def _run_neutralize(args: argparse.Namespace) -> int:
     from facelab.batch import is_batch_input
     from facelab.evaluation.metrics import per_vertex_error
-    from facelab.evaluation.sample import read_expressions
     from facelab.mesh import read_mesh, write_mesh
 
     if is_batch_input(args.input):
@@ -59,7 +58,7 @@ def _run_neutralize(args: argparse.Namespace) -> int:
     result: dict = {"output": str(args.out),
                     "top5": [[s, p] for s, p in model.top_subjects_of_embedding(analysis.embedding, 5)]}
     if analysis.expression_probabilities is not None:
-        result["expressions"] = [[e, p] for e, p in read_expressions(model, analysis.expression_probabilities)]
+        result["expressions"] = [[e, p] for e, p in model.top_expressions_of_reading(analysis.expression_probabilities)]
     scalars = None
     if truth is not None:
         error = per_vertex_error(predicted.vertices, truth.vertices)

@@ -72,10 +72,5 @@ def compute_sample(model, expressive: np.ndarray, truth: np.ndarray | None = Non
         sample.error = per_vertex_error(sample.predicted, truth).astype(np.float32)
     sample.embedding = np.asarray(analysis.embedding)
     sample.top5 = model.top_subjects_of_embedding(sample.embedding, k=5)
-    sample.expressions = read_expressions(model, analysis.expression_probabilities)
+    sample.expressions = model.top_expressions_of_reading(analysis.expression_probabilities)
     return sample
-
-
-def read_expressions(model, probabilities: np.ndarray | None, k: int = 3) -> list[tuple[str, float]]:
-    """The k likeliest of ``model``'s expressions under one face's ``probabilities`` (none: [])."""
-    return [] if probabilities is None else model.top_expressions_of_reading(probabilities, k)
