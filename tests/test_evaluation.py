@@ -175,3 +175,7 @@ def test_expression_recognition_counts_only_the_labels_the_model_knows():
     assert bands[(0.0, 0.5)][0] == 0 and np.isnan(bands[(0.0, 0.5)][1])
     none = expression_recognition(["yawn"], expressions, probabilities[:1])
     assert none["pairs"] == 0 and np.isnan(none["accuracy"])
+    # with errors but no known label: the same keys, not a number where nothing was read
+    none = expression_recognition(["yawn"], expressions, probabilities[:1], np.array([0.3]))
+    assert none["pairs"] == 0 and np.isnan(none["error_read_right_mm"]) and np.isnan(none["error_read_wrong_mm"])
+    assert none["by_confidence"][1]["share"] == 1.0     # its one face, read at p 0.7

@@ -80,10 +80,12 @@ def _print_evaluation(result: dict) -> None:
         print(f"{name:<12} {row['mean_error_mm']:>10.3f} {'':>8} {'':>8} {rank1}")
     print(f"pairs worse than their input: {result['worse_than_input']:.1%}")
     read = result.get("expression_recognition")
-    if read:
+    if read and read["pairs"]:
         print(f"expression read right: {read['accuracy']:.1%} of {read['pairs']} pairs ({read['top3_accuracy']:.1%} "
               f"in the top three); error read right {read['error_read_right_mm']:.3f} mm, "
               f"read wrong {read['error_read_wrong_mm']:.3f} mm")
+    elif read:
+        print("expression reading not scored: no test pair's label is an expression the model learned")
     for name, value in result.get("robustness", {}).items():
         # shares (of pairs, of probes ranked first, of faces read as ...) as percentages, errors in mm
         share = name.endswith("worse_than_input") or name.startswith("rank1") or "_read_as_" in name

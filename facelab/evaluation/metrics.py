@@ -103,10 +103,13 @@ def expression_recognition(labels: list[str], expressions: tuple[str, ...] | lis
     if errors is None:
         return result
     errors = np.asarray(errors, dtype=np.float64)
+    result["error_read_right_mm"] = result["error_read_wrong_mm"] = float("nan")
     if known.any():
         known_errors = errors[known]
-        result["error_read_right_mm"] = float(known_errors[right].mean()) if right.any() else float("nan")
-        result["error_read_wrong_mm"] = float(known_errors[~right].mean()) if (~right).any() else float("nan")
+        if right.any():
+            result["error_read_right_mm"] = float(known_errors[right].mean())
+        if (~right).any():
+            result["error_read_wrong_mm"] = float(known_errors[~right].mean())
     confidence = probabilities.max(axis=1)
     bands, low = [], 0.0
     for high in CONFIDENCE_BANDS:
