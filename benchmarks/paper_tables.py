@@ -189,13 +189,11 @@ def finished_run_minutes(run_dir: Path, config: TrainConfig) -> float | None:
     ``config``, the same configuration; None if there is no such run."""
     import csv
 
+    if not _holds_run_of(run_dir, config) or not (run_dir / "best.json").is_file():
+        return None
     try:
-        saved = json.loads((run_dir / "config.json").read_text())
         rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     except (OSError, ValueError):
-        return None
-    # Read through TrainConfig, so that a field added since the run was saved takes its default.
-    if TrainConfig.from_dict(saved).to_dict() != config.to_dict() or not (run_dir / "best.json").is_file():
         return None
     if len(rows) < config.epochs:
         return None
@@ -208,11 +206,17 @@ def interrupted_run(run_dir: Path, config: TrainConfig) -> bool:
     :func:`finished_run_minutes` did not find finished, so it is one that stopped early."""
     from facelab.training.checkpoint import checkpoint_exists
 
+    return _holds_run_of(run_dir, config) and checkpoint_exists(run_dir / "last")
+
+
+def _holds_run_of(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether ``run_dir``'s ``config.json`` is ``config``: read through TrainConfig, so that a
+    field added since the run was saved takes its default."""
     try:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return TrainConfig.from_dict(saved).to_dict() == config.to_dict() and checkpoint_exists(run_dir / "last")
+    return TrainConfig.from_dict(saved).to_dict() == config.to_dict()
 
 
 def evaluation_key(run_dir: Path, split) -> dict:

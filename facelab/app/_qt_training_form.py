@@ -160,7 +160,6 @@ class TrainingForm(QWidget):
         self.resume_run.toggled.connect(self._resume_toggled)
         self.out_dir.textChanged.connect(self._output_changed)
         self.variant.activated.connect(self._method_changed)      # a method the user picks
-        self._method_epochs: dict[str, int] = {}   # each method's default epochs (load_choices)
         self.set_open_dataset(None)
         self._source_changed()
         self._output_changed()
@@ -168,10 +167,9 @@ class TrainingForm(QWidget):
     def set_running(self, running: bool) -> None:
         """Lock the form while a run trains (its settings are the run's), and unlock it after."""
         self.running = running
-        for widget in (self.source, self.data_path, self.identities, self.epochs, self.batch_size,
-                       self.scratch, self.finetune, self.preview_every, self.out_dir):
+        for widget in (self.epochs, self.scratch, self.finetune, self.out_dir):
             widget.setEnabled(not running)
-        self._start_changed()
+        self._start_changed()                      # the data, method and run settings
         if not running:
             self._source_changed()
             self.model_changed()
@@ -188,8 +186,6 @@ class TrainingForm(QWidget):
         from facelab.training.config import VARIANTS, TrainConfig
         from facelab.training.recipe import RECOMMENDED as RECIPE
 
-        self._method_epochs = {RECOMMENDED_METHOD: RECIPE["epochs"],
-                               **{variant: TrainConfig.epochs for variant in VARIANTS}}
         self.variant.addItem("recommended (the bundled model's recipe)", RECOMMENDED_METHOD)
         for variant in VARIANTS:
             self.variant.addItem(variant, variant)
@@ -370,9 +366,12 @@ class TrainingForm(QWidget):
     @Slot()
     def _method_changed(self) -> None:
         """A method picked: the epochs box takes its default (the recipe trains none)."""
-        epochs = self._method_epochs.get(self.variant.currentData())
-        if epochs is not None and not self.running:
-            self.epochs.setValue(epochs)
+        from facelab.training.config import TrainConfig
+        from facelab.training.recipe import RECOMMENDED as RECIPE
+
+        if not self.running:
+            recipe = self.variant.currentData() == RECOMMENDED_METHOD
+            self.epochs.setValue(RECIPE["epochs"] if recipe else TrainConfig.epochs)
 
     @Slot()
     def _output_changed(self) -> None:
