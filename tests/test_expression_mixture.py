@@ -225,3 +225,30 @@ def test_rare_expressions_share_one_map():
 def test_the_mixture_options_are_checked(options, message):
     with pytest.raises(FacelabError, match=message):
         TrainConfig(data="tiny", **options).validate()
+
+
+def test_the_whitened_router_reads_the_standardised_coordinates_it_is_given():
+    # Three expressions that differ slightly, inside a large spread that each person's own shape adds
+    # along a shared direction: the whitened router, its whitening folded into its first layer,
+    # names held-out people's expressions from the coordinates as they come.
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0, 0, 0], [0.6, 0, 0, 0], [0, 0.6, 0, 0]])
+    person = np.array([1.0, 1.0, 0.5, 0.0])
+
+    def faces(people):
+        shapes = rng.normal(0, 5.0, size=(people, 1)) * person
+        rows = [(shape + means[k] + rng.normal(0, 0.1, 4), k) for shape in shapes for k in range(3)]
+        return torch.tensor(np.array([r for r, _ in rows])), torch.tensor([k for _, k in rows])
+
+    inputs, labels = faces(60)
+    held, held_labels = faces(40)
+    noise = torch.eye(4, dtype=torch.float64)
+    router = ExpressionMixture(4, 0, 3, hidden=16).router
+    mixture_fit._fit_router_of("whitened", router, inputs.float(), labels, noise, 0.0, noise.float(), 0.0, 800, 0)
+    # the same router trained on the whitened coordinates gives the same reading of the raw ones
+    whitening = mixture_fit._within_expression_whitening(inputs, labels, 0.0 * noise)
+    on_whitened = ExpressionMixture(4, 0, 3, hidden=16).router
+    mixture_fit._fit_router(on_whitened, (inputs @ whitening.T).float(), labels, (whitening @ noise).float(), 0.0, 800, 0)
+    with torch.no_grad():
+        assert (router(held.float()).argmax(1) == held_labels).float().mean() > 0.9
+        torch.testing.assert_close(router(held.float()), on_whitened((held @ whitening.T).float()), atol=1e-3, rtol=1e-3)

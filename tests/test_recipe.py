@@ -51,6 +51,23 @@ def test_recommended_sets_the_recipe_and_the_options_given_override_it(tmp_path)
     assert dataclasses.asdict(RECOMMENDED["experimental"])["recognizer_warmup_samples"] == 12800
 
 
+def test_recommended_samples_the_bundled_models_synthfaces_identities_unless_told(tmp_path):
+    from facelab.training.recipe import RECOMMENDED_SYNTH_IDENTITIES
+
+    trained = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())["train_config"]
+    assert trained["data_options"]["identities"] == RECOMMENDED_SYNTH_IDENTITIES
+    out = ["--out", str(tmp_path / "run")]
+    for given, identities in (([], RECOMMENDED_SYNTH_IDENTITIES), (["--identities", "300"], 300)):
+        config = train_config_from_args(build_parser().parse_args(["train", "--recommended", *given, *out]))
+        assert config.data_options == {"identities": identities}
+    # another dataset keeps its own default, and a plain run SynthFaces' default
+    (tmp_path / "data").mkdir()
+    other = train_config_from_args(build_parser().parse_args(["train", "--recommended", "--data",
+                                                              str(tmp_path / "data"), *out]))
+    assert other.data_options == {}
+    assert train_config_from_args(build_parser().parse_args(["train", *out])).data_options == {}
+
+
 @pytest.mark.parametrize("start", [["--resume"], ["--init", str(BUNDLED_MODEL)]])
 def test_recommended_starts_a_new_run_only(tmp_path, capsys, start):
     assert main(["train", "--recommended", "--out", str(tmp_path / "run"), *start]) == EXIT_USER_ERROR

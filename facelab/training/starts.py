@@ -303,9 +303,7 @@ def fit_missing_maps(trainer):
         trainer.emit("on_preparing", Preparing("fitting one map per expression and the expression classifier"))
         fitted = fit_mixture(batches, fusion, trainer.network.config.fusion_expressions,
                              seed=config.seed, input_noise_mm=config.input_noise_mm, blends=config.mixture_blends)
-        if fitted.shrinkage is not None:
-            trainer.emit("on_preparing", Preparing(
-                f"expression maps shrunk towards the shared one by {fitted.shrinkage:g} pairs (chosen on held-out subjects)"))
+        trainer.emit("on_preparing", Preparing(fitted.describe()))
         return fitted
     return None
 
