@@ -15,9 +15,10 @@ are fitted on four fifths of the training subjects and the router (of :data:`ROU
 shrinkage (of :data:`SHRINKAGE`) whose mixture predicts the other fifth best are kept, then
 everything is fitted again on all of them. The ``whitened`` router reads the coordinates after
 dividing out how faces of one expression vary (the pooled within-expression covariance, mostly
-the people's own shape inside ``U``); with few subjects it does not learn the training people's
-faces instead of their expressions (on 63 SynthFaces subjects it names 52% of held-out pairs right
-where the ``plain`` one names 39%), with many the plain one may do as well. The whitening is a
+the people's own shape inside ``U``); with few subjects it learns the expressions rather than the
+training people's faces (fitted on 63 SynthFaces subjects it reads 45% of unseen people's pairs
+right where the ``plain`` one reads 38%: docs/results/router_screen.json); with many the plain
+one can read more. The whitening is a
 linear map of the input, folded into the router's first layer, so the model holds one network
 either way.
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
