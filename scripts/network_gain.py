@@ -57,8 +57,9 @@ def measure(run: Path, scratch: Path) -> dict:
     row = {"run": run.name, "data": trainer.dataset.name, "method": method_of(config), "seed": config.seed,
            "epochs": len(validation), "start_val_mm": start, "best_val_mm": best,
            "training_gain_mm": start - best, "training_gain_share": (start - best) / start}
-    if trainer.mixture_fit is not None:  # how far the start's expression maps were shrunk, in pairs
+    if trainer.mixture_fit is not None:  # how far the start's expression maps were shrunk, in pairs, and its router
         row["mixture_shrinkage"] = trainer.mixture_fit.shrinkage
+        row["mixture_router"] = trainer.mixture_fit.router
     return row
 
 

@@ -156,6 +156,9 @@ def _mixture_fit_of(dataset, tmp_path, monkeypatch):
 def test_distinct_expressions_keep_maps_of_their_own(tmp_path, monkeypatch):
     fit = _mixture_fit_of(make_tiny_dataset(subjects=20), tmp_path, monkeypatch)
     assert set(fit.held_out_errors) == set(mixture_fit.SHRINKAGE)
+    # every router was tried on the held-out subjects, and the one kept predicted them best
+    assert set(fit.router_errors) == set(mixture_fit.ROUTERS)
+    assert fit.router_errors[fit.router] == min(fit.held_out_errors.values()) == min(fit.router_errors.values())
     assert fit.shrinkage < float("inf")
     assert fit.held_out_errors[fit.shrinkage] < 0.95 * fit.held_out_errors[float("inf")]
 
@@ -242,13 +245,17 @@ def test_the_whitened_router_reads_the_standardised_coordinates_it_is_given():
 
     inputs, labels = faces(60)
     held, held_labels = faces(40)
-    noise = torch.eye(4, dtype=torch.float64)
+    inputs = inputs.float().double()
+    noise = torch.diag(torch.tensor([0.5, 1.0, 2.0, 1.0], dtype=torch.float64))  # unit mesh noise's covariance
+    root = torch.linalg.cholesky(noise)
+    noise_mm, variance = 0.1, 0.1 ** 2 / 3
     router = ExpressionMixture(4, 0, 3, hidden=16).router
-    mixture_fit._fit_router_of("whitened", router, inputs.float(), labels, noise, 0.0, noise.float(), 0.0, 800, 0)
-    # the same router trained on the whitened coordinates gives the same reading of the raw ones
-    whitening = mixture_fit._within_expression_whitening(inputs, labels, 0.0 * noise)
+    mixture_fit._fit_router_of("whitened", router, inputs.float(), labels, noise, variance, root.float(), noise_mm, 800, 0)
+    # the same router trained on the whitened coordinates (and whitened noise) reads the raw ones alike
+    whitening = mixture_fit._within_expression_whitening(inputs, labels, variance * noise)
     on_whitened = ExpressionMixture(4, 0, 3, hidden=16).router
-    mixture_fit._fit_router(on_whitened, (inputs @ whitening.T).float(), labels, (whitening @ noise).float(), 0.0, 800, 0)
+    mixture_fit._fit_router(on_whitened, (inputs @ whitening.T).float(), labels, (whitening @ root).float(), noise_mm,
+                            800, 0)
     with torch.no_grad():
         assert (router(held.float()).argmax(1) == held_labels).float().mean() > 0.9
         torch.testing.assert_close(router(held.float()), on_whitened((held @ whitening.T).float()), atol=1e-3, rtol=1e-3)

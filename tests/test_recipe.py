@@ -57,7 +57,8 @@ def test_recommended_samples_the_bundled_models_synthfaces_identities_unless_tol
     trained = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())["train_config"]
     assert trained["data_options"]["identities"] == RECOMMENDED_SYNTH_IDENTITIES
     out = ["--out", str(tmp_path / "run")]
-    for given, identities in (([], RECOMMENDED_SYNTH_IDENTITIES), (["--identities", "300"], 300)):
+    for given, identities in (([], RECOMMENDED_SYNTH_IDENTITIES), (["--identities", "300"], 300),
+                              (["--format", "synth", "--data", str(tmp_path / "anywhere")], RECOMMENDED_SYNTH_IDENTITIES)):
         config = train_config_from_args(build_parser().parse_args(["train", "--recommended", *given, *out]))
         assert config.data_options == {"identities": identities}
     # another dataset keeps its own default, and a plain run SynthFaces' default

@@ -184,7 +184,9 @@ def train_config_from_args(args: argparse.Namespace):
     if getattr(args, "recommended", False):
         from facelab.training.recipe import RECOMMENDED_SYNTH_IDENTITIES, recommended_config
 
-        if not args.identities and fields.get("data", "synth") == "synth":
+        from facelab.data.layouts import SYNTH
+
+        if not args.identities and SYNTH in (fields.get("data", TrainConfig.data), args.data_format):
             fields["data_options"] = {"identities": RECOMMENDED_SYNTH_IDENTITIES}
         return recommended_config(**fields)
     return TrainConfig(**fields)

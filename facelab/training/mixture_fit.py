@@ -162,8 +162,8 @@ class MixtureFit:
         """One line for the run's log."""
         if self.shrinkage is None:
             return f"expression maps each their own, {self.router} router (too few subjects to choose on)"
-        maps = (f"shrunk towards the shared one by {self.shrinkage:g} pairs' worth" if self.shrinkage
-                else "each their own")
+        maps = ("all the shared one" if self.shrinkage == float("inf") else
+                f"shrunk towards the shared one by {self.shrinkage:g} pairs' worth" if self.shrinkage else "each their own")
         return f"expression maps {maps}, {self.router} router (both chosen on held-out subjects)"
 
 
@@ -171,7 +171,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
                 input_noise_mm: float = 0.0, steps: int | None = None, blends: int = 0) -> MixtureFit:
     """Fit ``fusion.mixture`` (a :class:`~facelab.nn.subspace_fusion.SubspaceFusion` with its bases
     set) on the batches' pairs, whose labels map onto ``expressions`` (from
-    :func:`mixture_expressions`), choosing the maps' shrinkage on held-out subjects; with
+    :func:`mixture_expressions`), choosing the maps' shrinkage and the router on held-out subjects; with
     ``blends`` (``expressions`` then ends with :data:`BLEND`), on that many blends per subject too."""
     steps = STEPS if steps is None else steps
     mixture = fusion.mixture
@@ -354,7 +354,9 @@ def _within_expression_whitening(inputs: torch.Tensor, labels: torch.Tensor, noi
     covariance = ((1 - WHITENING_SHRINKAGE) * covariance
                   + WHITENING_SHRINKAGE * torch.trace(covariance) / dims * torch.eye(dims, dtype=torch.float64))
     values, vectors = torch.linalg.eigh(covariance)
-    return vectors @ torch.diag(values.clamp(min=1e-12).rsqrt()) @ vectors.T
+    if float(values.max()) <= 0.0:  # every expression a single point: nothing to whiten
+        return torch.eye(dims, dtype=torch.float64)
+    return vectors @ torch.diag(values.clamp(min=1e-12 * float(values.max())).rsqrt()) @ vectors.T
 
 
 def _fit_router(router: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, noise_root: torch.Tensor,
