@@ -182,9 +182,8 @@ def train_config_from_args(args: argparse.Namespace):
     if args.recognizer_warmup is not None:
         fields["experimental"] = ExperimentalOptions(recognizer_warmup_samples=args.recognizer_warmup)
     if getattr(args, "recommended", False):
-        from facelab.training.recipe import RECOMMENDED_SYNTH_IDENTITIES, recommended_config
-
         from facelab.data.layouts import SYNTH
+        from facelab.training.recipe import RECOMMENDED_SYNTH_IDENTITIES, recommended_config
 
         if not args.identities and SYNTH in (fields.get("data", TrainConfig.data), args.data_format):
             fields["data_options"] = {"identities": RECOMMENDED_SYNTH_IDENTITIES}

@@ -17,10 +17,9 @@ everything is fitted again on all of them. The ``whitened`` router reads the coo
 dividing out how faces of one expression vary (the pooled within-expression covariance, mostly
 the people's own shape inside ``U``); with few subjects it learns the expressions rather than the
 training people's faces (fitted on 63 SynthFaces subjects it reads 45% of unseen people's pairs
-right where the ``plain`` one reads 38%: docs/results/router_screen.json); with many the plain
-one can read more. The whitening is a
-linear map of the input, folded into the router's first layer, so the model holds one network
-either way.
+right where the ``plain`` one reads 38%: docs/results/router_screen.json); with many, either
+can predict better. The whitening is a linear map of the input, folded into the router's first
+layer, so the model holds one network either way.
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
 normalised per vertex, so a squared error on them would weigh still vertices most).
 Where expressions are few, distinct and well sampled (SynthFaces) the maps stay apart; where
