@@ -25,7 +25,7 @@ import numpy as np
 
 from facelab.atomic import atomic_write_text
 from facelab.data.synth_dataset import load_synthfaces
-from facelab.evaluation.metrics import per_vertex_error
+from facelab.evaluation.metrics import expression_recognition, per_vertex_error
 from facelab.model import FaceLabModel
 from facelab.provenance import provenance
 from facelab.training import Trainer, mixture_fit
@@ -44,10 +44,10 @@ def measure(trainer: Trainer, dataset, pairs) -> dict:
     analysis = model.analyse(expressive)
     errors = per_vertex_error(analysis.neutral, truth).mean(axis=1)
     do_nothing = per_vertex_error(expressive, truth).mean(axis=1)
-    read = np.array(model.expressions)[analysis.expression_probabilities.argmax(axis=1)]
+    read = expression_recognition([p.expression for p in pairs], model.expressions, analysis.expression_probabilities)
     return {"pairs": len(pairs), "mean_error_mm": float(errors.mean()), "do_nothing_mm": float(do_nothing.mean()),
             "worse_than_input": float(np.mean(errors > do_nothing)),
-            "expression_read_right": float(np.mean(read == np.array([p.expression for p in pairs]))),
+            "expression_read_right": read["accuracy"],
             "oracle_label_mm": oracle_label_error(trainer, dataset, pairs)}
 
 

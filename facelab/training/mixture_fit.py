@@ -219,6 +219,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
             to_mm = fusion.expression_basis.double().cpu() * batches.std.reshape(-1, 1).double().cpu()
             maps = _MapFit(standardised, pair_targets, labels, expressions, noise, noise_variance, kept)
             held_features, held_targets = standardised[held], pair_targets[held]
+            fitted_maps = {candidate: maps.fit(candidate) for candidate in SHRINKAGE}  # the same for every router
             by_router = {}
             for kind in ROUTERS:
                 _fit_router_of(kind, router, router_inputs[kept], labels[kept], noise, noise_variance, noise_root,
@@ -226,8 +227,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
                 with torch.no_grad():
                     probabilities = torch.softmax(router(router_inputs[held]), dim=1).double()
                 by_router[kind] = {}
-                for candidate in SHRINKAGE:
-                    weight, bias = maps.fit(candidate)
+                for candidate, (weight, bias) in fitted_maps.items():
                     predicted = _mixed(held_features, probabilities, weight, bias)
                     by_router[kind][candidate] = _mean_vertex_error_mm(predicted - held_targets, to_mm)
                 router_errors[kind] = min(by_router[kind].values())
