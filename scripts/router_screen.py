@@ -3,9 +3,9 @@
     python scripts/router_screen.py [--identities 100] [--fresh 100] [--out docs/results/router_screen.json]
 
 The recommended recipe (facelab/training/recipe.py) is prepared, its fits made and no training step
-taken, on ``--identities`` SynthFaces identities twice: with the plain router alone, and with the
-fit choosing between the plain and the whitened router on held-out training subjects (what
-facelab does; facelab/training/mixture_fit.py). Each is measured on the run's validation subjects
+taken, on ``--identities`` SynthFaces identities: once with each router of
+facelab/training/mixture_fit.py's ``ROUTERS`` alone, and once with the fit choosing among them on
+held-out training subjects (what facelab does, row ``router_chosen``). Each is measured on the run's validation subjects
 and on every pair of ``--fresh`` identities drawn with SynthFaces seed 1 (people no run saw; the
 test split is never read): mean error, do-nothing, share of pairs worse than their input, the
 expression read right, and the error with each pair's true expression label instead of the
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     fresh = load_synthfaces(args.fresh, seed=1)
     rows = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, routers in (("plain_router", ("plain",)), ("router_chosen", mixture_fit.ROUTERS)):
+        everything = mixture_fit.ROUTERS
+        for name, routers in [*((f"{kind}_router", (kind,)) for kind in everything), ("router_chosen", everything)]:
             mixture_fit.ROUTERS = routers
             config = recommended_config(data="synth", data_options={"identities": args.identities},
                                         tensorboard=False, preview_every=0)

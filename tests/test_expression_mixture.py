@@ -259,3 +259,37 @@ def test_the_whitened_router_reads_the_standardised_coordinates_it_is_given():
     with torch.no_grad():
         assert (router(held.float()).argmax(1) == held_labels).float().mean() > 0.9
         torch.testing.assert_close(router(held.float()), on_whitened((held @ whitening.T).float()), atol=1e-3, rtol=1e-3)
+
+
+def test_the_discriminant_router_gives_each_expressions_gaussian_posterior(monkeypatch):
+    # Expressions as Gaussians with one shared covariance: the router network, holding the linear
+    # discriminant exactly, gives held-out faces the posterior those Gaussians and the expressions'
+    # shares of the pairs give.
+    from scipy.special import softmax
+    from scipy.stats import multivariate_normal
+
+    monkeypatch.setattr(mixture_fit, "WHITENING_SHRINKAGE", 0.0)
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0.5, 0]])
+    spread = np.array([[1.0, 0.8, 0, 0], [0, 0.6, 0, 0], [0, 0, 0.3, 0], [0, 0, 0, 0.5]])
+    counts = (30, 60, 90)
+    labels = torch.tensor(np.repeat(np.arange(3), counts))
+    inputs = torch.tensor(means[labels.numpy()] + rng.normal(size=(len(labels), 4)) @ spread)
+    router = ExpressionMixture(4, 0, 3, hidden=8).router
+    noise = torch.eye(4, dtype=torch.float64)
+    mixture_fit._fit_router_of("discriminant", router, inputs.float(), labels, noise, 0.0, noise.float(), 0.0, 0, 0)
+
+    x = inputs.float().double().numpy()
+    fitted = np.array([x[labels.numpy() == k].mean(0) for k in range(3)])
+    pooled = sum(np.cov(x[labels.numpy() == k].T, bias=True) * n for k, n in enumerate(counts)) / len(x)
+    held = means[rng.integers(3, size=200)] + rng.normal(size=(200, 4)) @ spread
+    log_posterior = np.stack([multivariate_normal(fitted[k], pooled).logpdf(held) + np.log(counts[k] / len(x))
+                              for k in range(3)], axis=1)
+    with torch.no_grad():
+        read = torch.softmax(router(torch.tensor(held, dtype=torch.float32)), dim=1).numpy()
+    np.testing.assert_allclose(read, softmax(log_posterior, axis=1), atol=1e-4)
+
+
+def test_a_router_too_narrow_for_the_discriminant_is_not_offered_it():
+    assert "discriminant" in mixture_fit._routers_for(ExpressionMixture(8, 0, 3, hidden=16).router)
+    assert mixture_fit._routers_for(ExpressionMixture(9, 0, 3, hidden=16).router) == ("plain", "whitened")

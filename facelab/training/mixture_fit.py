@@ -19,7 +19,9 @@ the people's own shape inside ``U``); with few subjects it learns the expression
 training people's faces (fitted on 63 SynthFaces subjects it reads 45% of unseen people's pairs
 right where the ``plain`` one reads 38%: docs/results/router_screen.json); with many, either
 can predict better. The whitening is a linear map of the input, folded into the router's first
-layer, so the model holds one network either way.
+layer; the ``discriminant`` router is the linear discriminant on the same covariance, each
+expression a Gaussian about its mean, fitted in closed form and held exactly by the same network
+(each hidden unit paired with its negative). So a model holds one router network whichever is chosen.
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
 normalised per vertex, so a squared error on them would weigh still vertices most).
 Where expressions are few, distinct and well sampled (SynthFaces) the maps stay apart; where
@@ -62,8 +64,9 @@ RIDGE = 1e-3
 #: (a prior as strong as that many pairs of average spread): 0 fits each expression alone, inf
 #: gives every expression the shared map (each keeps its own offset).
 SHRINKAGE = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, float("inf"))
-#: The routers tried: on the standardised coordinates, or on them whitened within expressions.
-ROUTERS = ("plain", "whitened")
+#: The routers tried: a network on the standardised coordinates, or on them whitened within
+#: expressions, or the linear discriminant (each expression a Gaussian with the pooled covariance).
+ROUTERS = ("plain", "whitened", "discriminant")
 #: How far the within-expression covariance is pulled towards its mean eigenvalue before whitening.
 WHITENING_SHRINKAGE = 0.05
 #: Held-out pairs the shrinkage is judged on (a seeded sample where there are more).
@@ -221,7 +224,7 @@ def fit_mixture(batches: PairBatches, fusion, expressions: tuple[str, ...], seed
             held_features, held_targets = standardised[held], pair_targets[held]
             fitted_maps = {candidate: maps.fit(candidate) for candidate in SHRINKAGE}  # the same for every router
             by_router = {}
-            for kind in ROUTERS:
+            for kind in _routers_for(router):
                 _fit_router_of(kind, router, router_inputs[kept], labels[kept], noise, noise_variance, noise_root,
                                input_noise_mm, steps, seed)
                 with torch.no_grad():
@@ -335,6 +338,10 @@ def _fit_router_of(kind: str, router: torch.nn.Module, inputs: torch.Tensor, lab
         return
     dims = inputs.shape[1]
     whitening = _within_expression_whitening(inputs.double(), labels, noise[:dims, :dims] * noise_variance)
+    if kind == "discriminant":
+        experts = router[-1].out_features
+        _set_linear_router(router, *_linear_discriminant(inputs.double() @ whitening.T, labels, whitening, experts))
+        return
     _fit_router(router, (inputs.double() @ whitening.T).float(), labels, (whitening @ noise_root.double()).float(),
                 input_noise_mm, steps, seed)
     with torch.no_grad():
@@ -356,6 +363,50 @@ def _within_expression_whitening(inputs: torch.Tensor, labels: torch.Tensor, noi
     if float(values.max()) <= 0.0:  # every expression a single point: nothing to whiten
         return torch.eye(dims, dtype=torch.float64)
     return vectors @ torch.diag(values.clamp(min=1e-12 * float(values.max())).rsqrt()) @ vectors.T
+
+
+def _routers_for(router: torch.nn.Sequential) -> tuple[str, ...]:
+    """The :data:`ROUTERS` this router network can hold (the discriminant needs its hidden layers
+    twice as wide as its input)."""
+    first = router[0]
+    return tuple(kind for kind in ROUTERS if kind != "discriminant" or 2 * first.in_features <= first.out_features)
+
+
+def _linear_discriminant(whitened: torch.Tensor, labels: torch.Tensor, whitening: torch.Tensor,
+                         experts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear discriminant's logits ``x @ weight.T + bias`` (weight (K, d), bias (K,)): the log
+    posterior of each expression, a Gaussian about its mean with the pooled covariance (whitened to
+    the identity by ``whitening``), weighed by its share of the pairs. Expressions without pairs
+    get no chance (a bias of -1e4)."""
+    counts = torch.bincount(labels, minlength=experts).double()
+    means = torch.zeros(len(counts), whitened.shape[1], dtype=torch.float64).index_add_(0, labels, whitened)
+    means /= counts.clamp(min=1)[:, None]
+    weight = means @ whitening  # back from whitened coordinates: (W x) . m = x . (W^T m), W symmetric
+    bias = -0.5 * (means * means).sum(1) + torch.log(counts.clamp(min=1) / counts.sum())
+    bias[counts == 0] = -1e4
+    return weight, bias
+
+
+def _set_linear_router(router: torch.nn.Sequential, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Make the router (Linear, SiLU, Linear, SiLU, Linear) compute ``x @ weight.T + bias`` exactly.
+    Each hidden layer carries the input as pairs of units (u, -u), since silu(u) - silu(-u) = u, so
+    a model holds a linear router in the same network (and checkpoint) as the others."""
+    first, second, last = (layer for layer in router if isinstance(layer, torch.nn.Linear))
+    dims, hidden = first.in_features, first.out_features
+    if 2 * dims > hidden:
+        raise ValueError(f"a linear router of {dims} inputs needs {2 * dims} hidden units, the router has {hidden}")
+    eye = torch.eye(dims)
+    with torch.no_grad():
+        for layer in (first, second, last):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        first.weight[:dims] = eye
+        first.weight[dims:2 * dims] = -eye
+        second.weight[:dims, :dims], second.weight[:dims, dims:2 * dims] = eye, -eye
+        second.weight[dims:2 * dims, :dims], second.weight[dims:2 * dims, dims:2 * dims] = -eye, eye
+        last.weight[:, :dims] = weight.float()
+        last.weight[:, dims:2 * dims] = -weight.float()
+        last.bias.copy_(bias.float())
 
 
 def _fit_router(router: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, noise_root: torch.Tensor,
