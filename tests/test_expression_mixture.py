@@ -84,6 +84,13 @@ def test_a_run_fits_the_mixture_which_beats_doing_nothing_and_travels_with_the_c
     truth = np.asarray(dataset.vertices[[p.neutral for p in pairs]])
     model = FaceLabModel.load(tmp_path / "run" / "last")
     assert model.network.config.fusion_expressions == tuple(labels)
+    # the checkpoint says which router and shrinkage the fit chose, and a model fine-tuned from it,
+    # its mixture not fitted again, keeps that record
+    assert model.meta["mixture_fit"] == json.loads(json.dumps(trainer.mixture_fit.to_dict()))
+    assert model.meta["mixture_fit"]["router"] in mixture_fit.ROUTERS
+    tuned = Trainer(config, tmp_path / "tuned", dataset=dataset, init_checkpoint=tmp_path / "run" / "last")
+    tuned.prepare()
+    assert tuned.mixture_fit is None and tuned.checkpoint(None).meta["mixture_fit"] == model.meta["mixture_fit"]
     # fine-tuning it (CLI --init, the app's fine-tune box) keeps the method
     assert architecture_of(model.meta) == {"variant": "identity-preserving", "fusion_ridge": False,
                                            "fusion_mixture": True, "mixture_blends": 0, "neutral_pairs": 0,

@@ -87,6 +87,7 @@ SCHEMA: dict[str, Any] = {
                                       "description": "a list of vertex indices"}},
         },
         "alignment_choice": {"type": "object", "description": "what chose the alignment, a JSON object"},
+        "mixture_fit": {"type": "object", "description": "what the expression mixture's fit chose, a JSON object"},
         "optimizers": {"type": "object", "description": "the optimisers' scalars, a JSON object"},
         # Written by older facelab versions only (see the module docstring).
         "laplacian": _TEXT,

@@ -160,6 +160,13 @@ class MixtureFit:
     router: str = "plain"           # the chosen entry of ROUTERS ("plain" where none was held out)
     router_errors: dict[str, float] = field(default_factory=dict)  # router -> its best held-out error (mm)
 
+    def to_dict(self) -> dict:
+        """What the checkpoint records of the fit (``mixture_fit``); a shrinkage giving every
+        expression the shared map is written ``"inf"``."""
+        shrinkage = "inf" if self.shrinkage == float("inf") else self.shrinkage
+        return {"router": self.router, "router_held_out_mm": dict(self.router_errors), "shrinkage": shrinkage,
+                "training_accuracy": self.accuracy}
+
     def describe(self) -> str:
         """One line for the run's log."""
         if self.shrinkage is None:

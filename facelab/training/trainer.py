@@ -543,6 +543,9 @@ class Trainer:
         }
         if self.alignment_choice is not None:
             meta["alignment_choice"] = self.alignment_choice
+        mixture_fit = self._mixture_fit_record()
+        if mixture_fit is not None:
+            meta["mixture_fit"] = mixture_fit
         if meta["position"]["best_val"] == float("inf"):
             meta["position"]["best_val"] = None
         return Checkpoint(
@@ -550,6 +553,17 @@ class Trainer:
             template=self.template_vertices, norm_mean=self.normalisation.mean, norm_std=self.normalisation.std,
             meta=meta, optimizer_states=optimizers, alignment_tensors=self.alignment.tensors(),
         )
+
+    def _mixture_fit_record(self) -> dict | None:
+        """What chose the expression mixture's router and shrinkage: this run's fit, or, where the
+        mixture came fitted (resumed, fine-tuned), what the checkpoint it came from recorded."""
+        fusion = self.network.fusion
+        if fusion is None or fusion.mixture is None:
+            return None
+        if self.mixture_fit is not None:
+            return self.mixture_fit.to_dict()
+        source = self.start.checkpoint
+        return None if source is None else source.meta.get("mixture_fit")
 
     def _save(self, kind: str, metrics: dict[str, float] | None) -> Path:
         path = self.run_dir / kind
