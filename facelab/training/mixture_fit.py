@@ -7,21 +7,22 @@ training pair is projected once into the fusion's subspaces, then
 * each expression's map is a ridge regression, in closed form, from the input's standardised
   coordinates to the neutral face's ``U`` coordinates over that expression's pairs, shrunk towards
   the one map of all pairs;
-* the router is a classifier of the pair's expression from the input's ``U`` coordinates, trained
-  with Adam on the cross-entropy.
+* the router is a classifier of the pair's expression from the input's ``U`` coordinates: a small
+  network trained with Adam on the cross-entropy, or the linear discriminant.
 
 How far each map is shrunk, and which router, are chosen on held-out subjects: maps and routers
 are fitted on four fifths of the training subjects and the router (of :data:`ROUTERS`) and
 shrinkage (of :data:`SHRINKAGE`) whose mixture predicts the other fifth best are kept, then
 everything is fitted again on all of them. The ``whitened`` router reads the coordinates after
 dividing out how faces of one expression vary (the pooled within-expression covariance, mostly
-the people's own shape inside ``U``); with few subjects it learns the expressions rather than the
-training people's faces (fitted on 63 SynthFaces subjects it reads 45% of unseen people's pairs
-right where the ``plain`` one reads 38%: docs/results/router_screen.json); with many, either
-can predict better. The whitening is a linear map of the input, folded into the router's first
-layer; the ``discriminant`` router is the linear discriminant on the same covariance, each
-expression a Gaussian about its mean, fitted in closed form and held exactly by the same network
-(each hidden unit paired with its negative). So a model holds one router network whichever is chosen.
+the people's own shape inside ``U``), folded into its first layer; the ``discriminant`` router is
+the linear discriminant on the same covariance, each expression a Gaussian about its mean, fitted
+in closed form and held exactly by the same network (each hidden unit paired with its negative),
+so a model holds one router network whichever is chosen. With few subjects the network learns the
+training people's faces rather than their expressions and the discriminant does best (fitted on
+63 SynthFaces subjects it reads 57% of unseen people's pairs right, the whitened network 46%, the
+plain one 38%: docs/results/router_screen.json); with many, a network can predict better (on
+SynthFaces' 2,700 identities the fit chooses the whitened one).
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
 normalised per vertex, so a squared error on them would weigh still vertices most).
 Where expressions are few, distinct and well sampled (SynthFaces) the maps stay apart; where
