@@ -60,26 +60,35 @@ def main(argv: list[str] | None = None) -> int:
     stamp = provenance("python scripts/router_screen.py", argv)
     dataset = load_synthfaces(args.identities)
     fresh = load_synthfaces(args.fresh, seed=1)
-    rows = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        everything = mixture_fit.ROUTERS
-        for name, routers in [*((f"{kind}_router", (kind,)) for kind in everything), ("router_chosen", everything)]:
-            mixture_fit.ROUTERS = routers
-            config = recommended_config(data="synth", data_options={"identities": args.identities},
-                                        tensorboard=False, preview_every=0)
-            trainer = Trainer(config, Path(scratch) / name, dataset=dataset)
-            trainer.prepare()
-            fit = trainer.mixture_fit
-            rows[name] = {"routers_tried": list(routers), "router": fit.router,
-                          "router_held_out_mm": fit.router_errors, "shrinkage": fit.shrinkage,
-                          "training_subjects": len(trainer.split.fit_subjects),
-                          "validation": measure(trainer, dataset, dataset.pairs_of(trainer.split.validation_subjects)),
-                          "fresh_identities": measure(trainer, fresh, fresh.pairs)}
-            print(name, json.dumps(rows[name]), flush=True)
+    everything = mixture_fit.ROUTERS
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            rows = _rows(args.identities, dataset, fresh, everything, Path(scratch))
+    finally:
+        mixture_fit.ROUTERS = everything
     report = {**stamp, "data": dataset.name, "fresh_data": fresh.name, "rows": rows}
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def _rows(identities: int, dataset, fresh, everything: tuple[str, ...], scratch: Path) -> dict:
+    """One row per router of ``everything`` alone, and one for the fit choosing among them."""
+    rows = {}
+    for name, routers in [*((f"{kind}_router", (kind,)) for kind in everything), ("router_chosen", everything)]:
+        mixture_fit.ROUTERS = routers
+        config = recommended_config(data="synth", data_options={"identities": identities},
+                                    tensorboard=False, preview_every=0)
+        trainer = Trainer(config, scratch / name, dataset=dataset)
+        trainer.prepare()
+        fit = trainer.mixture_fit
+        rows[name] = {"routers_tried": list(routers), "router": fit.router,
+                      "router_held_out_mm": fit.router_errors, "shrinkage": fit.to_dict()["shrinkage"],
+                      "training_subjects": len(trainer.split.fit_subjects),
+                      "validation": measure(trainer, dataset, dataset.pairs_of(trainer.split.validation_subjects)),
+                      "fresh_identities": measure(trainer, fresh, fresh.pairs)}
+        print(name, json.dumps(rows[name]), flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -268,14 +268,16 @@ def test_the_whitened_router_reads_the_standardised_coordinates_it_is_given():
         torch.testing.assert_close(router(held.float()), on_whitened((held @ whitening.T).float()), atol=1e-3, rtol=1e-3)
 
 
-def test_the_discriminant_router_gives_each_expressions_gaussian_posterior(monkeypatch):
-    # Expressions as Gaussians with one shared covariance: the router network, holding the linear
-    # discriminant exactly, gives held-out faces the posterior those Gaussians and the expressions'
-    # shares of the pairs give.
+@pytest.mark.parametrize("shrinkage, noise_variance", [(0.0, 0.0), (0.3, 0.05)])
+def test_the_discriminant_router_gives_each_expressions_gaussian_posterior(monkeypatch, shrinkage, noise_variance):
+    # Expressions as Gaussians with one shared covariance (the pooled one, plus the expected noise,
+    # pulled towards its mean eigenvalue): the router network, holding the linear discriminant
+    # exactly, gives held-out faces the posterior those Gaussians and the expressions' shares of the
+    # pairs give.
     from scipy.special import softmax
     from scipy.stats import multivariate_normal
 
-    monkeypatch.setattr(mixture_fit, "WHITENING_SHRINKAGE", 0.0)
+    monkeypatch.setattr(mixture_fit, "WHITENING_SHRINKAGE", shrinkage)
     rng = np.random.default_rng(0)
     means = np.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0.5, 0]])
     spread = np.array([[1.0, 0.8, 0, 0], [0, 0.6, 0, 0], [0, 0, 0.3, 0], [0, 0, 0, 0.5]])
@@ -283,12 +285,15 @@ def test_the_discriminant_router_gives_each_expressions_gaussian_posterior(monke
     labels = torch.tensor(np.repeat(np.arange(3), counts))
     inputs = torch.tensor(means[labels.numpy()] + rng.normal(size=(len(labels), 4)) @ spread)
     router = ExpressionMixture(4, 0, 3, hidden=8).router
-    noise = torch.eye(4, dtype=torch.float64)
-    mixture_fit._fit_router_of("discriminant", router, inputs.float(), labels, noise, 0.0, noise.float(), 0.0, 0, 0)
+    noise = torch.diag(torch.tensor([0.5, 1.0, 2.0, 1.0], dtype=torch.float64))  # unit mesh noise's covariance
+    mixture_fit._fit_router_of("discriminant", router, inputs.float(), labels, noise, noise_variance,
+                               torch.linalg.cholesky(noise).float(), 0.0, 0, 0)
 
     x = inputs.float().double().numpy()
     fitted = np.array([x[labels.numpy() == k].mean(0) for k in range(3)])
     pooled = sum(np.cov(x[labels.numpy() == k].T, bias=True) * n for k, n in enumerate(counts)) / len(x)
+    pooled = pooled + noise_variance * noise.numpy()
+    pooled = (1 - shrinkage) * pooled + shrinkage * np.trace(pooled) / 4 * np.eye(4)
     held = means[rng.integers(3, size=200)] + rng.normal(size=(200, 4)) @ spread
     log_posterior = np.stack([multivariate_normal(fitted[k], pooled).logpdf(held) + np.log(counts[k] / len(x))
                               for k in range(3)], axis=1)

@@ -245,9 +245,13 @@ def check_comparison_table(text: str, tables: dict[str, dict]) -> None:
 def paper_tables() -> dict[str, dict]:
     tables = {label: json.loads(path.read_text()) for label, path in COMPARISON_FILES.items()}
     for label, path in COMPARISON_UPDATES.items():
-        for name, update in json.loads(path.read_text())["datasets"].items():
+        updates = json.loads(path.read_text())
+        settings = ("epochs", "batch_size", "seeds", "weight_init", "l1_reduction", "expression_dims", "identity_dims")
+        assert {k: updates[k] for k in settings} == {k: tables[label][k] for k in settings}
+        for name, update in updates["datasets"].items():
             first = tables[label]["datasets"][name]
-            assert (update["name"], update["test_subjects"]) == (first["name"], first["test_subjects"])
+            same = ("name", "options", "vertices", "test_subjects")
+            assert {k: update[k] for k in same} == {k: first[k] for k in same}
             for baseline in ("do_nothing", "linear"):   # the same split: the same baselines
                 assert update["baselines"][baseline]["mean_error_mm"] == pytest.approx(
                     first["baselines"][baseline]["mean_error_mm"], abs=5e-4)

@@ -22,7 +22,7 @@ so a model holds one router network whichever is chosen. With few subjects the n
 training people's faces rather than their expressions and the discriminant does best (fitted on
 63 SynthFaces subjects it reads 57% of unseen people's pairs right, the whitened network 46%, the
 plain one 38%: docs/results/router_screen.json); with many, a network can predict better (on
-SynthFaces' 2,700 identities the fit chooses the whitened one).
+SynthFaces' 2,700 identities the recipe's fit chose the whitened one).
 "Best" is validation's measure, the mean per-vertex distance in mm (the coordinates are
 normalised per vertex, so a squared error on them would weigh still vertices most).
 Where expressions are few, distinct and well sampled (SynthFaces) the maps stay apart; where
@@ -338,9 +338,10 @@ def _mean_vertex_error_mm(difference: torch.Tensor, to_mm: torch.Tensor) -> floa
 def _fit_router_of(kind: str, router: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
                    noise: torch.Tensor, noise_variance: float, noise_root: torch.Tensor, input_noise_mm: float,
                    steps: int, seed: int) -> None:
-    """Train the router of this kind (of :data:`ROUTERS`) on these inputs; a ``whitened`` one
-    trains on the inputs whitened within expressions, and the whitening is then folded into its
-    first layer, so either takes the standardised coordinates."""
+    """Fit the router of this kind (of :data:`ROUTERS`) on these inputs: a ``whitened`` one trains
+    on the inputs whitened within expressions, the whitening then folded into its first layer; a
+    ``discriminant`` one is set, in closed form, to the linear discriminant on the same covariance.
+    Each takes the standardised coordinates."""
     if kind == "plain":
         _fit_router(router, inputs, labels, noise_root, input_noise_mm, steps, seed)
         return
