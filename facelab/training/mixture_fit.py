@@ -375,10 +375,13 @@ def _within_expression_whitening(inputs: torch.Tensor, labels: torch.Tensor, noi
 
 
 def _routers_for(router: torch.nn.Sequential) -> tuple[str, ...]:
-    """The :data:`ROUTERS` this router network can hold (the discriminant needs its hidden layers
-    twice as wide as its input)."""
-    first = router[0]
-    return tuple(kind for kind in ROUTERS if kind != "discriminant" or 2 * first.in_features <= first.out_features)
+    """The :data:`ROUTERS` this router network can hold."""
+    return tuple(kind for kind in ROUTERS if kind != "discriminant" or _holds_linear(router))
+
+
+def _holds_linear(router: torch.nn.Sequential) -> bool:
+    """Whether the router can hold a linear map exactly: its hidden layers twice as wide as its input."""
+    return 2 * router[0].in_features <= router[0].out_features
 
 
 def _linear_discriminant(whitened: torch.Tensor, labels: torch.Tensor, whitening: torch.Tensor,
@@ -401,9 +404,10 @@ def _set_linear_router(router: torch.nn.Sequential, weight: torch.Tensor, bias: 
     Each hidden layer carries the input as pairs of units (u, -u), since silu(u) - silu(-u) = u, so
     a model holds a linear router in the same network (and checkpoint) as the others."""
     first, second, last = (layer for layer in router if isinstance(layer, torch.nn.Linear))
-    dims, hidden = first.in_features, first.out_features
-    if 2 * dims > hidden:
-        raise ValueError(f"a linear router of {dims} inputs needs {2 * dims} hidden units, the router has {hidden}")
+    dims = first.in_features
+    if not _holds_linear(router):
+        raise ValueError(f"a linear router of {dims} inputs needs {2 * dims} hidden units, "
+                         f"the router has {first.out_features}")
     eye = torch.eye(dims)
     with torch.no_grad():
         for layer in (first, second, last):
