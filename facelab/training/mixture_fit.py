@@ -348,8 +348,7 @@ def _fit_router_of(kind: str, router: torch.nn.Module, inputs: torch.Tensor, lab
     dims = inputs.shape[1]
     whitening = _within_expression_whitening(inputs.double(), labels, noise[:dims, :dims] * noise_variance)
     if kind == "discriminant":
-        experts = router[-1].out_features
-        _set_linear_router(router, *_linear_discriminant(inputs.double() @ whitening.T, labels, whitening, experts))
+        _set_linear_router(router, *_linear_discriminant(inputs.double(), labels, whitening, router[-1].out_features))
         return
     _fit_router(router, (inputs.double() @ whitening.T).float(), labels, (whitening @ noise_root.double()).float(),
                 input_noise_mm, steps, seed)
@@ -362,9 +361,7 @@ def _within_expression_whitening(inputs: torch.Tensor, labels: torch.Tensor, noi
     mean, plus the expected noise, pulled :data:`WHITENING_SHRINKAGE` of the way towards its mean
     eigenvalue (so that no direction few pairs span is blown up)."""
     dims = inputs.shape[1]
-    counts = torch.bincount(labels).clamp(min=1).double()
-    means = torch.zeros(len(counts), dims, dtype=torch.float64).index_add_(0, labels, inputs) / counts[:, None]
-    residual = inputs - means[labels]
+    residual = inputs - _expression_means(inputs, labels)[1][labels]
     covariance = residual.T @ residual / max(len(inputs), 1) + noise_covariance
     covariance = ((1 - WHITENING_SHRINKAGE) * covariance
                   + WHITENING_SHRINKAGE * torch.trace(covariance) / dims * torch.eye(dims, dtype=torch.float64))
@@ -384,17 +381,24 @@ def _holds_linear(router: torch.nn.Sequential) -> bool:
     return 2 * router[0].in_features <= router[0].out_features
 
 
-def _linear_discriminant(whitened: torch.Tensor, labels: torch.Tensor, whitening: torch.Tensor,
+def _expression_means(inputs: torch.Tensor, labels: torch.Tensor, experts: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each expression's pair count (K,) and mean input (K, d), K at least ``experts`` (zeros for
+    an expression without pairs)."""
+    counts = torch.bincount(labels, minlength=experts).double()
+    means = torch.zeros(len(counts), inputs.shape[1], dtype=inputs.dtype).index_add_(0, labels, inputs)
+    return counts, means / counts.clamp(min=1)[:, None]
+
+
+def _linear_discriminant(inputs: torch.Tensor, labels: torch.Tensor, whitening: torch.Tensor,
                          experts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The linear discriminant's logits ``x @ weight.T + bias`` (weight (K, d), bias (K,)): the log
     posterior of each expression, a Gaussian about its mean with the pooled covariance (whitened to
     the identity by ``whitening``), weighed by its share of the pairs. Expressions without pairs
     get no chance (a bias of -1e4)."""
-    counts = torch.bincount(labels, minlength=experts).double()
-    means = torch.zeros(len(counts), whitened.shape[1], dtype=torch.float64).index_add_(0, labels, whitened)
-    means /= counts.clamp(min=1)[:, None]
-    weight = means @ whitening  # back from whitened coordinates: (W x) . m = x . (W^T m), W symmetric
-    bias = -0.5 * (means * means).sum(1) + torch.log(counts.clamp(min=1) / counts.sum())
+    counts, means = _expression_means(inputs, labels, experts)
+    whitened = means @ whitening.T
+    weight = whitened @ whitening  # (W x) . (W m) = x . (W^T W m), W symmetric
+    bias = -0.5 * (whitened * whitened).sum(1) + torch.log(counts.clamp(min=1) / counts.sum())
     bias[counts == 0] = -1e4
     return weight, bias
 
