@@ -24,7 +24,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
                         help="start from the bundled model's recipe (identity-preserving with the expression mixture, "
                              "2 blends per subject, 10 neutral pairs, 0.1 mm input noise, no epoch, the recogniser "
                              "fitted on 12,800 pairs: facelab/training/recipe.py) and, on SynthFaces, its 2,700 "
-                             "identities (its fits want many people: on 100 they validate about four times worse); "
+                             "identities (its fits want many people: on 100 they validate about three times worse); "
                              "the options given as well override it")
     parser.add_argument("--data", help="'synth' (built-in) or a dataset path (default {data})")
     parser.add_argument("--format", dest="data_format", help="force a dataset layout")

@@ -14,7 +14,7 @@ which on SynthFaces validates the same as the ``canonical`` frame ``auto`` picks
 option given as well overrides its setting (``--epochs 5`` trains five epochs on top of the fits).
 On SynthFaces the command also samples the bundled model's 2,700 identities unless told otherwise:
 the fits want many people, and on SynthFaces' default 100 (63 fitted on) the recipe validates at
-0.59 mm where 2,700 give 0.14 (docs/neutraliser.md#few-training-subjects).
+0.40 mm where 2,700 give 0.13 (docs/neutraliser.md#few-training-subjects).
 """
 
 from __future__ import annotations
